@@ -1,0 +1,138 @@
+"""Commodity specifications: quality parameters, tolerances, scoring weights and minimum match score.
+
+One registry for every commodity the exchange lists. Quality parameters are floats in the unit the
+spec names. Sources for the parameter sets and valid ranges:
+
+- Cotton: HVI fibre properties as traded in India (CCI / CAI specs) and measured in the UGA variety
+  trials shipped in ``data/cotton_quality`` (UHML 25-33 mm, micronaire 3-5.5, strength 26-36 g/tex).
+- Soybean, mustard (rapeseed), chana (gram), wheat: AGMARK grade standards list moisture %,
+  foreign matter % and, for oilseeds, oil content %; wheat also protein %.
+
+Scoring weights (price, quality, distance, trust) sum to 1; ``min_score`` drops weak candidates in
+the ``quality`` profile. ``price_band`` is the fraction below (buyer) or above (seller) the incoming
+order's limit at which the price component reaches 1.0. ``reference_distance_km`` scales the
+distance component when the requirement gives no ``max_distance_km``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class QualityParam:
+    """One quality parameter: name, unit, valid physical range and the default tolerance (+/-)."""
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    tolerance: float
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringWeights:
+    """Weights of the quality-profile score components; they sum to 1."""
+
+    price: float = 0.4
+    quality: float = 0.3
+    distance: float = 0.2
+    trust: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class CommoditySpec:
+    """Everything the core needs to know about one commodity."""
+
+    name: str
+    display_name: str
+    params: tuple[QualityParam, ...]
+    units: tuple[str, ...] = ("kg", "quintal", "tonne")
+    weights: ScoringWeights = field(default_factory=ScoringWeights)
+    min_score: float = 0.3
+    price_band: float = 0.10
+    reference_distance_km: float = 1000.0
+    flag_near_duplicates: bool = True
+    near_duplicate_window_ms: int = 5 * 60 * 1000
+    default_profile: str = "quality"
+
+    def param(self, name: str) -> QualityParam | None:
+        """The parameter called ``name`` or None."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        return None
+
+    @property
+    def param_names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params)
+
+
+_MOISTURE = QualityParam("moisture_pct", "%", 0.0, 30.0, 1.0)
+_FOREIGN = QualityParam("foreign_matter_pct", "%", 0.0, 20.0, 0.5)
+
+COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
+    {
+        "cotton": CommoditySpec(
+            name="cotton",
+            display_name="Cotton (lint / kapas)",
+            units=("kg", "quintal", "tonne", "bale", "candy"),
+            params=(
+                QualityParam("staple_length_mm", "mm", 15.0, 40.0, 1.0, 2.0),
+                QualityParam("micronaire", "ug/inch", 2.0, 7.0, 0.3, 1.5),
+                QualityParam("strength_gtex", "g/tex", 15.0, 45.0, 2.0, 1.0),
+                QualityParam("uniformity_pct", "%", 70.0, 90.0, 1.5, 0.5),
+                QualityParam("trash_pct", "%", 0.0, 15.0, 1.0, 0.5),
+                QualityParam("moisture_pct", "%", 0.0, 20.0, 1.0, 0.5),
+            ),
+        ),
+        "soybean": CommoditySpec(
+            name="soybean",
+            display_name="Soybean",
+            params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 10.0, 25.0, 1.0)),
+        ),
+        "mustard": CommoditySpec(
+            name="mustard",
+            display_name="Mustard (rapeseed)",
+            params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 25.0, 50.0, 1.0)),
+        ),
+        "chana": CommoditySpec(
+            name="chana",
+            display_name="Chana (Bengal gram)",
+            params=(_MOISTURE, _FOREIGN),
+        ),
+        "wheat": CommoditySpec(
+            name="wheat",
+            display_name="Wheat",
+            params=(_MOISTURE, _FOREIGN, QualityParam("protein_pct", "%", 6.0, 20.0, 0.5)),
+        ),
+    }
+)
+
+ALIASES: Mapping[str, str] = MappingProxyType(
+    {"soyabean": "soybean", "soya bean": "soybean", "rapeseed": "mustard", "gram": "chana", "kapas": "cotton"}
+)
+
+
+def canonical_commodity(name: str) -> str | None:
+    """Canonical registry name for ``name`` (case-insensitive, Agmarknet spellings accepted) or None."""
+    if not isinstance(name, str):
+        return None
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    return key if key in COMMODITIES else None
+
+
+def get_spec(name: str) -> CommoditySpec:
+    """The spec for ``name``.
+
+    Raises:
+        KeyError: the commodity is not listed.
+    """
+    canon = canonical_commodity(name)
+    if canon is None:
+        raise KeyError(f"unknown commodity {name!r}")
+    return COMMODITIES[canon]

