@@ -1,0 +1,201 @@
+"""The persistence actor: an async Ray actor that owns an asyncpg pool and the event store.
+
+Shard actors hand it one :class:`persistence.event_store.BatchRows` per command batch; it commits the
+batch (events + projections) in one transaction and returns the batch's last seq. After the commit
+it publishes the events, in seq order, to the Redis channel ``td:events:<shard_id>`` as JSON
+``{"shard_id", "seq", "type", "ts", "payload"}`` when a Redis URL was given (publishing never delays
+the acknowledgement and a Redis failure never fails a commit).
+
+The pool is opened lazily and reopened after a PostgreSQL restart (asyncpg replaces broken
+connections on acquire), so a call during an outage raises and later calls succeed again.
+Named ``persistence`` in the runtime's namespace, ``max_restarts=-1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import ray
+
+from persistence.event_store import BatchRows, EventStore, init_connection
+
+log = logging.getLogger(__name__)
+
+ACTOR_NAME = "persistence"
+
+
+def channel_for(shard_id: str) -> str:
+    """Redis pub/sub channel of a shard's committed events."""
+    return f"td:events:{shard_id}"
+
+
+class PersistenceService:
+    """Implementation of the persistence actor (also usable directly inside an event loop).
+
+    ``dsn``: PostgreSQL URL. ``method``: ``copy`` | ``executemany``. ``pool_size``: max connections.
+    """
+
+    def __init__(
+        self, dsn: str, redis_url: str | None = None, method: str = "copy", pool_size: int = 4
+    ) -> None:
+        self.dsn = dsn
+        self.redis_url = redis_url
+        self.method = method
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._store: EventStore | None = None
+        self._lock = asyncio.Lock()
+        self._redis: Any = None
+        self._pubq: asyncio.Queue[tuple[str, list[str]]] | None = None
+        self._pubtask: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.events = 0
+        self.failures = 0
+
+    async def _get_store(self) -> EventStore:
+        if self._store is not None:
+            return self._store
+        async with self._lock:
+            if self._store is None:
+                import asyncpg
+
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    init=init_connection,
+                    command_timeout=60,
+                )
+                self._store = EventStore(self._pool, self.method)
+        return self._store
+
+    async def append(self, rows: BatchRows) -> int:
+        """Commit one batch (events + projections) in one transaction; return its last seq.
+        Raises on any database error (nothing of the batch is then committed)."""
+        store = await self._get_store()
+        try:
+            last = await store.append(rows)
+        except Exception:
+            self.failures += 1
+            raise
+        self.batches += 1
+        self.events += len(rows.events)
+        if self.redis_url and rows.events:
+            self._publish(rows)
+        return last
+
+    def _publish(self, rows: BatchRows) -> None:
+        if self._pubq is None:
+            self._pubq = asyncio.Queue(maxsize=10_000)
+            self._pubtask = asyncio.get_running_loop().create_task(self._publisher())
+        sid = json.dumps(rows.shard_id)
+        msgs = [
+            f'{{"shard_id":{sid},"seq":{seq},"type":"{typ}","ts":{ts},"payload":{payload}}}'
+            for (_s, seq, typ, _v, payload, ts) in rows.events
+        ]
+        try:
+            self._pubq.put_nowait((channel_for(rows.shard_id), msgs))
+        except asyncio.QueueFull:
+            log.warning("event publish queue full; dropping %d events of %s", len(msgs), rows.shard_id)
+
+    async def _publisher(self) -> None:
+        import redis.asyncio as aioredis
+
+        assert self._pubq is not None
+        while True:
+            channel, msgs = await self._pubq.get()
+            try:
+                if self._redis is None:
+                    self._redis = aioredis.Redis.from_url(str(self.redis_url))
+                pipe = self._redis.pipeline(transaction=False)
+                for m in msgs:
+                    pipe.publish(channel, m)
+                await pipe.execute()
+            except Exception as exc:  # never fail a commit because of fan-out
+                log.warning("publish to %s failed: %s", channel, exc)
+                self._redis = None
+
+    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[tuple[Any, ...]]:
+        """``(seq, type, ts, schema_version, payload_json)`` rows with seq > ``after_seq``."""
+        return await (await self._get_store()).read_events(shard_id, after_seq, limit)
+
+    async def max_seq(self, shard_id: str) -> int:
+        """Highest committed seq of a shard."""
+        return await (await self._get_store()).max_seq(shard_id)
+
+    async def save_snapshot(self, shard_id: str, seq: int, state_json: str) -> None:
+        """Store a snapshot of a shard's engine after ``seq``."""
+        await (await self._get_store()).save_snapshot(shard_id, seq, state_json)
+
+    async def latest_snapshot(self, shard_id: str) -> tuple[int, str] | None:
+        """``(seq, state_json)`` of the newest snapshot, or None."""
+        return await (await self._get_store()).latest_snapshot(shard_id)
+
+    async def upsert_shard(
+        self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
+    ) -> None:
+        """Register a shard in the ``shards`` table or update its status/node."""
+        await self._get_store()
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO shards (shard_id, region, commodity, status, node_id) VALUES ($1,$2,$3,$4,$5) "
+                "ON CONFLICT (shard_id) DO UPDATE SET status = EXCLUDED.status, "
+                "node_id = coalesce(EXCLUDED.node_id, shards.node_id), updated_at = now()",
+                shard_id,
+                region,
+                commodity,
+                status,
+                node_id,
+            )
+
+    async def list_shards(self) -> list[dict[str, Any]]:
+        """Rows of the ``shards`` table as dicts."""
+        await self._get_store()
+        async with self._pool.acquire() as conn:
+            recs = await conn.fetch(
+                "SELECT shard_id, region, commodity, status, node_id FROM shards ORDER BY shard_id"
+            )
+        return [dict(r) for r in recs]
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Run a read-only query (tests, operators); rows as dicts."""
+        await self._get_store()
+        async with self._pool.acquire() as conn:
+            return [dict(r) for r in await conn.fetch(sql, *args)]
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters: committed batches and events, failed appends, append method."""
+        return {
+            "batches": self.batches,
+            "events": self.events,
+            "failures": self.failures,
+            "method": self.method,
+        }
+
+    async def ping(self) -> bool:
+        """True when PostgreSQL answers."""
+        await self._get_store()
+        async with self._pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT true"))
+
+
+PersistenceActor = ray.remote(max_restarts=-1, max_task_retries=0)(PersistenceService)
+
+
+def get_or_create_persistence(
+    dsn: str,
+    redis_url: str | None = None,
+    namespace: str | None = None,
+    method: str = "copy",
+    detached: bool = False,
+) -> Any:
+    """Handle of the named ``persistence`` actor in ``namespace``, created if missing."""
+    opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0}
+    if namespace:
+        opts["namespace"] = namespace
+    if detached:
+        opts["lifetime"] = "detached"
+    return PersistenceActor.options(**opts).remote(dsn, redis_url, method)  # type: ignore[attr-defined]

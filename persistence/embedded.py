@@ -1,0 +1,35 @@
+"""Embedded PostgreSQL (pgserver) for a fresh machine: used when no database URL is configured.
+
+``ensure_database(settings)`` returns ``settings.database_url`` when set; otherwise it starts (or
+reuses) a PostgreSQL server whose data lives in ``<data_dir>/pgdata`` and returns its DSN. The rest of
+the runtime does not know the difference: the same migrations and code path apply either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+_servers: dict[str, Any] = {}
+
+
+def ensure_database(settings: Any) -> str:
+    """DSN of the database to use: the configured ``database_url`` or an embedded pgserver under
+    ``settings.data_dir / "pgdata"`` (kept running after this process exits, reused next time)."""
+    if getattr(settings, "database_url", None):
+        return str(settings.database_url)
+    return embedded_dsn(Path(settings.data_dir) / "pgdata")
+
+
+def embedded_dsn(pgdata: Path) -> str:
+    """Start or reuse the embedded server in ``pgdata``; return its ``postgresql://`` URI."""
+    import pgserver
+
+    pgdata = Path(pgdata)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    key = str(pgdata.resolve())
+    srv = _servers.get(key)
+    if srv is None:
+        srv = pgserver.get_server(pgdata, cleanup_mode=None)
+        _servers[key] = srv
+    return str(srv.get_uri())
