@@ -1,0 +1,132 @@
+"""Authentication (API keys) and authorisation (roles) for the HTTP and WebSocket API.
+
+Clients send ``Authorization: Bearer <token>`` (or ``X-API-Key: <token>``). The token's sha256 is
+looked up in ``api_keys`` (``persistence.api_keys``); results are cached in-process for
+``cache_ttl_s`` seconds (default 5 s, so a revoked key stops working within that time on every
+gateway process). Each authenticated request also takes a token from the key's rate-limit bucket
+(``gateway.ratelimit``): 429 with ``Retry-After`` when empty.
+
+Roles: seller (availabilities), buyer (requirements), trader (both), operator (shards, health, read
+parties), admin (everything, parties and keys), data_scientist (market data, risk health).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.problems import Problem
+from persistence.api_keys import ApiKeyRepo, hash_token
+
+TRADING = ("seller", "buyer", "trader")
+STAFF = ("operator", "admin")
+MARKET_DATA = ("seller", "buyer", "trader", "operator", "admin", "data_scientist")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: API key id, its party (None for staff keys) and roles."""
+
+    key_id: str
+    party_id: str | None
+    roles: tuple[str, ...]
+
+    def has(self, *roles: str) -> bool:
+        return any(r in self.roles for r in roles)
+
+    def can_place(self, side: str) -> bool:
+        """SELL needs seller/trader, BUY needs buyer/trader; staff keys never trade."""
+        if self.party_id is None:
+            return False
+        if side == "SELL":
+            return self.has("seller", "trader")
+        return self.has("buyer", "trader")
+
+    @property
+    def is_staff(self) -> bool:
+        return self.has("operator", "admin")
+
+
+class Authenticator:
+    """Resolves tokens to principals with a small TTL cache in front of PostgreSQL."""
+
+    def __init__(self, repo: ApiKeyRepo, cache_ttl_s: float = 5.0, max_entries: int = 100_000) -> None:
+        self.repo = repo
+        self.cache_ttl_s = cache_ttl_s
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[Principal | None, float]] = {}
+
+    async def resolve(self, token: str | None) -> Principal | None:
+        """The principal for ``token`` or None (missing, malformed, unknown or revoked)."""
+        if not token or len(token) > 200:
+            return None
+        h = hash_token(token)
+        now = time.monotonic()
+        hit = self._cache.get(h)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        key = await self.repo.lookup(token)
+        p = Principal(key.key_id, key.party_id, key.roles) if key else None
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        # unknown tokens are cached briefly too, so guessing cannot hammer the database
+        self._cache[h] = (p, now + (self.cache_ttl_s if p else 1.0))
+        return p
+
+    def forget(self) -> None:
+        """Drop the cache (after a revoke on this process)."""
+        self._cache.clear()
+
+
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+
+def token_from(request: Request) -> str | None:
+    """The API key token of a request (``Authorization: Bearer`` first, then ``X-API-Key``)."""
+    h = request.headers.get("authorization")
+    if h and h[:7].lower() == "bearer ":
+        return h[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def require(*roles: str, cost: int = 1) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency: authenticate, check that the key has one of ``roles`` (any role when
+    empty), then charge ``cost`` rate-limit tokens."""
+
+    async def dep(
+        request: Request,
+        _b: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        _k: str | None = Depends(_header),
+    ) -> Principal:
+        state: Any = request.app.state
+        p = await state.auth.resolve(token_from(request))
+        if p is None:
+            raise Problem("unauthenticated", "send a valid API key", headers={"WWW-Authenticate": "Bearer"})
+        if roles and not p.has(*roles):
+            raise Problem("forbidden", f"needs one of the roles: {', '.join(roles)}")
+        await charge(request, p, cost)
+        request.state.principal = p
+        return p
+
+    return dep
+
+
+async def charge(request: Request, p: Principal, cost: int) -> None:
+    """Take ``cost`` tokens from ``p``'s bucket or raise a 429 problem."""
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is None or cost <= 0:
+        return
+    d = await limiter.check(p.key_id, p.roles, cost)
+    if not d.allowed:
+        raise Problem(
+            "rate-limited",
+            f"too many requests for this API key; retry in {d.retry_after_s} s",
+            headers={"Retry-After": str(d.retry_after_s)},
+            retry_after_s=d.retry_after_s,
+        )

@@ -1,0 +1,389 @@
+"""Request and response schemas of the HTTP API (pydantic v2; unknown fields are rejected).
+
+Units at the edge (ARCHITECTURE.md "Units"):
+
+- Quantities are ``{"value": number, "unit": "kg"|"quintal"|"tonne"|"bale"|"candy"}`` and are converted
+  exactly once, here, to integer kg with :func:`actors.units.to_kg` (``Quantity.kg``).
+- Prices are integer paise per kg (``*_paise_per_kg``). 1 Rs/quintal == 1 paise/kg.
+- Quality values are floats in the unit of the commodity spec (``actors.commodities``).
+- Locations are WGS84 ``lat``/``lon`` plus an ISO 3166-2 ``region`` code (``IN-GJ``).
+- Times are epoch milliseconds (``*_ms``/``valid_until``).
+
+``to_command`` methods build the core commands; the gateway supplies ``ts`` (arrival time, epoch ms),
+``party_id`` and ``linked_parties``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from actors.commands import AcceptProposal, AmendOrder, PlaceOrder, Side
+from actors.commodities import canonical_commodity, get_spec
+from actors.units import UNITS, to_kg
+
+MAX_KG = 10**12
+MAX_PRICE = 10**9
+ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
+REGION_PATTERN = r"^[A-Z]{2}-[A-Z0-9]{1,3}$"
+
+ClientOrderId = Annotated[str, Field(pattern=ID_PATTERN, description="Unique per party; retries dedup on it")]
+PartyId = Annotated[str, Field(pattern=ID_PATTERN)]
+Price = Annotated[int, Field(gt=0, le=MAX_PRICE, description="paise per kg")]
+Unit = Literal["kg", "quintal", "tonne", "bale", "candy"]
+assert set(UNITS) == {"kg", "quintal", "tonne", "bale", "candy"}
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are an error; strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Quantity(Strict):
+    """An amount of commodity, e.g. ``{"value": 120, "unit": "bale"}`` (= 20,400 kg)."""
+
+    value: float = Field(gt=0, description="positive finite number of ``unit``")
+    unit: Unit = "kg"
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> Quantity:
+        kg = to_kg(self.value, self.unit)
+        if kg < 1:
+            raise ValueError("quantity is below 1 kg")
+        if kg > MAX_KG:
+            raise ValueError(f"quantity exceeds {MAX_KG} kg")
+        return self
+
+    def kg(self) -> int:
+        """Integer kilograms (rounded half up)."""
+        return to_kg(self.value, self.unit)
+
+
+class Location(Strict):
+    """Where the goods are (availability) or are wanted (requirement)."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    region: str = Field(pattern=REGION_PATTERN, description="ISO 3166-2 code, e.g. IN-GJ; the shard key")
+    city: str | None = Field(None, max_length=100)
+    district: str | None = Field(None, max_length=100)
+
+
+class QualityRange(Strict):
+    """Accepted ``[min, max]`` of one quality parameter, in the spec's unit."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _order(self) -> QualityRange:
+        if not (math.isfinite(self.min) and math.isfinite(self.max)):
+            raise ValueError("bounds must be finite")
+        if self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+def _check_commodity(v: str) -> str:
+    canon = canonical_commodity(v)
+    if canon is None:
+        raise ValueError("unknown commodity")
+    return canon
+
+
+def _check_params(commodity: str, names: set[str], what: str) -> None:
+    unknown = names - set(get_spec(commodity).param_names)
+    if unknown:
+        raise ValueError(f"unknown {what} parameter(s) for {commodity}: {', '.join(sorted(unknown))}")
+
+
+def _finite_map(d: dict[str, float]) -> dict[str, float]:
+    for k, v in d.items():
+        if not math.isfinite(v):
+            raise ValueError(f"{k} must be finite")
+    return d
+
+
+class _OrderBase(Strict):
+    client_order_id: ClientOrderId
+    commodity: str = Field(
+        description="cotton, soybean, mustard, chana, wheat (Agmarknet spellings accepted)"
+    )
+    quantity: Quantity
+    location: Location
+    min_order: Quantity | None = Field(None, description="smallest fill accepted")
+    allow_partial: bool = True
+    valid_until: int | None = Field(None, ge=0, le=2**53, description="epoch ms; None = good till cancel")
+    profile: Literal["price_time", "quality"] | None = None
+
+    @field_validator("commodity")
+    @classmethod
+    def _commodity(cls, v: str) -> str:
+        return _check_commodity(v)
+
+
+class AvailabilityIn(_OrderBase):
+    """A seller's availability (ask). ``quality`` holds measured values per spec parameter."""
+
+    side: Literal["SELL"] = "SELL"
+    price_paise_per_kg: Price
+    quality: dict[str, float] = Field(default_factory=dict)
+    visibility: Literal["PUBLIC", "PRIVATE"] = "PUBLIC"
+    allow_list: list[PartyId] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _params(self) -> AvailabilityIn:
+        _finite_map(self.quality)
+        _check_params(self.commodity, set(self.quality), "quality")
+        return self
+
+    def to_command(self, ts: int, party_id: str, linked: tuple[str, ...] = ()) -> PlaceOrder:
+        return PlaceOrder(
+            ts=ts,
+            party_id=party_id,
+            client_order_id=self.client_order_id,
+            side=Side.SELL,
+            commodity=self.commodity,
+            region=self.location.region,
+            quantity_kg=self.quantity.kg(),
+            price=self.price_paise_per_kg,
+            lat=self.location.lat,
+            lon=self.location.lon,
+            quality=dict(self.quality),
+            city=self.location.city,
+            district=self.location.district,
+            visibility=self.visibility,
+            allow_list=tuple(self.allow_list),
+            min_order_kg=self.min_order.kg() if self.min_order else 0,
+            allow_partial=self.allow_partial,
+            valid_until=self.valid_until,
+            linked_parties=linked,
+            profile=self.profile,
+        )
+
+
+class RequirementIn(_OrderBase):
+    """A buyer's requirement (bid). ``intent`` DIRECT_BUY allocates at once, NEGOTIATE proposes."""
+
+    side: Literal["BUY"] = "BUY"
+    max_price_paise_per_kg: Price
+    quality_ranges: dict[str, QualityRange] = Field(default_factory=dict)
+    quality_target: dict[str, float] = Field(default_factory=dict)
+    max_distance_km: float | None = Field(None, gt=0, le=20000)
+    intent: Literal["DIRECT_BUY", "NEGOTIATE"] = "DIRECT_BUY"
+    visibility: Literal["PUBLIC", "PRIVATE"] = "PUBLIC"
+    allow_list: list[PartyId] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _params(self) -> RequirementIn:
+        _finite_map(self.quality_target)
+        _check_params(self.commodity, set(self.quality_ranges), "quality_ranges")
+        _check_params(self.commodity, set(self.quality_target), "quality_target")
+        return self
+
+    def to_command(self, ts: int, party_id: str, linked: tuple[str, ...] = ()) -> PlaceOrder:
+        return PlaceOrder(
+            ts=ts,
+            party_id=party_id,
+            client_order_id=self.client_order_id,
+            side=Side.BUY,
+            commodity=self.commodity,
+            region=self.location.region,
+            quantity_kg=self.quantity.kg(),
+            price=self.max_price_paise_per_kg,
+            lat=self.location.lat,
+            lon=self.location.lon,
+            quality_ranges={k: (r.min, r.max) for k, r in self.quality_ranges.items()},
+            quality_target=dict(self.quality_target),
+            city=self.location.city,
+            district=self.location.district,
+            max_distance_km=self.max_distance_km,
+            visibility=self.visibility,
+            allow_list=tuple(self.allow_list),
+            min_order_kg=self.min_order.kg() if self.min_order else 0,
+            allow_partial=self.allow_partial,
+            valid_until=self.valid_until,
+            intent=self.intent,
+            linked_parties=linked,
+            profile=self.profile,
+        )
+
+
+OrderIn = Annotated[AvailabilityIn | RequirementIn, Field(discriminator="side")]
+
+
+class BatchIn(Strict):
+    """Up to ``api_batch_max_orders`` orders; each needs ``side`` (SELL availability, BUY requirement)."""
+
+    orders: list[OrderIn] = Field(min_length=1, max_length=10_000)
+
+
+class SearchIn(Strict):
+    """A hypothetical requirement: ranked availabilities are returned, nothing is placed."""
+
+    commodity: str
+    quantity: Quantity
+    max_price_paise_per_kg: Price
+    location: Location
+    quality_ranges: dict[str, QualityRange] = Field(default_factory=dict)
+    quality_target: dict[str, float] = Field(default_factory=dict)
+    max_distance_km: float | None = Field(None, gt=0, le=20000)
+    profile: Literal["price_time", "quality"] | None = None
+    limit: int = Field(20, ge=1, le=200)
+
+    @field_validator("commodity")
+    @classmethod
+    def _commodity(cls, v: str) -> str:
+        return _check_commodity(v)
+
+    @model_validator(mode="after")
+    def _params(self) -> SearchIn:
+        _finite_map(self.quality_target)
+        _check_params(self.commodity, set(self.quality_ranges), "quality_ranges")
+        _check_params(self.commodity, set(self.quality_target), "quality_target")
+        return self
+
+    def to_command(self, ts: int, party_id: str, linked: tuple[str, ...] = ()) -> PlaceOrder:
+        return RequirementIn(
+            client_order_id="search",
+            commodity=self.commodity,
+            quantity=self.quantity,
+            location=self.location,
+            max_price_paise_per_kg=self.max_price_paise_per_kg,
+            quality_ranges=self.quality_ranges,
+            quality_target=self.quality_target,
+            max_distance_km=self.max_distance_km,
+            profile=self.profile,
+            min_order=None,
+            valid_until=None,
+        ).to_command(ts, party_id, linked)
+
+
+class AmendIn(Strict):
+    """New total quantity and/or price (paise/kg); at least one."""
+
+    quantity: Quantity | None = None
+    price_paise_per_kg: Price | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> AmendIn:
+        if self.quantity is None and self.price_paise_per_kg is None:
+            raise ValueError("give quantity and/or price_paise_per_kg")
+        return self
+
+    def to_command(self, ts: int, party_id: str, order_id: str) -> AmendOrder:
+        return AmendOrder(
+            ts=ts,
+            party_id=party_id,
+            order_id=order_id,
+            quantity_kg=self.quantity.kg() if self.quantity else None,
+            price=self.price_paise_per_kg,
+        )
+
+
+class AcceptIn(Strict):
+    """Accept a proposal: reserve ``quantity`` (default: proposed) for ``hold_minutes``."""
+
+    quantity: Quantity | None = None
+    hold_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+
+    def to_command(self, ts: int, party_id: str, proposal_id: str) -> AcceptProposal:
+        return AcceptProposal(
+            ts=ts,
+            party_id=party_id,
+            proposal_id=proposal_id,
+            quantity_kg=self.quantity.kg() if self.quantity else None,
+            hold_ms=self.hold_minutes * 60_000,
+        )
+
+
+class EmptyIn(Strict):
+    """No fields (cancel, reject, confirm, release)."""
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+Role = Literal["seller", "buyer", "trader", "operator", "admin", "data_scientist"]
+PartyRole = Literal["seller", "buyer", "trader", "broker"]
+
+
+class PartyIn(Strict):
+    """A counterparty. ``credit_limit_paise`` is total notional exposure allowed (paise)."""
+
+    party_id: PartyId
+    name: str = Field(min_length=1, max_length=200)
+    role: PartyRole = "trader"
+    kyc_status: Literal["PENDING", "VERIFIED", "REJECTED"] = "PENDING"
+    pan: str | None = Field(None, pattern=r"^[A-Z]{5}[0-9]{4}[A-Z]$")
+    gstin: str | None = Field(None, pattern=r"^[0-9]{2}[A-Z0-9]{13}$")
+    mobile: str | None = Field(None, pattern=r"^\+?[0-9]{10,15}$")
+    country: str = Field("IN", pattern=r"^[A-Z]{2}$")
+    credit_limit_paise: int = Field(0, ge=0, le=10**15)
+    linked_parties: list[PartyId] = Field(default_factory=list, max_length=100)
+
+
+class PartyPatch(Strict):
+    """Fields to change on a party; absent fields are kept."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    role: PartyRole | None = None
+    kyc_status: Literal["PENDING", "VERIFIED", "REJECTED"] | None = None
+    pan: str | None = Field(None, pattern=r"^[A-Z]{5}[0-9]{4}[A-Z]$")
+    gstin: str | None = Field(None, pattern=r"^[0-9]{2}[A-Z0-9]{13}$")
+    mobile: str | None = Field(None, pattern=r"^\+?[0-9]{10,15}$")
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    credit_limit_paise: int | None = Field(None, ge=0, le=10**15)
+    linked_parties: list[PartyId] | None = Field(None, max_length=100)
+
+
+class ApiKeyIn(Strict):
+    """Issue a key. Trading roles (seller, buyer, trader) need ``party_id``."""
+
+    party_id: PartyId | None = None
+    roles: list[Role] = Field(min_length=1, max_length=6)
+    label: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _party(self) -> ApiKeyIn:
+        if {"seller", "buyer", "trader"} & set(self.roles) and not self.party_id:
+            raise ValueError("trading roles need party_id")
+        return self
+
+
+class ShardIn(Strict):
+    """A shard key."""
+
+    region: str = Field(pattern=REGION_PATTERN)
+    commodity: str
+
+    @field_validator("commodity")
+    @classmethod
+    def _commodity(cls, v: str) -> str:
+        return _check_commodity(v)
+
+
+def to_jsonable(x: Any) -> Any:
+    """Make actor results (dataclasses, enums, tuples) JSON-friendly."""
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    if hasattr(x, "to_dict"):
+        return to_jsonable(x.to_dict())
+    if hasattr(x, "__dataclass_fields__"):
+        return {f: to_jsonable(getattr(x, f)) for f in x.__dataclass_fields__}
+    return str(x)
