@@ -145,7 +145,16 @@ class ReleaseReservation:
     reservation_id: str
 
 
-Command = PlaceOrder | CancelOrder | AmendOrder | Tick | AcceptProposal | RejectProposal | ConfirmReservation | ReleaseReservation
+Command = (
+    PlaceOrder
+    | CancelOrder
+    | AmendOrder
+    | Tick
+    | AcceptProposal
+    | RejectProposal
+    | ConfirmReservation
+    | ReleaseReservation
+)
 
 COMMAND_TYPES: dict[str, type] = {
     "place": PlaceOrder,

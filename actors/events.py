@@ -19,6 +19,8 @@ Payloads by type (ids are strings; kg and paise/kg are ints):
 - ``CANCELLED``: ``{"order_id", "cancelled_kg"}``
 - ``AMENDED``: ``{"order_id", "quantity_kg", "price", "priority_lost", "priority"}``
 - ``EXPIRED``: ``{"order_id", "expired_kg"}``
+- ``CONFIRMED``: an allocation from a confirmed reservation: the ``ALLOCATED`` payload with
+  ``reservation_id`` set (quantity moves from reserved to allocated on both orders)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ RELEASED = "RELEASED"
 CANCELLED = "CANCELLED"
 AMENDED = "AMENDED"
 EXPIRED = "EXPIRED"
+CONFIRMED = "CONFIRMED"
 
 EVENT_TYPES = frozenset(
     {
@@ -52,6 +55,7 @@ EVENT_TYPES = frozenset(
         CANCELLED,
         AMENDED,
         EXPIRED,
+        CONFIRMED,
     }
 )
 
@@ -61,7 +65,9 @@ class Event:
 
     __slots__ = ("seq", "type", "ts", "payload", "schema_version")
 
-    def __init__(self, seq: int, type: str, ts: int, payload: dict[str, Any], schema_version: int = SCHEMA_VERSION):
+    def __init__(
+        self, seq: int, type: str, ts: int, payload: dict[str, Any], schema_version: int = SCHEMA_VERSION
+    ):
         self.seq = seq
         self.type = type
         self.ts = ts

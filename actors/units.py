@@ -22,7 +22,7 @@ UNITS: tuple[str, ...] = ("kg", "quintal", "tonne", "bale", "candy")
 
 @lru_cache(maxsize=1)
 def _registry() -> pint.UnitRegistry:
-    ureg = pint.UnitRegistry()
+    ureg: pint.UnitRegistry = pint.UnitRegistry()
     ureg.define("quintal = 100 * kilogram")
     ureg.define("bale = 170 * kilogram")
     ureg.define("candy = 355.6 * kilogram")

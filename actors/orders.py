@@ -1,0 +1,142 @@
+"""Resting orders of a shard's book: availabilities (SELL, asks) and requirements (BUY, bids).
+
+Quantities are integer kg, prices integer paise/kg. For every order, at all times:
+``open_kg + reserved_kg + allocated_kg + cancelled_kg + expired_kg == quantity_kg`` (quantity
+conservation, ARCHITECTURE.md). ``priority`` is the sequence number that sets time priority: the
+order's acceptance seq, or the seq of the amendment that lost it priority.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OPEN = "OPEN"
+PARTIALLY_FILLED = "PARTIALLY_FILLED"
+FILLED = "FILLED"
+CANCELLED = "CANCELLED"
+EXPIRED = "EXPIRED"
+
+_FIELDS = (
+    "order_id",
+    "party_id",
+    "client_order_id",
+    "side",
+    "commodity",
+    "region",
+    "quantity_kg",
+    "open_kg",
+    "reserved_kg",
+    "allocated_kg",
+    "cancelled_kg",
+    "expired_kg",
+    "price",
+    "quality",
+    "quality_ranges",
+    "quality_target",
+    "lat",
+    "lon",
+    "city",
+    "district",
+    "max_distance_km",
+    "visibility",
+    "allow_list",
+    "min_order_kg",
+    "allow_partial",
+    "valid_until",
+    "intent",
+    "linked_parties",
+    "profile",
+    "status",
+    "created_ts",
+    "updated_ts",
+    "priority",
+    "near_duplicate_of",
+)
+
+
+class Order:
+    """One order. Mutated only by :meth:`actors.engine.ShardEngine.apply`.
+
+    ``quality``: availability's measured values ``{param: value}``; ``quality_ranges``: a
+    requirement's accepted ``{param: [low, high]}``; ``quality_target``: its preferred values.
+    ``allow_list`` and ``linked_parties`` are frozensets of party ids.
+    """
+
+    __slots__ = _FIELDS
+
+    order_id: str
+    party_id: str
+    client_order_id: str
+    side: str
+    commodity: str
+    region: str
+    quantity_kg: int
+    open_kg: int
+    reserved_kg: int
+    allocated_kg: int
+    cancelled_kg: int
+    expired_kg: int
+    price: int
+    quality: dict[str, float]
+    quality_ranges: dict[str, tuple[float, float]]
+    quality_target: dict[str, float]
+    lat: float
+    lon: float
+    city: str | None
+    district: str | None
+    max_distance_km: float | None
+    visibility: str
+    allow_list: frozenset[str]
+    min_order_kg: int
+    allow_partial: bool
+    valid_until: int | None
+    intent: str | None
+    linked_parties: frozenset[str]
+    profile: str | None
+    status: str
+    created_ts: int
+    updated_ts: int
+    priority: int
+    near_duplicate_of: str | None
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side == "BUY"
+
+    @property
+    def is_live(self) -> bool:
+        """Still in the book: open or reserved quantity left."""
+        return self.open_kg > 0 or self.reserved_kg > 0
+
+    def refresh_status(self) -> None:
+        """Derive OPEN / PARTIALLY_FILLED / FILLED after a fill or reservation change."""
+        if self.status in (CANCELLED, EXPIRED):
+            return
+        if self.open_kg == 0 and self.reserved_kg == 0:
+            self.status = FILLED if self.allocated_kg > 0 else self.status
+        elif self.allocated_kg > 0 or self.reserved_kg > 0:
+            self.status = PARTIALLY_FILLED
+        else:
+            self.status = OPEN
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy (ranges as lists, sets as sorted lists)."""
+        d = {f: getattr(self, f) for f in _FIELDS}
+        d["quality"] = dict(self.quality)
+        d["quality_ranges"] = {k: [v[0], v[1]] for k, v in self.quality_ranges.items()}
+        d["quality_target"] = dict(self.quality_target)
+        d["allow_list"] = sorted(self.allow_list)
+        d["linked_parties"] = sorted(self.linked_parties)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Order:
+        o = cls.__new__(cls)
+        for f in _FIELDS:
+            setattr(o, f, d.get(f))
+        o.quality = dict(d.get("quality") or {})
+        o.quality_ranges = {k: (float(v[0]), float(v[1])) for k, v in (d.get("quality_ranges") or {}).items()}
+        o.quality_target = dict(d.get("quality_target") or {})
+        o.allow_list = frozenset(d.get("allow_list") or ())
+        o.linked_parties = frozenset(d.get("linked_parties") or ())
+        return o

@@ -1,0 +1,96 @@
+"""Hard filters and candidate scores for matching (ARCHITECTURE.md, "Matching semantics").
+
+All functions are pure and take a requirement (``buy``) and an availability (``sell``) as
+:class:`actors.orders.Order`. Scores are floats in [0, 1]; the quality-profile total is the
+weighted sum of components with the commodity's :class:`~actors.commodities.ScoringWeights`.
+"""
+
+from __future__ import annotations
+
+from actors.commodities import CommoditySpec
+from actors.geo import haversine_km
+from actors.orders import Order
+
+PRIVATE = "PRIVATE"
+
+
+def parties_may_trade(buy: Order, sell: Order) -> bool:
+    """Self-trade and linked-party prevention, plus visibility (PUBLIC, or PRIVATE with the other
+    party on the allow-list), checked both ways."""
+    bp, sp = buy.party_id, sell.party_id
+    if bp == sp or bp in sell.linked_parties or sp in buy.linked_parties:
+        return False
+    if sell.visibility == PRIVATE and bp not in sell.allow_list:
+        return False
+    return not (buy.visibility == PRIVATE and sp not in buy.allow_list)
+
+
+def quality_within(buy: Order, sell: Order) -> bool:
+    """Every parameter the requirement ranges is stated by the availability and within range."""
+    sq = sell.quality
+    for name, (lo, hi) in buy.quality_ranges.items():
+        v = sq.get(name)
+        if v is None or v < lo or v > hi:
+            return False
+    return True
+
+
+def distance_limit(buy: Order, sell: Order) -> float | None:
+    """The tighter of the two orders' ``max_distance_km``, or None when neither sets one."""
+    a, b = buy.max_distance_km, sell.max_distance_km
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a < b else b
+
+
+def hard_filters(buy: Order, sell: Order) -> float | None:
+    """None when the pair fails a hard filter, else the haversine distance in km (-1.0 when no
+    distance limit applies and the distance was not needed)."""
+    if sell.price > buy.price or not parties_may_trade(buy, sell) or not quality_within(buy, sell):
+        return None
+    limit = distance_limit(buy, sell)
+    if limit is None:
+        return -1.0
+    d = haversine_km(buy.lat, buy.lon, sell.lat, sell.lon)
+    return d if d <= limit else None
+
+
+def quality_closeness(buy: Order, sell: Order, spec: CommoditySpec) -> float:
+    """Weighted closeness in [0, 1] of the availability's values to the requirement's targets.
+
+    Per parameter: 1 at the target (default: range midpoint), falling linearly to 0 at the range
+    edge on that side; weighted by the spec's parameter weights. 1.0 when no ranges are given.
+    """
+    if not buy.quality_ranges:
+        return 1.0
+    total = 0.0
+    wsum = 0.0
+    target = buy.quality_target
+    for name, (lo, hi) in buy.quality_ranges.items():
+        param = spec.param(name)
+        w = param.weight if param is not None else 1.0
+        v = sell.quality.get(name, lo)
+        t = target.get(name, (lo + hi) / 2.0)
+        span = (hi - t) if v >= t else (t - lo)
+        c = 1.0 if span <= 0 else max(0.0, 1.0 - abs(v - t) / span)
+        total += w * c
+        wsum += w
+    return total / wsum if wsum > 0 else 1.0
+
+
+def price_component(taker: Order, resting_price: int, band: float) -> float:
+    """Price competitiveness in [0, 1] from the taker's view: improvement on its limit as a fraction
+    of ``band`` x limit (``band`` from the commodity spec, e.g. 10%)."""
+    limit = taker.price
+    gain = (limit - resting_price) if taker.side == "BUY" else (resting_price - limit)
+    if gain <= 0:
+        return 0.0
+    return min(1.0, gain / (limit * band))
+
+
+def distance_component(distance_km: float, limit_km: float | None, spec: CommoditySpec) -> float:
+    """1 at 0 km falling linearly to 0 at the distance limit (or the spec's reference distance)."""
+    ref = limit_km if limit_km else spec.reference_distance_km
+    return max(0.0, 1.0 - distance_km / ref) if ref > 0 else 1.0
