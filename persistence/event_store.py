@@ -24,6 +24,9 @@ from typing import Any
 
 from actors import events as ev
 
+CONFIRMED = getattr(ev, "CONFIRMED", "CONFIRMED")
+_ALLOCATING = frozenset({ev.ALLOCATED, CONFIRMED})
+
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 EVENT_COLS = ("shard_id", "seq", "type", "schema_version", "payload", "ts")
@@ -120,7 +123,7 @@ def order_ids_of(event: ev.Event) -> list[str]:
     p = event.payload
     if event.type == ev.ORDER_ACCEPTED:
         return [p["order"]["order_id"]]
-    if event.type in (ev.ALLOCATED, ev.RESERVED):
+    if event.type in _ALLOCATING or event.type == ev.RESERVED:
         return [p["buy_order_id"], p["sell_order_id"]]
     if event.type in (ev.CANCELLED, ev.AMENDED, ev.EXPIRED):
         return [p["order_id"]]
@@ -167,7 +170,7 @@ def batch_rows(
         rows.events.append((shard_id, e.seq, e.type, e.schema_version, _dumps(p), e.ts))
         last = e.seq
         t = e.type
-        if t == ev.ALLOCATED:
+        if t in _ALLOCATING:
             risk = p.get("risk")
             mv = risk.get("model_versions") if isinstance(risk, dict) else None
             rows.allocations.append(
@@ -190,7 +193,7 @@ def batch_rows(
                     p.get("reservation_id"),
                 )
             )
-            if p.get("reservation_id"):
+            if p.get("reservation_id") or t == CONFIRMED:
                 rows.reservation_status.append((p["reservation_id"], "CONFIRMED", None))
         elif t == ev.PROPOSED:
             rows.proposals.append(

@@ -1,0 +1,66 @@
+"""Start (or attach to) the Ray runtime of tradedesk: migrations, persistence actor, shard directory.
+
+``tradedesk serve`` calls :func:`start_runtime` once Ray is initialised; the gateway then asks the
+directory for shard handles. Everything is named in ``settings.ray_namespace``, so a second process
+calling :func:`start_runtime` attaches to the same actors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from persistence.actor import get_or_create_persistence
+from persistence.migrate import apply_migrations
+
+
+@dataclass
+class Runtime:
+    """Handles of the runtime's actors and where they live."""
+
+    dsn: str
+    namespace: str
+    persistence: Any
+    directory: Any
+    redis_url: str | None = None
+
+    def shard(self, region: str, commodity: str) -> Any:
+        """Handle of the shard actor for (region, commodity), created if new."""
+        return ray.get(self.directory.get_or_create.remote(region, commodity))
+
+    def list_shards(self) -> list[dict[str, Any]]:
+        """The directory's shard listing (node, seq, book size, queue depth)."""
+        result: list[dict[str, Any]] = ray.get(self.directory.list.remote())
+        return result
+
+
+def start_runtime(
+    settings: Any,
+    dsn: str,
+    redis_url: str | None = None,
+    decider: Any = None,
+    *,
+    detached: bool = False,
+    profile: str | None = None,
+) -> Runtime:
+    """Apply migrations to ``dsn``, then get or create the ``persistence`` and ``shard-directory``
+    actors in ``settings.ray_namespace``. ``decider``: a risk decider or picklable factory of one
+    handed to every shard (None = pass-all). Requires ``ray.init`` to have been called."""
+    from actors.directory import get_or_create_directory
+
+    apply_migrations(dsn)
+    ns = settings.ray_namespace
+    persistence = get_or_create_persistence(dsn, redis_url, namespace=ns, detached=detached)
+    directory = get_or_create_directory(
+        persistence,
+        namespace=ns,
+        durability=settings.durability,
+        snapshot_every=settings.snapshot_every,
+        decider=decider,
+        profile=profile,
+        detached=detached,
+    )
+    ray.get(persistence.ping.remote())
+    return Runtime(dsn=dsn, namespace=ns, persistence=persistence, directory=directory, redis_url=redis_url)
