@@ -90,8 +90,9 @@ class Party:
 
     ``credit_limit`` is the most open buy notional the party may carry, paise (None = no limit).
     ``country`` is ISO 3166-1 alpha-2. ``pan`` (10 chars), ``gstin`` (15 chars) and ``mobile`` are
-    compared case-insensitively after removing spaces. ``linked_parties`` are explicit links
-    (group companies, common ownership) recorded by an administrator. ``version`` grows on change.
+    compared case-insensitively after removing spaces (mobile: its last 10 digits). ``linked_parties``
+    are explicit links (group companies, common ownership) recorded by an administrator.
+    ``version`` grows on every change; ``name`` is the display name.
     """
 
     party_id: str
@@ -105,6 +106,7 @@ class Party:
     credit_limit: int | None = None
     linked_parties: frozenset[str] = field(default_factory=frozenset)
     version: int = 1
+    name: str | None = None
 
     @property
     def pans(self) -> frozenset[str]:

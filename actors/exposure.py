@@ -1,0 +1,171 @@
+"""Cross-shard credit exposure per buyer, reserved atomically in Redis.
+
+A buyer can trade in many shards at once, so its credit limit cannot be enforced by any one shard.
+Each buyer has one Redis counter ``<prefix>exposure:<buyer>`` holding its open exposure in paise
+notional: allocations (unpaid trades), live reservations, and credit granted to batches in flight.
+A Lua script (Redis runs each script atomically, so no two grants interleave) grants every request
+``min(request, max(0, limit - exposure))`` and adds the grant to the exposure; a shard that used
+less than its grant gives the rest back with :meth:`ExposureStore.settle`. Released reservations
+(and settled payments) give exposure back with :meth:`ExposureStore.release`. Hence the sum of all
+grants outstanding plus allocations never exceeds the limit, whatever the interleaving of shards.
+
+On start the counters are rebuilt from PostgreSQL (:func:`exposure_from_db`): every allocation's
+notional (quantity_kg x price) plus every reservation still ``RESERVED``, per buyer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DEFAULT_PREFIX = "td:"
+
+# KEYS[i]: exposure key of entry i. ARGV: n, then per entry: amount (paise), limit (paise, -1 = none).
+# Returns a flat list: per entry, exposure before (paise) and grant (paise).
+RESERVE_LUA = """
+local out = {}
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local amount = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[2 * i + 1])
+  local before = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local grant = amount
+  if limit >= 0 then
+    local room = limit - before
+    if room < 0 then room = 0 end
+    if grant > room then grant = room end
+  end
+  if grant < 0 then grant = 0 end
+  if grant > 0 then redis.call('INCRBY', KEYS[i], grant) end
+  out[2 * i - 1] = before
+  out[2 * i] = grant
+end
+return out
+"""
+
+# KEYS[i]: exposure key; ARGV[i]: signed delta (paise). Exposure never goes below zero.
+ADJUST_LUA = """
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('INCRBY', KEYS[i], tonumber(ARGV[i]))
+  if v < 0 then redis.call('SET', KEYS[i], 0); v = 0 end
+  out[i] = v
+end
+return out
+"""
+
+REBUILD_SQL = """
+SELECT buyer_id, SUM(notional)::bigint AS exposure FROM (
+    SELECT buyer_id, quantity_kg * price AS notional FROM allocations
+    UNION ALL
+    SELECT o.party_id AS buyer_id, r.quantity_kg * r.price AS notional
+      FROM reservations r JOIN orders o ON o.order_id = r.buy_order_id
+     WHERE r.status = 'RESERVED'
+) x GROUP BY buyer_id
+"""
+
+
+def _key(prefix: str, buyer: str) -> str:
+    return f"{prefix}exposure:{buyer}"
+
+
+class ExposureStore:
+    """Synchronous Redis exposure store (used from shard actors and benchmarks).
+
+    Args:
+        client: a ``redis.Redis`` (sync) client.
+        prefix: key prefix (``td:`` by default; tests use a unique one).
+    """
+
+    def __init__(self, client: Any, prefix: str = DEFAULT_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._reserve = client.register_script(RESERVE_LUA)
+        self._adjust = client.register_script(ADJUST_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> ExposureStore:
+        """A store on a new client for ``url`` (``redis://host:port/db``)."""
+        import redis
+
+        return cls(redis.Redis.from_url(url), prefix)
+
+    def reserve(self, entries: Sequence[tuple[str, int, int | None]]) -> list[tuple[int, int]]:
+        """Atomically grant credit. ``entries``: (buyer, amount paise, limit paise or None).
+
+        Returns (exposure before, grant) per entry, in order. Entries are applied one after another
+        inside one script, so two entries of the same buyer see each other's grants.
+        """
+        if not entries:
+            return []
+        keys = [_key(self.prefix, b) for b, _, _ in entries]
+        args: list[int] = [len(entries)]
+        for _, amount, limit in entries:
+            args += [max(0, int(amount)), -1 if limit is None else int(limit)]
+        flat = self._reserve(keys=keys, args=args)
+        return [(int(flat[2 * i]), int(flat[2 * i + 1])) for i in range(len(entries))]
+
+    def adjust(self, deltas: Mapping[str, int]) -> dict[str, int]:
+        """Add signed ``deltas`` (paise) to buyers' exposure, floored at 0; returns the new values."""
+        items = [(b, int(d)) for b, d in deltas.items() if d]
+        if not items:
+            return {}
+        out = self._adjust(keys=[_key(self.prefix, b) for b, _ in items], args=[d for _, d in items])
+        return {b: int(v) for (b, _), v in zip(items, out, strict=True)}
+
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> dict[str, int]:
+        """After a batch: give back ``grant - used`` for granted buyers; add ``used`` for buyers
+        without a grant (no credit limit, tracked for reporting). Paise."""
+        deltas: dict[str, int] = {}
+        for buyer, grant in grants.items():
+            deltas[buyer] = -max(0, int(grant) - int(used.get(buyer, 0)))
+        for buyer, amount in used.items():
+            if buyer not in grants:
+                deltas[buyer] = int(amount)
+        return self.adjust(deltas)
+
+    def release(self, amounts: Mapping[str, int]) -> dict[str, int]:
+        """Give back exposure (paise): a released reservation, a settled payment, a cancelled trade."""
+        return self.adjust({b: -abs(int(a)) for b, a in amounts.items()})
+
+    def get(self, buyers: Sequence[str]) -> dict[str, int]:
+        """Current exposure (paise) of ``buyers``."""
+        if not buyers:
+            return {}
+        vals = self.client.mget([_key(self.prefix, b) for b in buyers])
+        return {b: int(v or 0) for b, v in zip(buyers, vals, strict=True)}
+
+    def load(self, exposures: Mapping[str, int]) -> int:
+        """Replace all exposure counters under the prefix with ``exposures`` (paise); returns count."""
+        pattern = f"{self.prefix}exposure:*"
+        pipe = self.client.pipeline(transaction=True)
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            pipe.delete(key)
+        for buyer, value in exposures.items():
+            pipe.set(_key(self.prefix, buyer), int(value))
+        pipe.execute()
+        return len(exposures)
+
+
+async def exposure_from_db(conn: Any) -> dict[str, int]:
+    """Open exposure per buyer from PostgreSQL (asyncpg connection or pool), paise notional:
+    every allocation plus every reservation still ``RESERVED``. Empty when the tables are missing."""
+    try:
+        rows = await conn.fetch(REBUILD_SQL)
+    except Exception as exc:  # asyncpg.UndefinedTableError before migration 0001
+        if type(exc).__name__ == "UndefinedTableError":
+            return {}
+        raise
+    return {r["buyer_id"]: int(r["exposure"]) for r in rows}
+
+
+async def rebuild_exposure(dsn: str, store: ExposureStore) -> int:
+    """Rebuild the Redis counters from PostgreSQL at ``dsn``; returns the number of buyers."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        exposures = await exposure_from_db(conn)
+    finally:
+        await conn.close()
+    return store.load(exposures)
