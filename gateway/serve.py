@@ -1,0 +1,246 @@
+"""``tradedesk serve``: run the whole server on this machine (or attach to a Ray cluster).
+
+Start-up, in order:
+
+1. settings from ``TRADEDESK_*`` (``actors.settings``), overridden by the command-line flags;
+2. PostgreSQL: ``TRADEDESK_DATABASE_URL``, else an embedded pgserver in ``<data_dir>/pgdata``;
+3. Redis: ``TRADEDESK_REDIS_URL``, else an embedded redis-server in ``<data_dir>/redis``;
+4. Ray: ``TRADEDESK_RAY_ADDRESS``, else a local Ray instance;
+5. migrations, persistence actor and shard directory (``actors.runtime.start_runtime``), the risk
+   pool (``actors.risk_pool.deploy_risk_pool``; rules-only pass-through when it is not installed);
+6. an admin API key written to ``<data_dir>/admin.key`` (mode 0600; the key itself is never printed);
+7. the FastAPI gateway (``gateway.app.create_app``) under uvicorn on 127.0.0.1:8000.
+
+Shutdown (Ctrl-C or SIGTERM): uvicorn stops accepting requests and finishes those in flight, then
+every shard is drained (stops taking commands, flushes its pending events to PostgreSQL, snapshots),
+then Ray (when local) and the embedded Redis stop. In ``sync`` durability nothing is acknowledged
+before it is committed, so nothing acknowledged can be lost; the drain also covers ``async`` mode.
+The embedded PostgreSQL keeps running for the next start (``persistence.embedded``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("tradedesk.serve")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tradedesk serve", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default=None, help="bind address (default TRADEDESK_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default TRADEDESK_PORT, 8000)")
+    p.add_argument("--data-dir", type=Path, default=None, help="embedded services' data (TRADEDESK_DATA_DIR)")
+    p.add_argument("--database-url", default=None, help="postgresql:// URL (default: embedded pgserver)")
+    p.add_argument("--redis-url", default=None, help="redis:// URL (default: embedded redis-server)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    p.add_argument("--durability", choices=("sync", "async"), default=None, help="commit before ack (sync)")
+    p.add_argument("--admin-key-file", type=Path, default=None, help="default <data dir>/admin.key")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance")
+    p.add_argument("--log-level", default="info", help="uvicorn / tradedesk log level")
+    return p
+
+
+def build_settings(args: argparse.Namespace) -> Any:
+    """Settings from the environment with the flags given on the command line taking precedence."""
+    from actors.settings import Settings
+
+    over = {
+        k: v
+        for k, v in {
+            "host": args.host,
+            "port": args.port,
+            "data_dir": args.data_dir,
+            "database_url": args.database_url,
+            "redis_url": args.redis_url,
+            "ray_address": args.ray_address,
+            "durability": args.durability,
+        }.items()
+        if v is not None
+    }
+    return Settings(**over)
+
+
+def _say(msg: str) -> None:
+    print(f"tradedesk: {msg}", file=sys.stderr, flush=True)
+
+
+class _Stop(Exception):
+    """SIGTERM during start-up."""
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop()
+
+
+def _call_with(fn: Any, available: dict[str, Any], *positional: Any) -> Any:
+    """Call ``fn`` with ``positional`` plus the keyword arguments of ``available`` it accepts."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(*positional, **available)
+    return fn(*positional, **{k: v for k, v in available.items() if k in params})
+
+
+class Server:
+    """Everything ``serve`` started, so that :meth:`shutdown` can stop it in reverse order."""
+
+    def __init__(self, settings: Any, key_file: Path, num_cpus: int | None = None) -> None:
+        self.settings = settings
+        self.key_file = key_file
+        self.num_cpus = num_cpus
+        self.dsn: str | None = None
+        self.redis: Any = None
+        self.redis_url: str | None = None
+        self.ray_started = False
+        self.runtime: Any = None
+        self.risk: Any = None
+        self.app: Any = None
+
+    def start(self) -> None:
+        s = self.settings
+        data_dir = Path(s.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        from persistence.embedded import ensure_database
+
+        if not s.database_url:
+            _say(f"starting embedded PostgreSQL in {data_dir / 'pgdata'}")
+        self.dsn = ensure_database(s)
+        if s.redis_url:
+            self.redis_url = str(s.redis_url)
+        else:
+            from gateway.embedded_redis import EmbeddedRedis
+
+            self.redis = EmbeddedRedis(data_dir / "redis")
+            self.redis_url = self.redis.start()
+            _say(f"embedded Redis on {self.redis_url} (data in {data_dir / 'redis'})")
+        import ray
+
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {
+                "namespace": s.ray_namespace,
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
+            if s.ray_address:
+                ray.init(address=s.ray_address, **kw)
+            else:
+                if self.num_cpus:
+                    kw["num_cpus"] = self.num_cpus
+                ray.init(**kw)
+                self.ray_started = True
+        from actors.runtime import start_runtime
+
+        try:
+            from actors.risk_pool import deploy_risk_pool
+        except ImportError:
+            deploy_risk_pool = None
+            _say("risk pool module not installed: shards use the pass-all risk decider")
+        if deploy_risk_pool is not None:
+            self.risk = deploy_risk_pool(s, self.dsn, self.redis_url)
+        self.runtime = start_runtime(s, self.dsn, self.redis_url, decider=self.risk)
+        from persistence.api_keys import ensure_admin_key
+
+        created = ensure_admin_key(self.dsn, self.key_file)
+        _say(f"admin API key {'written to' if created else 'kept in'} {self.key_file} (mode 0600)")
+        from gateway.app import create_app
+
+        self.app = _call_with(
+            create_app,
+            {
+                "dsn": self.dsn,
+                "redis_url": self.redis_url,
+                "directory": getattr(self.runtime, "directory", None),
+                "runtime": self.runtime,
+                "risk": self.risk,
+                "risk_client": self.risk,
+            },
+            s,
+        )
+
+    def serve(self, log_level: str = "info") -> None:
+        """Run uvicorn until Ctrl-C / SIGTERM (uvicorn handles both and finishes in-flight requests)."""
+        import uvicorn
+
+        s = self.settings
+        config = uvicorn.Config(self.app, host=s.host, port=s.port, log_level=log_level, lifespan="on")
+        server = uvicorn.Server(config)
+        base = f"http://{s.host}:{s.port}"
+        _say(f"API docs at {base}/docs ; metrics at {base}/metrics ; Ctrl-C stops")
+        server.run()
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Drain every shard (flush pending events, snapshot) so nothing acknowledged is lost."""
+        import ray
+
+        if self.runtime is None:
+            return []
+        out = []
+        try:
+            shards = self.runtime.list_shards()
+        except Exception as exc:  # the cluster may already be going away
+            _say(f"could not list shards to drain: {exc}")
+            return []
+        for sh in shards:
+            sid = sh.get("shard_id") if isinstance(sh, dict) else str(sh)
+            try:
+                out.append(ray.get(self.runtime.directory.drain.remote(sid), timeout=60))
+            except Exception as exc:
+                _say(f"drain of {sid} failed: {exc}")
+        return out
+
+    def shutdown(self) -> None:
+        t0 = time.monotonic()
+        drained = self.drain()
+        if drained:
+            _say(f"drained {len(drained)} shard(s)")
+        if self.risk is not None and hasattr(self.risk, "shutdown"):
+            try:
+                self.risk.shutdown()
+            except Exception as exc:
+                _say(f"risk pool shutdown: {exc}")
+        import ray
+
+        if self.ray_started and ray.is_initialized():
+            ray.shutdown()
+        if self.redis is not None:
+            self.redis.stop()
+        _say(f"stopped cleanly in {time.monotonic() - t0:.1f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = build_settings(args)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        _say(f"warning: binding {settings.host}; put TLS and a firewall in front of it")
+    key_file = args.admin_key_file or Path(settings.data_dir) / "admin.key"
+    srv = Server(settings, key_file, args.num_cpus)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        try:
+            srv.start()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        srv.serve(args.log_level)
+    except (KeyboardInterrupt, _Stop):
+        _say("interrupted during start-up")
+    except Exception as exc:
+        _say(f"failed: {exc}")
+        srv.shutdown()
+        return 1
+    srv.shutdown()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
