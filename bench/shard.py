@@ -1,0 +1,329 @@
+"""``tradedesk bench shard``: durable throughput of shard actors on Ray with PostgreSQL.
+
+Drives synthetic cotton orders straight into K shard actors in batches (``sync`` durability: a batch
+returns only after its events are committed), one client thread per shard, and reports per run:
+
+- ``orders_per_s``, ``events_per_s``: durable orders/events per second over all shards;
+- ``p50_ms``, ``p99_ms``: latency of one batch call (submit -> committed results);
+- ``baseline_orders_per_s``: the old design in the same run, one order per call and one
+  transaction per order (``--baseline-orders`` orders through a single shard);
+- ``copy_events_per_s`` / ``executemany_events_per_s``: the append path alone, COPY vs executemany;
+- ``recovery_s`` and ``recovery_events``: restart of a shard with ``--recovery-events`` events in the
+  log (snapshot every ``--snapshot-every``), from kill to first answered call.
+
+Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
+each run creates and drops its own database. Example::
+
+    tradedesk bench shard --shards 2 --orders 200000 --batch 1000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from actors.commands import PlaceOrder
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, epoch ms
+
+
+def make_orders(
+    region: str,
+    commodity: str,
+    n: int,
+    seed: int = 0,
+    prefix: str = "c",
+    parties: int = 200,
+    ts0: int = T0,
+    mid_price: int = 15_000,
+) -> list[PlaceOrder]:
+    """``n`` synthetic place commands for one shard: half availabilities, half requirements, prices
+    around ``mid_price`` paise/kg (+-2 %), quantities 1-40 bales (170 kg each), ``client_order_id``
+    ``<prefix><i>``, timestamps 1 ms apart from ``ts0``. Deterministic for a seed."""
+    rnd = random.Random(seed)
+    band = mid_price // 50
+    out = []
+    for i in range(n):
+        side = "BUY" if rnd.random() < 0.5 else "SELL"
+        out.append(
+            PlaceOrder(
+                ts=ts0 + i,
+                party_id=f"P{rnd.randrange(parties)}",
+                client_order_id=f"{prefix}{i}",
+                side=side,
+                commodity=commodity,
+                region=region,
+                quantity_kg=rnd.randrange(1, 41) * 170,
+                price=mid_price + rnd.randrange(-band, band + 1),
+                lat=22.3 + rnd.random(),
+                lon=70.8 + rnd.random(),
+            )
+        )
+    return out
+
+
+def percentile(xs: list[float], q: float) -> float:
+    """``q``-th percentile (0-100) of ``xs`` by nearest rank; 0.0 when empty."""
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def _dsn(args: argparse.Namespace) -> tuple[str, Any]:
+    """(dsn of a fresh database, cleanup callable)."""
+    import psycopg2
+
+    base = args.dsn or os.environ.get("TRADEDESK_DATABASE_URL")
+    if not base:
+        import tempfile
+        from pathlib import Path
+
+        from persistence.embedded import embedded_dsn
+
+        base = embedded_dsn(Path(tempfile.mkdtemp(prefix="td-bench-")) / "pgdata")
+    name = f"td_bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(base)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    head, _, tail = base.rpartition("/")
+    query = tail.partition("?")[2]
+    dsn = f"{head}/{name}" + (f"?{query}" if query else "")
+
+    def cleanup() -> None:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+    return dsn, cleanup
+
+
+def _throughput(rt: Any, k: int, n: int, batch: int) -> dict[str, Any]:
+    import ray
+
+    regions = [f"IN-B{i}" for i in range(k)]
+    handles = [rt.shard(r, "cotton") for r in regions]
+    ray.get([h.info.remote() for h in handles])
+    per = n // k
+    streams = [make_orders(r, "cotton", per, seed=i, prefix="b") for i, r in enumerate(regions)]
+    lat: list[list[float]] = [[] for _ in range(k)]
+    events = [0] * k
+
+    def drive(i: int) -> None:
+        h, cmds = handles[i], streams[i]
+        for j in range(0, len(cmds), batch):
+            t = time.perf_counter()
+            res = ray.get(h.submit.remote(cmds[j : j + batch]))
+            lat[i].append((time.perf_counter() - t) * 1000)
+            events[i] += sum(len(r["seqs"]) for r in res)
+
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(k)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    all_lat = [x for xs in lat for x in xs]
+    return {
+        "shards": k,
+        "orders": per * k,
+        "batch": batch,
+        "wall_s": round(wall, 3),
+        "orders_per_s": round(per * k / wall, 1),
+        "events_per_s": round(sum(events) / wall, 1),
+        "p50_ms": round(percentile(all_lat, 50), 2),
+        "p99_ms": round(percentile(all_lat, 99), 2),
+        "mean_ms": round(statistics.fmean(all_lat), 2) if all_lat else 0.0,
+    }
+
+
+def _baseline(dsn: str, n: int) -> dict[str, Any]:
+    """The old design: one call per order, one transaction per order (single-row insert of its
+    event and projection row), through one connection."""
+    import asyncio
+
+    import asyncpg
+
+    from actors.engine import ShardEngine
+    from persistence.event_store import batch_rows, order_ids_of
+
+    async def run() -> float:
+        conn = await asyncpg.connect(dsn)
+        eng = ShardEngine("IN-BASE", "cotton")
+        cmds = make_orders("IN-BASE", "cotton", n, seed=99, prefix="x")
+        from persistence.event_store import EventStore, init_connection
+
+        await init_connection(conn)
+
+        class _One:
+            def acquire(self) -> Any:
+                class _Ctx:
+                    async def __aenter__(self_inner) -> Any:
+                        return conn
+
+                    async def __aexit__(self_inner, *a: Any) -> None:
+                        return None
+
+                return _Ctx()
+
+        store = EventStore(_One(), method="executemany")
+        t0 = time.perf_counter()
+        for c in cmds:
+            res = eng.process([c])
+            ids: dict[str, None] = {}
+            for e in res.events:
+                for oid in order_ids_of(e):
+                    ids[oid] = None
+            rows = batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
+            await store.append(rows)
+        dt = time.perf_counter() - t0
+        await conn.close()
+        return dt
+
+    dt = asyncio.run(run())
+    return {"baseline_orders": n, "baseline_orders_per_s": round(n / dt, 1)}
+
+
+def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
+    """Append path alone (no Ray): COPY vs executemany, same batches, events/s."""
+    import asyncio
+
+    import asyncpg
+
+    from actors.engine import ShardEngine
+    from persistence.event_store import EventStore, batch_rows, init_connection, order_ids_of
+
+    out: dict[str, Any] = {}
+    for method in ("executemany", "copy"):
+        eng = ShardEngine(f"IN-M{method[:2].upper()}", "cotton")
+        cmds = make_orders(eng.region, "cotton", n_orders, seed=7, prefix="m")
+        prepared = []
+        for j in range(0, len(cmds), batch):
+            res = eng.process(cmds[j : j + batch])
+            ids: dict[str, None] = {}
+            for e in res.events:
+                for oid in order_ids_of(e):
+                    ids[oid] = None
+            prepared.append(batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d]))
+
+        async def run(method: str = method, prepared: list[Any] = prepared) -> tuple[float, int]:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=init_connection)
+            store = EventStore(pool, method=method)
+            t0 = time.perf_counter()
+            for rows in prepared:
+                await store.append(rows)
+            dt = time.perf_counter() - t0
+            await pool.close()
+            return dt, sum(len(r.events) for r in prepared)
+
+        dt, ne = asyncio.run(run())
+        out[f"{method}_events_per_s"] = round(ne / dt, 1)
+    return out
+
+
+def _recovery(rt: Any, n_events: int, snapshot_every: int, batch: int) -> dict[str, Any]:
+    """Fill one shard to about ``n_events`` events, kill it (with restart) and time recovery."""
+    import ray
+
+    h = rt.shard("IN-REC", "cotton")
+    ray.get(h.info.remote())
+    cmds_needed = max(1, int(n_events / 1.7))
+    t_fill = time.perf_counter()
+    i = 0
+    seq = 0
+    chunk = 20_000
+    while seq < n_events:
+        cmds = make_orders("IN-REC", "cotton", chunk, seed=1000 + i, prefix=f"r{i}-", ts0=T0 + i * chunk)
+        for j in range(0, len(cmds), batch):
+            ray.get(h.submit.remote(cmds[j : j + batch]))
+        seq = ray.get(h.info.remote())["committed_seq"]
+        i += 1
+    fill_s = time.perf_counter() - t_fill
+    ray.get(h.flush.remote())
+    before = ray.get(h.info.remote())
+    ray.kill(h, no_restart=False)
+    t0 = time.perf_counter()
+    while True:
+        try:
+            after = ray.get(h.info.remote(), timeout=600)
+            if after["pid"] != before["pid"] and not after["dirty"]:
+                break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    assert after["committed_seq"] == before["committed_seq"], (before, after)
+    del cmds_needed
+    return {
+        "recovery_events": before["committed_seq"],
+        "recovery_snapshot_every": snapshot_every,
+        "recovery_snapshot_seq": after["last_snapshot_seq"],
+        "recovery_replayed_events": after["recovered_events"],
+        "recovery_s": round(after["recovery_s"], 3),
+        "recovery_wall_s": round(wall, 3),
+        "recovery_fill_s": round(fill_s, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print a JSON object (``--json``) or a short table. Returns 0."""
+    ap = argparse.ArgumentParser(prog="tradedesk bench shard", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shards", type=int, default=1, help="shard actors driven in parallel (K)")
+    ap.add_argument("--orders", type=int, default=50_000, help="orders in total over all shards (N)")
+    ap.add_argument("--batch", type=int, default=1000, help="orders per submit call")
+    ap.add_argument("--baseline-orders", type=int, default=2000, help="orders through the 1-per-txn baseline")
+    ap.add_argument("--method-orders", type=int, default=20_000, help="orders for COPY vs executemany")
+    ap.add_argument("--recovery-events", type=int, default=0, help="events for the recovery test (0 = skip)")
+    ap.add_argument("--snapshot-every", type=int, default=100_000, help="events between snapshots")
+    ap.add_argument("--dsn", default=None, help="PostgreSQL URL (default TRADEDESK_DATABASE_URL or embedded)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+
+    import ray
+
+    from actors.runtime import start_runtime
+    from actors.settings import Settings
+
+    dsn, cleanup = _dsn(args)
+    ns = f"td-bench-{uuid.uuid4().hex[:8]}"
+    started = False
+    if not ray.is_initialized():
+        ray.init(namespace=ns, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = True
+    out: dict[str, Any] = {"bench": "shard", "durability": "sync"}
+    try:
+        settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
+        rt = start_runtime(settings, dsn)
+        out.update(_throughput(rt, args.shards, args.orders, args.batch))
+        if args.baseline_orders:
+            out.update(_baseline(dsn, args.baseline_orders))
+            out["speedup_vs_baseline"] = round(out["orders_per_s"] / out["baseline_orders_per_s"], 1)
+        if args.method_orders:
+            out.update(_append_methods(dsn, args.method_orders, args.batch))
+        if args.recovery_events:
+            out.update(_recovery(rt, args.recovery_events, args.snapshot_every, args.batch))
+    finally:
+        if started:
+            ray.shutdown()
+        cleanup()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:28s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
