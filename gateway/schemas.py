@@ -27,7 +27,7 @@ from actors.units import UNITS, to_kg
 MAX_KG = 10**12
 MAX_PRICE = 10**9
 ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
-REGION_PATTERN = r"^[A-Z]{2}-[A-Z0-9]{1,3}$"
+REGION_PATTERN = r"^[A-Z]{2}-[A-Z0-9]{1,8}$"  # ISO 3166-2 (1-3 chars); up to 8 for private zones
 
 ClientOrderId = Annotated[str, Field(pattern=ID_PATTERN, description="Unique per party; retries dedup on it")]
 PartyId = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -314,36 +314,58 @@ class EmptyIn(Strict):
 # --- admin ---------------------------------------------------------------------------------------
 
 Role = Literal["seller", "buyer", "trader", "operator", "admin", "data_scientist"]
-PartyRole = Literal["seller", "buyer", "trader", "broker"]
+Kyc = Literal["PENDING", "VERIFIED", "REJECTED", "SUSPENDED"]
+PAN = r"^[A-Z]{5}[0-9]{4}[A-Z]$"
+GSTIN = r"^[0-9]{2}[A-Z0-9]{13}$"
+MOBILE = r"^\+?[0-9 -]{10,20}$"
 
 
 class PartyIn(Strict):
-    """A counterparty. ``credit_limit_paise`` is total notional exposure allowed (paise)."""
+    """A counterparty. ``credit_limit_paise``: total notional exposure allowed (paise; null = none).
+    PAN/GSTIN upper-case; mobile is stored as its last 10 digits."""
 
     party_id: PartyId
-    name: str = Field(min_length=1, max_length=200)
-    role: PartyRole = "trader"
-    kyc_status: Literal["PENDING", "VERIFIED", "REJECTED"] = "PENDING"
-    pan: str | None = Field(None, pattern=r"^[A-Z]{5}[0-9]{4}[A-Z]$")
-    gstin: str | None = Field(None, pattern=r"^[0-9]{2}[A-Z0-9]{13}$")
-    mobile: str | None = Field(None, pattern=r"^\+?[0-9]{10,15}$")
+    name: str | None = Field(None, max_length=200)
+    role: Role = "trader"
+    kyc_status: Kyc = "PENDING"
+    sanctioned: bool = False
+    pan: str | None = Field(None, pattern=PAN)
+    gstin: str | None = Field(None, pattern=GSTIN)
+    mobile: str | None = Field(None, pattern=MOBILE)
     country: str = Field("IN", pattern=r"^[A-Z]{2}$")
-    credit_limit_paise: int = Field(0, ge=0, le=10**15)
+    credit_limit_paise: int | None = Field(None, ge=0, le=10**15)
     linked_parties: list[PartyId] = Field(default_factory=list, max_length=100)
+
+    def fields(self) -> dict[str, Any]:
+        """Keyword arguments for ``persistence.parties.PartyRepository.create``."""
+        d = self.model_dump()
+        d["credit_limit"] = d.pop("credit_limit_paise")
+        return d
 
 
 class PartyPatch(Strict):
     """Fields to change on a party; absent fields are kept."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    role: PartyRole | None = None
-    kyc_status: Literal["PENDING", "VERIFIED", "REJECTED"] | None = None
-    pan: str | None = Field(None, pattern=r"^[A-Z]{5}[0-9]{4}[A-Z]$")
-    gstin: str | None = Field(None, pattern=r"^[0-9]{2}[A-Z0-9]{13}$")
-    mobile: str | None = Field(None, pattern=r"^\+?[0-9]{10,15}$")
+    name: str | None = Field(None, max_length=200)
+    role: Role | None = None
+    kyc_status: Kyc | None = None
+    sanctioned: bool | None = None
+    pan: str | None = Field(None, pattern=PAN)
+    gstin: str | None = Field(None, pattern=GSTIN)
+    mobile: str | None = Field(None, pattern=MOBILE)
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
     credit_limit_paise: int | None = Field(None, ge=0, le=10**15)
     linked_parties: list[PartyId] | None = Field(None, max_length=100)
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent, keyed as ``PartyRepository.update`` expects."""
+        d = self.model_dump(exclude_unset=True)
+        if "credit_limit_paise" in d:
+            d["credit_limit"] = d.pop("credit_limit_paise")
+        for k in ("role", "kyc_status", "sanctioned", "country", "linked_parties"):
+            if k in d and d[k] is None:
+                d.pop(k)
+        return d
 
 
 class ApiKeyIn(Strict):

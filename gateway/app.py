@@ -1,0 +1,191 @@
+"""The FastAPI application: ``create_app(settings, dsn=..., redis_url=...) -> FastAPI``.
+
+The lifespan connects to Ray (``ray.init`` with ``settings.ray_address`` unless already initialised),
+looks up the ``shard-directory`` actor in ``settings.ray_namespace``, opens an asyncpg pool and a
+Redis client, and starts the per-shard micro-batcher and the WebSocket fan-out. The runtime itself
+(migrations, persistence actor, directory) is started by ``tradedesk serve`` via
+``actors.runtime.start_runtime`` before the app; the gateway is stateless and any number of
+processes may serve the same cluster.
+
+Middleware order (outermost first): timing/metrics (records the arrival time, epoch ms, that every
+command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), then routing. Ops:
+``/healthz`` (process up), ``/readyz`` (Ray, PostgreSQL, Redis, risk pool), ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from actors.settings import Settings
+from gateway import problems
+from gateway.auth import Authenticator
+from gateway.idempotency import IdempotencyMiddleware
+from gateway.ratelimit import RateLimiter, default_limits
+from gateway.service import GatewayService
+from persistence.api_keys import ApiKeyRepo
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class TimingMiddleware:
+    """Stamps ``request.state.arrival_ms`` (epoch ms), rejects oversized bodies (413) and records
+    the latency histogram by route template."""
+
+    def __init__(self, app: ASGIApp, get_metrics: Any) -> None:
+        self.app = app
+        self.get_metrics = get_metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        scope.setdefault("state", {})["arrival_ms"] = int(time.time() * 1000)
+        for k, v in scope["headers"]:
+            if k == b"content-length" and v.isdigit() and int(v) > MAX_BODY_BYTES:
+                resp = problems.problem_response("payload-too-large", f"body over {MAX_BODY_BYTES} bytes")
+                await resp(scope, receive, send)
+                return
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            m = self.get_metrics()
+            if m is not None:
+                route = scope.get("route")
+                path = getattr(route, "path", "unmatched")
+                m.latency.labels(scope["method"], path, str(status["code"])).observe(time.perf_counter() - t0)
+
+
+def create_app(
+    settings: Settings | None = None,
+    dsn: str | None = None,
+    redis_url: str | None = None,
+    *,
+    key_prefix: str = "td:",
+    directory: Any = None,
+    auth_cache_ttl_s: float = 5.0,
+) -> FastAPI:
+    """Build the gateway app. ``dsn``/``redis_url`` default to the settings' URLs; ``key_prefix``
+    namespaces the gateway's Redis keys (idempotency, rate limits); ``directory`` overrides the
+    ``shard-directory`` actor handle (tests)."""
+    from actors.settings import get_settings
+
+    s = settings or get_settings()
+    db = dsn or s.database_url
+    rurl = redis_url or s.redis_url
+    if not db or not rurl:
+        raise ValueError("create_app needs a database URL and a Redis URL")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = GatewayService(s, db, rurl, key_prefix=key_prefix, directory=directory)
+        await gw.start()
+        app.state.gw = gw
+        app.state.auth = Authenticator(ApiKeyRepo(gw.pool), cache_ttl_s=auth_cache_ttl_s)
+        app.state.limiter = RateLimiter(
+            gw.redis, default_limits(s.rate_limit_per_s, s.rate_limit_burst), key_prefix
+        )
+        from gateway.stream import StreamHub
+
+        app.state.hub = StreamHub(gw)
+        try:
+            yield
+        finally:
+            await app.state.hub.close()
+            await gw.close()
+
+    app = FastAPI(
+        title="tradedesk",
+        version="1",
+        summary="Matching server for physical commodity trading",
+        description=(
+            "Quantities are integer kg inside (send {value, unit}); prices integer paise per kg. "
+            "Errors are application/problem+json (RFC 9457). Authenticate with `Authorization: Bearer <key>`."
+        ),
+        lifespan=lifespan,
+    )
+    problems.install(app)
+
+    async def resolve(token: str) -> Any:
+        auth = getattr(app.state, "auth", None)
+        return await auth.resolve(token) if auth is not None else None
+
+    def get_redis() -> Any:
+        gw = getattr(app.state, "gw", None)
+        return gw.redis if gw is not None else None
+
+    def get_metrics() -> Any:
+        gw = getattr(app.state, "gw", None)
+        return gw.metrics if gw is not None else None
+
+    app.add_middleware(
+        IdempotencyMiddleware,
+        get_redis=get_redis,
+        resolve=resolve,
+        ttl_s=s.idempotency_ttl_s,
+        prefix=key_prefix,
+    )
+    app.add_middleware(TimingMiddleware, get_metrics=get_metrics)
+
+    from gateway import routes_admin, routes_market, routes_negotiation, routes_orders, stream
+
+    app.include_router(routes_orders.router)
+    app.include_router(routes_negotiation.router)
+    app.include_router(routes_market.router)
+    app.include_router(routes_admin.router)
+    app.include_router(stream.router)
+
+    @app.get("/healthz", tags=["ops"], summary="Process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Ray, PostgreSQL, Redis and the risk pool are reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        gw: GatewayService = request.app.state.gw
+        checks: dict[str, Any] = {}
+
+        async def check(name: str, coro: Any) -> None:
+            try:
+                await asyncio.wait_for(coro, timeout=2.0)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"down: {type(exc).__name__}"
+
+        await asyncio.gather(
+            check("ray", gw.directory.get.remote("__readyz__")),
+            check("postgres", gw.pool.fetchval("SELECT 1")),
+            check("redis", gw.redis.ping()),
+        )
+        risk = await routes_admin.risk_status(request)
+        checks["risk_pool"] = str(risk.get("status", "UNKNOWN")).lower()
+        ok = all(checks[k] == "ok" for k in ("ray", "postgres", "redis")) and checks["risk_pool"] != "down"
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    async def metrics(request: Request) -> Response:
+        gw: GatewayService = request.app.state.gw
+        if gw.batcher is not None:
+            for sid, d in gw.batcher.depths().items():
+                gw.metrics.queue_depth.labels(sid).set(d)
+        gw.metrics.ws_clients.set(request.app.state.hub.clients)
+        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,180 @@
+"""Admin and operator API.
+
+- Parties (admin writes; operator reads): ``POST /v1/admin/parties``, ``GET /v1/admin/parties``,
+  ``GET|PATCH /v1/admin/parties/{party_id}``, ``GET /v1/admin/parties/{party_id}/links``.
+- API keys (admin): ``POST /v1/admin/api-keys`` (the token is in this response only),
+  ``GET /v1/admin/api-keys``, ``POST /v1/admin/api-keys/{key_id}/revoke``.
+- Shards (operator, admin): ``GET /v1/admin/shards`` (node, seq, book size, queue depths),
+  ``POST /v1/admin/shards`` (add), ``POST /v1/admin/shards/{shard_id}/drain``.
+- Risk pool health (operator, admin, data_scientist): ``GET /v1/admin/risk/health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from gateway.auth import Principal, require
+from gateway.problems import Problem
+from gateway.routes_orders import gw
+from gateway.schemas import ApiKeyIn, PartyIn, PartyPatch, ShardIn, to_jsonable
+from persistence.api_keys import ApiKeyRepo
+from persistence.parties import PartyExists, PartyNotFound, PartyRepository, party_to_dict
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+ADMIN = require("admin")
+OPS = require("operator", "admin")
+
+
+def _parties(request: Request) -> PartyRepository:
+    g = gw(request)
+    return PartyRepository(g.pool, g.redis, "td:")
+
+
+def _party_view(p: Any) -> dict[str, Any]:
+    d = party_to_dict(p)
+    d["credit_limit_paise"] = d.pop("credit_limit")
+    return d
+
+
+@router.post("/parties", status_code=201, summary="Create a party")
+async def create_party(body: PartyIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+    try:
+        party = await _parties(request).create(**body.fields())
+    except PartyExists:
+        raise Problem("conflict", f"party {body.party_id} exists") from None
+    except ValueError as exc:
+        raise Problem("validation-error", str(exc)[:300]) from None
+    return _party_view(party)
+
+
+@router.get("/parties", summary="List parties")
+async def list_parties(
+    request: Request,
+    _p: Principal = Depends(OPS),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10**7),
+) -> Any:
+    return {"items": [_party_view(x) for x in await _parties(request).list(limit=limit, offset=offset)]}
+
+
+@router.get("/parties/{party_id}", summary="Get a party")
+async def get_party(party_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+    party = await _parties(request).get(party_id)
+    if party is None:
+        raise Problem("not-found", "no such party")
+    return _party_view(party)
+
+
+@router.patch("/parties/{party_id}", summary="Update KYC, credit limit, links...")
+async def update_party(
+    party_id: str, body: PartyPatch, request: Request, _p: Principal = Depends(ADMIN)
+) -> Any:
+    changes = body.changes()
+    repo = _parties(request)
+    try:
+        party = await repo.update(party_id, **changes) if changes else await repo.get(party_id)
+    except PartyNotFound:
+        party = None
+    except ValueError as exc:
+        raise Problem("validation-error", str(exc)[:300]) from None
+    if party is None:
+        raise Problem("not-found", "no such party")
+    gw(request)._linked.clear()
+    return _party_view(party)
+
+
+@router.get("/parties/{party_id}/links", summary="Parties linked to a party, and why")
+async def party_links(party_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+    try:
+        links = await _parties(request).linked_parties(party_id)
+    except PartyNotFound:
+        raise Problem("not-found", "no such party") from None
+    return {"party_id": party_id, "links": {k: list(v) for k, v in links.items()}}
+
+
+@router.post("/api-keys", status_code=201, summary="Issue an API key (token shown once)")
+async def issue_key(body: ApiKeyIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+    """``{key_id, party_id, roles, label, created_at, token}``. Store ``token`` now: only its sha256
+    is kept, it cannot be shown again."""
+    g = gw(request)
+    if body.party_id is not None and await PartyRepository(g.pool).get(body.party_id) is None:
+        raise Problem("validation-error", f"unknown party {body.party_id}")
+    key, token = await ApiKeyRepo(g.pool).issue(list[str](body.roles), body.party_id, body.label)
+    return {**key.to_dict(), "token": token}
+
+
+@router.get("/api-keys", summary="List API keys (never the tokens)")
+async def list_keys(
+    request: Request, _p: Principal = Depends(ADMIN), party_id: str | None = Query(None, max_length=64)
+) -> Any:
+    return {"items": [k.to_dict() for k in await ApiKeyRepo(gw(request).pool).list(party_id)]}
+
+
+@router.post("/api-keys/{key_id}/revoke", summary="Revoke an API key")
+async def revoke_key(key_id: str, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+    g = gw(request)
+    repo = ApiKeyRepo(g.pool)
+    if not await repo.revoke(key_id) and await repo.get(key_id) is None:
+        raise Problem("not-found", "no such key")
+    request.app.state.auth.forget()
+    return {"key_id": key_id, "revoked": True}
+
+
+@router.get("/shards", summary="List shards with node, seq, book size and queue depth")
+async def list_shards(request: Request, _p: Principal = Depends(OPS)) -> Any:
+    """``{"items": [{shard_id, region, commodity, node_id, seq, committed_seq, book_size,
+    queue_depth (actor), gateway_queue_depth (this process), draining, status}]}``."""
+    g = gw(request)
+    rows = await g.list_shards()
+    depths = g.batcher.depths() if g.batcher else {}
+    for r in rows:
+        r["gateway_queue_depth"] = depths.get(r.get("shard_id"), 0)
+    return {"items": to_jsonable(rows)}
+
+
+@router.post("/shards", status_code=201, summary="Add a shard")
+async def add_shard(body: ShardIn, request: Request, _p: Principal = Depends(OPS)) -> Any:
+    g = gw(request)
+    return to_jsonable(await g.directory.add.remote(body.region, body.commodity))
+
+
+@router.post("/shards/{shard_id}/drain", summary="Drain a shard (stop taking commands, snapshot)")
+async def drain_shard(shard_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+    g = gw(request)
+    if await g.directory.get.remote(shard_id) is None:
+        raise Problem("not-found", f"no shard {shard_id}")
+    info = await g.directory.drain.remote(shard_id)
+    return to_jsonable(info)
+
+
+@router.get("/risk/health", summary="Health of the risk pool")
+async def risk_health(
+    request: Request, _p: Principal = Depends(require("operator", "admin", "data_scientist"))
+) -> Any:
+    """``{"status": "UP"|"DEGRADED"|"DOWN"|"NOT_DEPLOYED", ...}`` from the risk pool's own health
+    report when it is deployed (``actors.risk_pool.health``)."""
+    return await risk_status(request)
+
+
+async def risk_status(request: Request) -> dict[str, Any]:
+    try:
+        from actors import risk_pool  # type: ignore[attr-defined]
+    except ImportError:
+        return {"status": "NOT_DEPLOYED", "detail": "shards use the pass-all decider"}
+    fn = getattr(risk_pool, "health", None)
+    if fn is None:
+        return {"status": "UNKNOWN"}
+    try:
+        ns = gw(request).namespace
+        res = await fn(ns) if asyncio.iscoroutinefunction(fn) else await asyncio.to_thread(fn, ns)
+        out = to_jsonable(res)
+        if isinstance(out, dict):
+            gw(request).metrics.breaker.set(1 if str(out.get("circuit", "")).upper() == "OPEN" else 0)
+            return out
+        return {"status": "UP", "detail": out}
+    except Exception:
+        return {"status": "DOWN"}

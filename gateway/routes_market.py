@@ -1,0 +1,86 @@
+"""Market data for a shard (public orders only; counterparties never disclosed).
+
+- ``GET /v1/market/{region}/{commodity}/top``: best bid/ask (paise/kg) and open kg at each.
+- ``GET /v1/market/{region}/{commodity}/depth?levels=N``: ``{"bids": [[price, kg, orders]...], "asks": ...}``.
+- ``GET /v1/market/{region}/{commodity}/trades?limit=N``: recent trades ``{seq, ts, quantity_kg, price}``.
+- ``POST /v1/market/search``: ranked availabilities for a hypothetical requirement; places nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from actors.commodities import canonical_commodity
+from actors.engine import shard_id_for
+from gateway.auth import MARKET_DATA, Principal, require
+from gateway.problems import Problem
+from gateway.routes_orders import arrival_ms, gw
+from gateway.schemas import REGION_PATTERN, SearchIn, to_jsonable
+
+router = APIRouter(prefix="/v1/market", tags=["market data"])
+
+RegionP = Path(pattern=REGION_PATTERN, description="ISO 3166-2, e.g. IN-GJ")
+CommodityP = Path(max_length=40)
+
+
+def _shard(region: str, commodity: str) -> str:
+    canon = canonical_commodity(commodity)
+    if canon is None:
+        raise Problem("not-found", f"unknown commodity {commodity}")
+    return shard_id_for(region, canon)
+
+
+@router.get("/{region}/{commodity}/top", summary="Best bid and ask")
+async def top(
+    request: Request,
+    region: str = RegionP,
+    commodity: str = CommodityP,
+    _p: Principal = Depends(require(*MARKET_DATA)),
+) -> Any:
+    """``{shard_id, seq, bid, bid_kg, ask, ask_kg}``; ``bid``/``ask`` paise/kg or null."""
+    g = gw(request)
+    return to_jsonable(await g.query(_shard(region, commodity), "best_bid_ask"))
+
+
+@router.get("/{region}/{commodity}/depth", summary="Aggregated book depth")
+async def depth(
+    request: Request,
+    region: str = RegionP,
+    commodity: str = CommodityP,
+    levels: int = Query(10, ge=1, le=100),
+    _p: Principal = Depends(require(*MARKET_DATA)),
+) -> Any:
+    g = gw(request)
+    return to_jsonable(await g.query(_shard(region, commodity), "depth", levels=levels))
+
+
+@router.get("/{region}/{commodity}/trades", summary="Recent trades")
+async def trades(
+    request: Request,
+    region: str = RegionP,
+    commodity: str = CommodityP,
+    limit: int = Query(50, ge=1, le=500),
+    _p: Principal = Depends(require(*MARKET_DATA)),
+) -> Any:
+    """Newest first: ``{"items": [{seq, ts, quantity_kg, price}]}`` (no party or order ids)."""
+    g = gw(request)
+    rows = await g.pool.fetch(
+        "SELECT seq, ts, quantity_kg, price FROM allocations WHERE shard_id = $1 ORDER BY seq DESC LIMIT $2",
+        _shard(region, commodity),
+        limit,
+    )
+    return {"shard_id": _shard(region, commodity), "items": [dict(r) for r in rows]}
+
+
+@router.post("/search", summary="Search ranked availabilities (browse, nothing placed)")
+async def search(body: SearchIn, request: Request, p: Principal = Depends(require(*MARKET_DATA))) -> Any:
+    """``{"status": "OK", "candidates": [{order_id, price, open_kg, quality, region, city, score,
+    breakdown}]}``. Private listings appear only to parties on their allow-list."""
+    g = gw(request)
+    party = p.party_id or f"browse:{p.key_id}"
+    linked = await g.linked_parties(p.party_id) if p.party_id else ()
+    cmd = body.to_command(arrival_ms(request), party, linked)
+    sid = shard_id_for(cmd.region, cmd.commodity)
+    return to_jsonable(await g.query(sid, "search", query=cmd, limit=body.limit))

@@ -1,0 +1,212 @@
+"""Negotiation (NEGOTIATE requirements) and allocations with their audit trail.
+
+- ``GET /v1/orders/{id}/proposals``: match proposals of one of my orders (PostgreSQL projection).
+- ``POST /v1/proposals/{id}/accept|reject``: the buyer accepts (reserves kg until a hold expiry) or
+  turns a proposal down.
+- ``POST /v1/reservations/{id}/confirm|release``: the seller confirms (an allocation at the
+  availability's price) or releases; the buyer may release too.
+- ``GET /v1/allocations``, ``GET /v1/allocations/{id}``: my trades; one trade with its audit trail
+  (score breakdown, risk decision with reasons and model versions, event sequence numbers).
+
+kg and paise/kg throughout. Another party's ids answer 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from actors.commands import ConfirmReservation, RejectProposal, ReleaseReservation
+from gateway.auth import STAFF, TRADING, Principal, require
+from gateway.problems import Problem
+from gateway.routes_orders import arrival_ms, command_result, decode_cursor, encode_cursor, gw
+from gateway.schemas import AcceptIn, to_jsonable
+
+router = APIRouter(prefix="/v1", tags=["negotiation", "allocations"])
+
+
+def _json(v: Any) -> Any:
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def _rowdict(r: Any) -> dict[str, Any]:
+    return {
+        k: _json(v) if k in ("doc", "breakdown", "risk", "model_versions", "payload") else v
+        for k, v in dict(r).items()
+    }
+
+
+@router.get("/orders/{order_id}/proposals", summary="Match proposals of one of my orders")
+async def list_proposals(order_id: str, request: Request, p: Principal = Depends(require(*TRADING))) -> Any:
+    """``{"items": [{proposal_id, buy_order_id, sell_order_id, quantity_kg, price, status, score,
+    breakdown, risk, ...}]}`` newest last."""
+    g = gw(request)
+    owner = await g.pool.fetchval("SELECT party_id FROM orders WHERE order_id = $1", order_id)
+    if owner is None or owner != p.party_id:
+        raise Problem("not-found", "no such order")
+    rows = await g.pool.fetch(
+        "SELECT proposal_id, shard_id, seq, ts, buy_order_id, sell_order_id, buyer_id, seller_id,"
+        " quantity_kg, price, status, doc FROM proposals WHERE buy_order_id = $1 OR sell_order_id = $1"
+        " ORDER BY seq",
+        order_id,
+    )
+    items = []
+    for r in rows:
+        d = _rowdict(r)
+        doc = d.pop("doc") or {}
+        for k in ("score", "breakdown", "risk"):
+            if k in doc:
+                d[k] = doc[k]
+        items.append(d)
+    return {"items": to_jsonable(items)}
+
+
+async def _run_one(request: Request, target: str, cmd: Any) -> Any:
+    g = gw(request)
+    sid = g.shard_for_id(target)
+    await g.handle(sid)
+    (r,) = await g.run(sid, [cmd])
+    return command_result(r)
+
+
+@router.post("/proposals/{proposal_id}/accept", summary="Accept a proposal (buyer): reserve quantity")
+async def accept_proposal(
+    proposal_id: str,
+    request: Request,
+    body: AcceptIn | None = Body(None),
+    p: Principal = Depends(require("buyer", "trader")),
+) -> Any:
+    """Reserve the proposed kg (or ``quantity``) on both orders for ``hold_minutes``; the result
+    carries the reservation ``{reservation_id, quantity_kg, price, hold_until (epoch ms)...}``."""
+    body = body or AcceptIn.model_validate({})
+    return await _run_one(
+        request, proposal_id, body.to_command(arrival_ms(request), p.party_id or "", proposal_id)
+    )
+
+
+@router.post("/proposals/{proposal_id}/reject", summary="Reject a proposal (buyer)")
+async def reject_proposal(
+    proposal_id: str, request: Request, p: Principal = Depends(require("buyer", "trader"))
+) -> Any:
+    return await _run_one(
+        request, proposal_id, RejectProposal(arrival_ms(request), p.party_id or "", proposal_id)
+    )
+
+
+@router.post("/reservations/{reservation_id}/confirm", summary="Confirm a reservation (seller)")
+async def confirm_reservation(
+    reservation_id: str, request: Request, p: Principal = Depends(require("seller", "trader"))
+) -> Any:
+    """The reservation becomes an allocation: ``{"allocation": {allocation_id, quantity_kg, price...}}``."""
+    return await _run_one(
+        request, reservation_id, ConfirmReservation(arrival_ms(request), p.party_id or "", reservation_id)
+    )
+
+
+@router.post("/reservations/{reservation_id}/release", summary="Release a reservation (seller or buyer)")
+async def release_reservation(
+    reservation_id: str, request: Request, p: Principal = Depends(require(*TRADING))
+) -> Any:
+    return await _run_one(
+        request, reservation_id, ReleaseReservation(arrival_ms(request), p.party_id or "", reservation_id)
+    )
+
+
+_ALLOC_COLS = (
+    "allocation_id, shard_id, seq, ts, buy_order_id, sell_order_id, buyer_id, seller_id, taker_order_id, "
+    "quantity_kg, price, score, breakdown, risk, model_versions, reservation_id"
+)
+
+
+@router.get("/allocations", summary="List my allocations (trades)")
+async def list_allocations(
+    request: Request,
+    p: Principal = Depends(require(*TRADING)),
+    as_: Literal["buyer", "seller"] | None = Query(None, alias="as"),
+    shard_id: str | None = Query(None, max_length=60),
+    since_ts: int | None = Query(None, ge=0, le=2**53),
+    cursor: str | None = Query(None, max_length=500),
+    limit: int = Query(50, ge=1, le=500),
+) -> Any:
+    """``{"items": [allocation...], "next_cursor"}`` oldest first; ``as`` filters my side."""
+    g = gw(request)
+    args: list[Any] = [p.party_id]
+    if as_ == "buyer":
+        where = ["buyer_id = $1"]
+    elif as_ == "seller":
+        where = ["seller_id = $1"]
+    else:
+        where = ["(buyer_id = $1 OR seller_id = $1)"]
+    if shard_id:
+        args.append(shard_id)
+        where.append(f"shard_id = ${len(args)}")
+    if since_ts is not None:
+        args.append(since_ts)
+        where.append(f"ts >= ${len(args)}")
+    cur = decode_cursor(cursor, 2)
+    if cur is not None:
+        args.extend([int(cur[0]), str(cur[1])])
+        where.append(f"(ts, allocation_id) > (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    rows = await g.pool.fetch(
+        f"SELECT {_ALLOC_COLS} FROM allocations WHERE {' AND '.join(where)} ORDER BY ts, allocation_id "
+        f"LIMIT ${len(args)}",
+        *args,
+    )
+    items = [_rowdict(r) for r in rows[:limit]]
+    nxt = (
+        encode_cursor([rows[limit - 1]["ts"], rows[limit - 1]["allocation_id"]])
+        if len(rows) > limit
+        else None
+    )
+    return {"items": to_jsonable(items), "next_cursor": nxt}
+
+
+@router.get("/allocations/{allocation_id}", summary="One allocation with its audit trail")
+async def get_allocation(
+    allocation_id: str, request: Request, p: Principal = Depends(require(*TRADING, *STAFF))
+) -> Any:
+    """The allocation plus ``audit``: ``{"events": [{seq, type, ts, payload}...]}`` — the orders'
+    acceptance, the proposal/reservation (if negotiated) and the allocation event itself, in seq
+    order, with the score breakdown, risk decision (outcome, reasons, tiers, model versions)."""
+    g = gw(request)
+    r = await g.pool.fetchrow(
+        f"SELECT {_ALLOC_COLS} FROM allocations WHERE allocation_id = $1", allocation_id
+    )
+    if r is None or (p.party_id not in (r["buyer_id"], r["seller_id"]) and not p.has(*STAFF)):
+        raise Problem("not-found", "no such allocation")
+    a = _rowdict(r)
+    ids = [a["buy_order_id"], a["sell_order_id"]]
+    evs = await g.pool.fetch(
+        "SELECT seq, type, ts, schema_version, payload FROM events WHERE shard_id = $1 AND seq <= $2 AND ("
+        " seq = $2 OR payload->'order'->>'order_id' = ANY($3::text[])"
+        " OR ($4::text IS NOT NULL AND payload->>'reservation_id' = $4)"
+        " OR (payload->>'allocation_id' = $5)) ORDER BY seq",
+        a["shard_id"],
+        a["seq"],
+        ids,
+        a["reservation_id"],
+        allocation_id,
+    )
+    events = [_rowdict(e) for e in evs]
+    prop_ids = {e["payload"].get("proposal_id") for e in events if isinstance(e["payload"], dict)} - {None}
+    if prop_ids:
+        more = await g.pool.fetch(
+            "SELECT seq, type, ts, schema_version, payload FROM events WHERE shard_id = $1"
+            " AND type = 'PROPOSED' AND payload->>'proposal_id' = ANY($2::text[])",
+            a["shard_id"],
+            list(prop_ids),
+        )
+        events = sorted(events + [_rowdict(e) for e in more], key=lambda e: e["seq"])
+    for e in events:  # never disclose a counterparty's order internals beyond the facts of this trade
+        pl = e.get("payload")
+        if isinstance(pl, dict) and "order" in pl and isinstance(pl["order"], dict):
+            o = pl["order"]
+            if o.get("party_id") != p.party_id and not p.has(*STAFF):
+                e["payload"] = {
+                    "order": {k: o.get(k) for k in ("order_id", "side", "price", "quantity_kg", "created_ts")}
+                }
+    a["audit"] = {"events": events, "event_seqs": [e["seq"] for e in events]}
+    return to_jsonable(a)

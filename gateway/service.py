@@ -1,0 +1,243 @@
+"""The gateway's shared state (one per process, on ``app.state.gw``): connections, shard routing,
+the micro-batcher, linked-party lookups and Prometheus metrics.
+
+Shard routing: a place command goes to ``(region, commodity)`` via the directory actor
+``shard-directory`` (``get_or_create``); a command on an existing id (``O-``, ``P-``, ``R-``, ``A-``)
+goes to ``actors.engine.shard_of(id)``. Handles are cached per shard id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from actors.engine import shard_id_for, shard_of
+from actors.settings import Settings
+from gateway.batching import BatchFailed, MicroBatcher, Overloaded
+from gateway.problems import Problem
+
+DIRECTORY_NAME = "shard-directory"
+
+
+class Metrics:
+    """Prometheus collectors in a private registry (several apps may live in one test process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "tradedesk_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "tradedesk_gateway_batch_size",
+            "Commands per shard actor call",
+            ["shard"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "tradedesk_gateway_batch_seconds",
+            "Shard actor call latency (commit included)",
+            ["shard"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "tradedesk_gateway_shard_queue_depth",
+            "Commands queued or in flight",
+            ["shard"],
+            registry=self.registry,
+        )
+        self.rejects = Counter(
+            "tradedesk_rejects_total",
+            "Commands rejected by shards, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.overloads = Counter(
+            "tradedesk_gateway_overload_total",
+            "503 answers for full shard queues",
+            ["shard"],
+            registry=self.registry,
+        )
+        self.breaker = Gauge(
+            "tradedesk_risk_circuit_open",
+            "1 when the risk ML tier's circuit breaker is open",
+            registry=self.registry,
+        )
+        self.ws_clients = Gauge("tradedesk_ws_clients", "Open WebSocket connections", registry=self.registry)
+
+
+class GatewayService:
+    """Connections and routing. ``start()`` inside the app's event loop, ``close()`` on shutdown."""
+
+    def __init__(
+        self, settings: Settings, dsn: str, redis_url: str, key_prefix: str = "td:", directory: Any = None
+    ) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.redis_url = redis_url
+        self.key_prefix = key_prefix
+        self.namespace = settings.ray_namespace
+        self.pool: Any = None
+        self.redis: Any = None
+        self.directory: Any = directory
+        self.handles: dict[str, Any] = {}
+        self.batcher: MicroBatcher | None = None
+        self.metrics = Metrics()
+        self._linked: dict[str, tuple[tuple[str, ...], float]] = {}
+        self.started = time.time()
+
+    async def start(self) -> None:
+        import asyncpg
+        import ray
+        import redis.asyncio as aioredis
+
+        if not ray.is_initialized():
+            await asyncio.to_thread(
+                ray.init,
+                address=self.settings.ray_address or None,
+                namespace=self.namespace,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        if self.directory is None:
+            self.directory = ray.get_actor(DIRECTORY_NAME, namespace=self.namespace)
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8)
+        self.redis = aioredis.from_url(self.redis_url, decode_responses=False)
+        s = self.settings
+        self.batcher = MicroBatcher(
+            self._submit,
+            window_ms=s.gateway_batch_window_ms,
+            max_batch=s.gateway_batch_max,
+            queue_max=s.gateway_queue_max,
+            on_batch=self._on_batch,
+        )
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    # -- shards ------------------------------------------------------------------------------------
+    def _on_batch(self, shard_id: str, size: int, seconds: float) -> None:
+        self.metrics.batch_size.labels(shard_id).observe(size)
+        self.metrics.batch_seconds.labels(shard_id).observe(seconds)
+
+    async def _submit(self, shard_id: str, commands: list[Any]) -> list[Any]:
+        handle = await self.handle(shard_id)
+        return list(await handle.submit.remote(commands))
+
+    async def handle_for(self, region: str, commodity: str) -> Any:
+        """Handle of the (region, commodity) shard, creating the shard if needed."""
+        sid = shard_id_for(region, commodity)
+        h = self.handles.get(sid)
+        if h is None:
+            h = await self.directory.get_or_create.remote(region, commodity)
+            self.handles[sid] = h
+        return h
+
+    async def handle(self, shard_id: str, create: bool = False) -> Any:
+        """Handle of an existing shard; raises a 404 problem when the shard is unknown."""
+        h = self.handles.get(shard_id)
+        if h is not None:
+            return h
+        import ray
+
+        try:
+            h = ray.get_actor(f"shard:{shard_id}", namespace=self.namespace)
+        except ValueError:
+            h = None
+        if h is None:
+            h = await self.directory.get.remote(shard_id)
+            if h is None:
+                raise Problem("not-found", f"no shard {shard_id}")
+        self.handles[shard_id] = h
+        return h
+
+    async def list_shards(self) -> list[dict[str, Any]]:
+        rows = await self.directory.list.remote()
+        out = []
+        for r in rows or []:
+            if isinstance(r, str):
+                region, _, commodity = r.rpartition(".")
+                out.append({"shard_id": r, "region": region, "commodity": commodity})
+            else:
+                out.append(dict(r))
+        return out
+
+    def shard_for_id(self, entity_id: str) -> str:
+        sid = shard_of(entity_id)
+        if sid is None:
+            raise Problem("not-found", f"no such id {entity_id}")
+        return sid
+
+    async def run(self, shard_id: str, commands: list[Any]) -> list[dict[str, Any]]:
+        """Send commands to ``shard_id`` through the micro-batcher; results in order.
+
+        Raises problems: 503 ``overloaded`` (queue full, Retry-After) or ``unavailable`` (shard call failed:
+        nothing was acknowledged, retry with the same client order ids)."""
+        assert self.batcher is not None
+        self.metrics.queue_depth.labels(shard_id).set(self.batcher.depth(shard_id))
+        try:
+            results = await self.batcher.submit(shard_id, commands)
+        except Overloaded as exc:
+            self.metrics.overloads.labels(shard_id).inc()
+            raise Problem(
+                "overloaded",
+                f"shard {shard_id} has {exc.depth} commands queued",
+                headers={"Retry-After": str(exc.retry_after_s)},
+                retry_after_s=exc.retry_after_s,
+            ) from None
+        except BatchFailed as exc:
+            cause = exc.__cause__
+            self.handles.pop(shard_id, None)
+            msg = "the shard could not process the request; nothing was acknowledged, retry"
+            if cause is not None and "Draining" in type(cause).__name__ + str(cause)[:200]:
+                msg = f"shard {shard_id} is draining"
+            raise Problem("unavailable", msg, headers={"Retry-After": "1"}) from None
+        for r in results:
+            if isinstance(r, dict) and r.get("status") == "REJECTED":
+                self.metrics.rejects.labels(str(r.get("reason"))).inc()
+        return results
+
+    async def query(self, shard_id: str, name: str, **kw: Any) -> Any:
+        """Read-side call on a shard (``best_bid_ask``, ``depth``, ``get_order``, ``search``...)."""
+        h = await self.handle(shard_id)
+        try:
+            return await h.query.remote(name, **kw)
+        except Exception:
+            self.handles.pop(shard_id, None)
+            raise Problem(
+                "unavailable", f"shard {shard_id} did not answer", headers={"Retry-After": "1"}
+            ) from None
+
+    # -- parties -----------------------------------------------------------------------------------
+    async def linked_parties(self, party_id: str) -> tuple[str, ...]:
+        """Parties linked to ``party_id`` (both directions), cached for 5 s."""
+        now = time.monotonic()
+        hit = self._linked.get(party_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        links = await self._load_links(party_id)
+        self._linked[party_id] = (links, now + 5.0)
+        return links
+
+    async def _load_links(self, party_id: str) -> tuple[str, ...]:
+        from persistence.parties import PartyNotFound, PartyRepository
+
+        try:
+            links = await PartyRepository(self.pool).linked_parties(party_id)
+        except PartyNotFound:
+            return ()
+        return tuple(sorted(links))

@@ -1,0 +1,424 @@
+"""WebSocket ``/v1/stream``: live book, trades and my own updates, with resume after reconnect.
+
+Authenticate with ``Authorization: Bearer <key>`` on the upgrade request, or send
+``{"op": "auth", "token": "<key>"}`` as the first message (within 10 s).
+
+Client -> server (JSON text frames)::
+
+    {"op": "subscribe", "channel": "book"|"trades"|"mine", "shard_id": "IN-GJ.cotton", "from_seq": 120}
+    {"op": "unsubscribe", "channel": "trades", "shard_id": "IN-GJ.cotton"}
+    {"op": "ping"}                       -> {"op": "pong", "ts": <epoch ms>}
+    {"op": "pong"}                       (answer to the server's heartbeat {"op": "ping"})
+
+Server -> client::
+
+    {"op": "subscribed", "channel", "shard_id", "from_seq"}
+    {"op": "event", "channel", "shard_id", "seq", "type", "ts", "payload"}
+    {"op": "error", "type": <problem type>, "detail"}
+
+Channels of a shard: ``book`` (order book changes of public orders, party ids removed), ``trades``
+(``{quantity_kg, price}`` of each allocation), ``mine`` (every event about my orders, proposals,
+reservations and allocations, including rejections of my commands). ``seq`` is the shard's event
+sequence number: remember the last one and pass it as ``from_seq`` when re-subscribing; the missed
+events are read from the PostgreSQL events table, then the live feed continues without gaps or
+duplicates (a gap in the live feed is also filled from PostgreSQL).
+
+Fan-out: each gateway process holds one Redis pub/sub connection and subscribes to
+``td:events:<shard_id>`` while at least one of its clients follows that shard. The persistence actor
+publishes only committed events. A client that cannot keep up (queue over 10,000 messages) is
+disconnected with close code 1013.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from gateway.auth import MARKET_DATA, Principal
+from gateway.problems import problem_type
+
+log = logging.getLogger("tradedesk.gateway")
+router = APIRouter()
+
+CHANNELS = ("book", "trades", "mine")
+HEARTBEAT_S = 15.0
+QUEUE_MAX = 10_000
+REPLAY_LIMIT = 50_000
+_PARTY_KEYS = ("party_id", "buyer_id", "seller_id", "linked_parties", "allow_list", "risk")
+_BOOK_TYPES = {
+    "ORDER_ACCEPTED",
+    "CANCELLED",
+    "AMENDED",
+    "EXPIRED",
+    "ALLOCATED",
+    "CONFIRMED",
+    "RESERVED",
+    "RELEASED",
+}
+_TRADE_TYPES = {"ALLOCATED", "CONFIRMED"}
+
+
+def _channel(shard_id: str) -> str:
+    return f"td:events:{shard_id}"
+
+
+class StreamHub:
+    """Per-process Redis pub/sub fan-out to WebSocket connections."""
+
+    def __init__(self, gw: Any) -> None:
+        self.gw = gw
+        self.pubsub: Any = None
+        self.subs: dict[str, set[Connection]] = {}
+        self.clients = 0
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> None:
+        if self.pubsub is None:
+            self.pubsub = self.gw.redis.pubsub(ignore_subscribe_messages=True)
+            self._task = asyncio.get_running_loop().create_task(self._listen())
+
+    async def add(self, shard_id: str, conn: Connection) -> None:
+        async with self._lock:
+            await self._ensure()
+            if shard_id not in self.subs:
+                self.subs[shard_id] = set()
+                await self.pubsub.subscribe(_channel(shard_id))
+            self.subs[shard_id].add(conn)
+
+    async def remove(self, shard_id: str, conn: Connection) -> None:
+        async with self._lock:
+            conns = self.subs.get(shard_id)
+            if conns is None:
+                return
+            conns.discard(conn)
+            if not conns:
+                del self.subs[shard_id]
+                with contextlib.suppress(Exception):
+                    await self.pubsub.unsubscribe(_channel(shard_id))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                if not self.subs:
+                    await asyncio.sleep(0.05)
+                    continue
+                msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if msg is None or msg.get("type") != "message":
+                    continue
+                ev = json.loads(msg["data"])
+                for conn in list(self.subs.get(ev.get("shard_id"), ())):
+                    conn.push(ev)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis hiccup: keep serving, the gap filler repairs the feed
+                log.warning("stream fan-out: %s", type(exc).__name__)
+                await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self.pubsub.aclose()
+
+
+class _Sub:
+    __slots__ = ("channel", "shard_id", "last_seq", "buffer", "replaying")
+
+    def __init__(self, channel: str, shard_id: str, last_seq: int | None) -> None:
+        self.channel = channel
+        self.shard_id = shard_id
+        self.last_seq = last_seq
+        self.buffer: list[dict[str, Any]] = []
+        self.replaying = last_seq is not None
+
+
+class Connection:
+    """One WebSocket client: its subscriptions, an outbound queue and ownership lookups."""
+
+    def __init__(self, ws: WebSocket, hub: StreamHub, principal: Principal) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.p = principal
+        self.subs: dict[tuple[str, str], _Sub] = {}
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_MAX)
+        self.out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=QUEUE_MAX)
+        self.owner_cache: dict[str, bool] = {}
+        self.overflow = False
+
+    def push(self, ev: dict[str, Any]) -> None:
+        try:
+            self.inbox.put_nowait(ev)
+        except asyncio.QueueFull:
+            self.overflow = True
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        await self.ws.send_text(json.dumps(msg, separators=(",", ":")))
+
+    # -- filtering ---------------------------------------------------------------------------------
+    async def _mine(self, ev: dict[str, Any]) -> bool:
+        me = self.p.party_id
+        if me is None:
+            return False
+        pl = ev.get("payload") or {}
+        if ev["type"] == "ORDER_ACCEPTED":
+            o = pl.get("order") or {}
+            mine = o.get("party_id") == me
+            if o.get("order_id"):
+                self.owner_cache[o["order_id"]] = mine
+            return mine
+        if me in (pl.get("party_id"), pl.get("buyer_id"), pl.get("seller_id")):
+            return True
+        oid = pl.get("order_id")
+        if oid:
+            if oid not in self.owner_cache:
+                owner = await self.hub.gw.pool.fetchval(
+                    "SELECT party_id FROM orders WHERE order_id = $1", oid
+                )
+                self.owner_cache[oid] = owner == me
+            return self.owner_cache[oid]
+        return False
+
+    async def _view(self, sub: _Sub, ev: dict[str, Any]) -> dict[str, Any] | None:
+        typ = ev["type"]
+        pl = ev.get("payload") or {}
+        if sub.channel == "mine":
+            if not await self._mine(ev):
+                return None
+            payload = pl
+        elif sub.channel == "trades":
+            if typ not in _TRADE_TYPES:
+                return None
+            payload = {"quantity_kg": pl.get("quantity_kg"), "price": pl.get("price")}
+        else:
+            if typ not in _BOOK_TYPES:
+                return None
+            if typ == "ORDER_ACCEPTED":
+                o = pl.get("order") or {}
+                if o.get("visibility") != "PUBLIC":
+                    return None
+                keep = (
+                    "order_id",
+                    "side",
+                    "price",
+                    "open_kg",
+                    "quantity_kg",
+                    "quality",
+                    "region",
+                    "city",
+                    "district",
+                )
+                payload = {"order": {k: o.get(k) for k in keep}}
+            else:
+                payload = {k: v for k, v in pl.items() if k not in _PARTY_KEYS}
+        return {
+            "op": "event",
+            "channel": sub.channel,
+            "shard_id": sub.shard_id,
+            "seq": ev["seq"],
+            "type": typ,
+            "ts": ev["ts"],
+            "payload": payload,
+        }
+
+    async def _read(self, shard_id: str, after: int, before: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT seq, type, ts, payload FROM events WHERE shard_id = $1 AND seq > $2"
+        args: list[Any] = [shard_id, after]
+        if before is not None:
+            sql += " AND seq < $3"
+            args.append(before)
+        rows = await self.hub.gw.pool.fetch(sql + f" ORDER BY seq LIMIT {REPLAY_LIMIT}", *args)
+        out = []
+        for r in rows:
+            pl = r["payload"]
+            out.append(
+                {
+                    "shard_id": shard_id,
+                    "seq": r["seq"],
+                    "type": r["type"],
+                    "ts": r["ts"],
+                    "payload": json.loads(pl) if isinstance(pl, str) else pl,
+                }
+            )
+        return out
+
+    async def deliver(self, sub: _Sub, ev: dict[str, Any]) -> None:
+        seq = int(ev["seq"])
+        if sub.last_seq is not None and seq <= sub.last_seq:
+            return
+        if sub.last_seq is not None and seq > sub.last_seq + 1:  # missed live messages: fill from PG
+            for old in await self._read(sub.shard_id, sub.last_seq, seq):
+                await self._deliver_one(sub, old)
+        await self._deliver_one(sub, ev)
+
+    async def _deliver_one(self, sub: _Sub, ev: dict[str, Any]) -> None:
+        sub.last_seq = int(ev["seq"])
+        msg = await self._view(sub, ev)
+        if msg is not None:
+            await self.out.put(msg)
+
+    # -- subscription management -----------------------------------------------------------------
+    async def subscribe(self, channel: str, shard_id: str, from_seq: int | None) -> None:
+        key = (channel, shard_id)
+        if key in self.subs:
+            await self.unsubscribe(channel, shard_id)
+        sub = _Sub(channel, shard_id, from_seq)
+        self.subs[key] = sub
+        await self.hub.add(shard_id, self)
+        await self.out.put(
+            {"op": "subscribed", "channel": channel, "shard_id": shard_id, "from_seq": from_seq}
+        )
+        if from_seq is not None:
+            replay = await self._read(shard_id, from_seq)
+            for ev in replay:
+                await self._deliver_one(sub, ev)
+            while sub.buffer:  # live events that arrived meanwhile; stay in replay mode until drained
+                buffered, sub.buffer = sub.buffer, []
+                for ev in buffered:
+                    await self.deliver(sub, ev)
+            sub.replaying = False
+
+    async def unsubscribe(self, channel: str, shard_id: str) -> None:
+        self.subs.pop((channel, shard_id), None)
+        if not any(s.shard_id == shard_id for s in self.subs.values()):
+            await self.hub.remove(shard_id, self)
+
+    async def dispatch_loop(self) -> None:
+        """Route live events from the hub to this connection's subscriptions."""
+        while True:
+            ev = await self.inbox.get()
+            for sub in list(self.subs.values()):
+                if sub.shard_id != ev.get("shard_id"):
+                    continue
+                if sub.replaying:
+                    sub.buffer.append(ev)
+                else:
+                    await self.deliver(sub, ev)
+
+    async def send_loop(self) -> None:
+        while True:
+            msg = await self.out.get()
+            if msg is None:
+                return
+            await self.send(msg)
+
+
+async def _authenticate(ws: WebSocket) -> Principal | None:
+    auth = ws.app.state.auth
+    h = ws.headers.get("authorization")
+    token = h[7:].strip() if h and h[:7].lower() == "bearer " else ws.headers.get("x-api-key")
+    if token:
+        return await auth.resolve(token)  # type: ignore[no-any-return]
+    try:
+        first = json.loads(await asyncio.wait_for(ws.receive_text(), timeout=10))
+    except Exception:
+        return None
+    if isinstance(first, dict) and first.get("op") == "auth" and isinstance(first.get("token"), str):
+        return await auth.resolve(first["token"])  # type: ignore[no-any-return]
+    return None
+
+
+def _err(slug: str, detail: str) -> dict[str, Any]:
+    return {"op": "error", "type": problem_type(slug), "detail": detail}
+
+
+@router.websocket("/v1/stream")
+async def stream(ws: WebSocket) -> None:
+    await ws.accept()
+    p = await _authenticate(ws)
+    if p is None or not p.has(*MARKET_DATA):
+        await ws.send_text(json.dumps(_err("unauthenticated", "send a valid API key")))
+        await ws.close(code=1008)
+        return
+    hub: StreamHub = ws.app.state.hub
+    conn = Connection(ws, hub, p)
+    hub.clients += 1
+    tasks = [
+        asyncio.create_task(conn.dispatch_loop()),
+        asyncio.create_task(conn.send_loop()),
+        asyncio.create_task(_heartbeat(conn)),
+    ]
+    await conn.out.put(
+        {"op": "welcome", "key_id": p.key_id, "party_id": p.party_id, "heartbeat_s": HEARTBEAT_S}
+    )
+    try:
+        while True:
+            done = [t for t in tasks if t.done()]
+            if done or conn.overflow:
+                if conn.overflow:
+                    await ws.close(code=1013)
+                break
+            try:
+                raw = await ws.receive_text()
+            except WebSocketDisconnect:
+                break
+            await _handle(conn, raw)
+    except WebSocketDisconnect:
+        pass
+    except Exception as exc:
+        log.warning("stream connection ended: %s", type(exc).__name__)
+    finally:
+        hub.clients -= 1
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for ch, sid in list(conn.subs):
+            with contextlib.suppress(Exception):
+                await conn.unsubscribe(ch, sid)
+
+
+async def _heartbeat(conn: Connection) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        await conn.out.put({"op": "ping", "ts": int(time.time() * 1000)})
+
+
+async def _handle(conn: Connection, raw: str) -> None:
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        await conn.out.put(_err("malformed-request", "messages are JSON objects"))
+        return
+    if not isinstance(msg, dict):
+        await conn.out.put(_err("malformed-request", "messages are JSON objects"))
+        return
+    op = msg.get("op")
+    if op == "ping":
+        await conn.out.put({"op": "pong", "ts": int(time.time() * 1000)})
+        return
+    if op in ("pong", "auth"):
+        return
+    if op not in ("subscribe", "unsubscribe"):
+        await conn.out.put(_err("validation-error", "op must be subscribe, unsubscribe, ping or pong"))
+        return
+    channel, shard_id, from_seq = msg.get("channel"), msg.get("shard_id"), msg.get("from_seq")
+    if channel not in CHANNELS or not isinstance(shard_id, str) or not 3 <= len(shard_id) <= 60:
+        await conn.out.put(
+            _err("validation-error", f"channel must be one of {CHANNELS} and shard_id a shard id")
+        )
+        return
+    if from_seq is not None and (isinstance(from_seq, bool) or not isinstance(from_seq, int) or from_seq < 0):
+        await conn.out.put(_err("validation-error", "from_seq must be a non-negative integer"))
+        return
+    if channel == "mine" and conn.p.party_id is None:
+        await conn.out.put(_err("forbidden", "the mine channel needs a party API key"))
+        return
+    if op == "subscribe":
+        if len(conn.subs) >= 100:
+            await conn.out.put(_err("forbidden", "at most 100 subscriptions per connection"))
+            return
+        await conn.subscribe(channel, shard_id, from_seq)
+    else:
+        await conn.unsubscribe(channel, shard_id)
+        await conn.out.put({"op": "unsubscribed", "channel": channel, "shard_id": shard_id})
