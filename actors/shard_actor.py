@@ -35,11 +35,10 @@ import ray
 
 from actors.events import Event
 from actors.risk import PassAllDecider, RiskRequest
-from persistence.event_store import batch_rows, order_ids_of
+from persistence.event_store import batch_rows, decode_snapshot, encode_snapshot, order_ids_of
 
 log = logging.getLogger(__name__)
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 QUERY_METHODS = frozenset({"best_bid_ask", "depth", "open_orders", "get_order", "search", "stats"})
 
@@ -122,6 +121,9 @@ class ShardService:
         self.recoveries = 0
         self.recovery_s = 0.0
         self.recovered_events = 0
+        self.match_s = 0.0  # cumulative seconds in plan + risk + execute
+        self.rows_s = 0.0  # cumulative seconds building projection rows
+        self.commit_s = 0.0  # cumulative seconds waiting for commits (sync)
         self._pending: Any = None  # async mode: ObjectRef of the in-flight append
         self._pending_snapshot: Any = None
         self._dirty = True
@@ -146,7 +148,7 @@ class ShardService:
         snap = ray.get(self.persistence.latest_snapshot.remote(self.shard_id))
         if snap is not None:
             snap_seq, state = snap
-            engine = ShardEngine.from_snapshot(json.loads(state))
+            engine = ShardEngine.from_snapshot(decode_snapshot(state))
         else:
             snap_seq = 0
             engine = (
@@ -203,6 +205,7 @@ class ShardService:
             except Exception as exc:
                 raise ShardUnavailable(f"shard {self.shard_id} cannot recover: {exc}") from exc
         engine = self.engine
+        t0 = time.perf_counter()
         if getattr(self.decider, "needs_queries", True):
             verdicts = self.decider.decide(engine.plan(commands))
         else:
@@ -216,6 +219,8 @@ class ShardService:
                 log.warning("shard %s: credit settle failed: %s", self.shard_id, exc)
         self.batches += 1
         self.commands += len(commands)
+        t1 = time.perf_counter()
+        self.match_s += t1 - t0
         events = result.events
         if not events:
             return result.results
@@ -229,10 +234,13 @@ class ShardService:
             if d is not None:
                 docs.append(d if isinstance(d, dict) else d.to_dict())
         rows = batch_rows(self.shard_id, events, docs)
+        t2 = time.perf_counter()
+        self.rows_s += t2 - t1
         ref = self.persistence.append.remote(rows)
         if self.durability == "sync":
             try:
                 ray.get(ref)
+                self.commit_s += time.perf_counter() - t2
             except Exception as exc:
                 self.failures += 1
                 self._dirty = True
@@ -269,7 +277,7 @@ class ShardService:
         )
         if not (due or force):
             return
-        state = _dumps(self.engine.snapshot())
+        state = encode_snapshot(self.engine.snapshot())
         ref = self.persistence.save_snapshot.remote(self.shard_id, self.committed_seq, state)
         self.last_snapshot_seq = self.committed_seq
         if force:
@@ -360,6 +368,9 @@ class ShardService:
             "recoveries": self.recoveries,
             "recovered_events": self.recovered_events,
             "recovery_s": round(self.recovery_s, 4),
+            "match_s": round(self.match_s, 3),
+            "rows_s": round(self.rows_s, 3),
+            "commit_s": round(self.commit_s, 3),
         }
 
 

@@ -8,8 +8,11 @@ returns only after its events are committed), one client thread per shard, and r
 - ``baseline_orders_per_s``: the old design in the same run, one order per call and one
   transaction per order (``--baseline-orders`` orders through a single shard);
 - ``copy_events_per_s`` / ``executemany_events_per_s``: the append path alone, COPY vs executemany;
-- ``recovery_s`` and ``recovery_events``: restart of a shard with ``--recovery-events`` events in the
-  log (snapshot every ``--snapshot-every``), from kill to first answered call.
+- ``recovery_s`` and ``recovery_events``: a shard whose log holds ``--recovery-events`` events
+  (written straight through the event store, snapshot every ``--snapshot-every``) is started, then
+  killed and restarted; ``recovery_s`` is the restarted actor's load time (snapshot + later events),
+  ``recovery_restart_wall_s`` the client-side time from kill to first answered call;
+- ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time.
 
 Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
 each run creates and drops its own database. Example::
@@ -135,7 +138,11 @@ def _throughput(rt: Any, k: int, n: int, batch: int) -> dict[str, Any]:
         t.join()
     wall = time.perf_counter() - t0
     all_lat = [x for xs in lat for x in xs]
+    infos = ray.get([h.info.remote() for h in handles])
     return {
+        "shard_match_s": [i["match_s"] for i in infos],
+        "shard_rows_s": [i["rows_s"] for i in infos],
+        "shard_commit_s": [i["commit_s"] for i in infos],
         "shards": k,
         "orders": per * k,
         "batch": batch,
@@ -232,46 +239,82 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
     return out
 
 
-def _recovery(rt: Any, n_events: int, snapshot_every: int, batch: int) -> dict[str, Any]:
-    """Fill one shard to about ``n_events`` events, kill it (with restart) and time recovery."""
+def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: int) -> tuple[int, float]:
+    """Write about ``n_events`` real engine events of one shard straight into the event store (same
+    rows and COPY path as the persistence actor, without the Ray hop), with a snapshot every
+    ``snapshot_every`` events. Returns (last seq, seconds)."""
+    import asyncio
+
+    import asyncpg
+
+    from actors.engine import ShardEngine
+    from persistence.event_store import EventStore, batch_rows, encode_snapshot, init_connection, order_ids_of
+
+    async def run() -> int:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
+        store = EventStore(pool, method="copy")
+        eng = ShardEngine(region, "cotton", "price_time")
+        last_snap = 0
+        i = 0
+        chunk = 20_000
+        while eng.seq < n_events:
+            cmds = make_orders(region, "cotton", chunk, seed=1000 + i, prefix=f"r{i}-", ts0=T0 + i * chunk)
+            for j in range(0, len(cmds), batch):
+                res = eng.process(cmds[j : j + batch])
+                ids: dict[str, None] = {}
+                for e in res.events:
+                    for oid in order_ids_of(e):
+                        ids[oid] = None
+                await store.append(
+                    batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
+                )
+                if snapshot_every and eng.seq // snapshot_every > last_snap // snapshot_every:
+                    await store.save_snapshot(eng.shard_id, eng.seq, encode_snapshot(eng.snapshot()))
+                    last_snap = eng.seq
+                if eng.seq >= n_events:
+                    break
+            i += 1
+        await pool.close()
+        return int(eng.seq)
+
+    t0 = time.perf_counter()
+    seq = asyncio.run(run())
+    return seq, time.perf_counter() - t0
+
+
+def _recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int) -> dict[str, Any]:
+    """Fill one shard's log to about ``n_events`` events, start its actor (recovery on start), then
+    kill it with restart and time the second recovery too."""
     import ray
 
-    h = rt.shard("IN-REC", "cotton")
-    ray.get(h.info.remote())
-    cmds_needed = max(1, int(n_events / 1.7))
-    t_fill = time.perf_counter()
-    i = 0
-    seq = 0
-    chunk = 20_000
-    while seq < n_events:
-        cmds = make_orders("IN-REC", "cotton", chunk, seed=1000 + i, prefix=f"r{i}-", ts0=T0 + i * chunk)
-        for j in range(0, len(cmds), batch):
-            ray.get(h.submit.remote(cmds[j : j + batch]))
-        seq = ray.get(h.info.remote())["committed_seq"]
-        i += 1
-    fill_s = time.perf_counter() - t_fill
-    ray.get(h.flush.remote())
-    before = ray.get(h.info.remote())
-    ray.kill(h, no_restart=False)
+    region = "IN-REC"
+    seq, fill_s = _fill_log(dsn, region, n_events, snapshot_every, batch)
     t0 = time.perf_counter()
+    h = rt.shard(region, "cotton")
+    first = ray.get(h.info.remote())
+    start_wall = time.perf_counter() - t0
+    assert first["committed_seq"] == seq, (first, seq)
+    ray.kill(h, no_restart=False)
+    t1 = time.perf_counter()
     while True:
         try:
             after = ray.get(h.info.remote(), timeout=600)
-            if after["pid"] != before["pid"] and not after["dirty"]:
+            if after["pid"] != first["pid"] and not after["dirty"]:
                 break
         except Exception:
             pass
         time.sleep(0.05)
-    wall = time.perf_counter() - t0
-    assert after["committed_seq"] == before["committed_seq"], (before, after)
-    del cmds_needed
+    restart_wall = time.perf_counter() - t1
+    assert after["committed_seq"] == seq, (after, seq)
     return {
-        "recovery_events": before["committed_seq"],
+        "recovery_events": seq,
         "recovery_snapshot_every": snapshot_every,
         "recovery_snapshot_seq": after["last_snapshot_seq"],
         "recovery_replayed_events": after["recovered_events"],
         "recovery_s": round(after["recovery_s"], 3),
-        "recovery_wall_s": round(wall, 3),
+        "recovery_restart_wall_s": round(restart_wall, 3),
+        "recovery_first_start_s": round(first["recovery_s"], 3),
+        "recovery_first_start_wall_s": round(start_wall, 3),
         "recovery_fill_s": round(fill_s, 1),
     }
 
@@ -286,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method-orders", type=int, default=20_000, help="orders for COPY vs executemany")
     ap.add_argument("--recovery-events", type=int, default=0, help="events for the recovery test (0 = skip)")
     ap.add_argument("--snapshot-every", type=int, default=100_000, help="events between snapshots")
+    ap.add_argument("--profile", default="price_time", choices=["price_time", "quality"], help="ranking")
     ap.add_argument("--dsn", default=None, help="PostgreSQL URL (default TRADEDESK_DATABASE_URL or embedded)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -304,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"bench": "shard", "durability": "sync"}
     try:
         settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
-        rt = start_runtime(settings, dsn)
+        rt = start_runtime(settings, dsn, profile=args.profile)
+        out["profile"] = args.profile
         out.update(_throughput(rt, args.shards, args.orders, args.batch))
         if args.baseline_orders:
             out.update(_baseline(dsn, args.baseline_orders))
@@ -312,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.method_orders:
             out.update(_append_methods(dsn, args.method_orders, args.batch))
         if args.recovery_events:
-            out.update(_recovery(rt, args.recovery_events, args.snapshot_every, args.batch))
+            out.update(_recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
     finally:
         if started:
             ray.shutdown()

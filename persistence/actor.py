@@ -126,12 +126,12 @@ class PersistenceService:
         """Highest committed seq of a shard."""
         return await (await self._get_store()).max_seq(shard_id)
 
-    async def save_snapshot(self, shard_id: str, seq: int, state_json: str) -> None:
-        """Store a snapshot of a shard's engine after ``seq``."""
-        await (await self._get_store()).save_snapshot(shard_id, seq, state_json)
+    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
+        """Store a snapshot of a shard's engine after ``seq`` (JSON text or zlib-compressed JSON)."""
+        await (await self._get_store()).save_snapshot(shard_id, seq, state)
 
-    async def latest_snapshot(self, shard_id: str) -> tuple[int, str] | None:
-        """``(seq, state_json)`` of the newest snapshot, or None."""
+    async def latest_snapshot(self, shard_id: str) -> tuple[int, str | bytes] | None:
+        """``(seq, state)`` of the newest snapshot, or None (see ``event_store.decode_snapshot``)."""
         return await (await self._get_store()).latest_snapshot(shard_id)
 
     async def upsert_shard(

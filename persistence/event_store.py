@@ -18,6 +18,7 @@ Units: quantities kg (int), prices paise/kg (int), ``ts`` epoch ms.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -344,21 +345,46 @@ class EventStore:
             v = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1", shard_id)
         return int(v)
 
-    async def save_snapshot(self, shard_id: str, seq: int, state_json: str) -> None:
-        """Store the engine state after event ``seq`` (JSON text). Re-saving the same seq is a no-op."""
+    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
+        """Store the engine state after event ``seq``: JSON text, or zlib-compressed JSON bytes
+        (:func:`encode_snapshot`). Re-saving the same seq is a no-op."""
         async with self.pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO snapshots (shard_id, seq, state) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                shard_id,
-                seq,
-                state_json,
-            )
+            if isinstance(state, bytes):
+                await conn.execute(
+                    "INSERT INTO snapshots (shard_id, seq, blob, codec) VALUES ($1, $2, $3, 'zlib-json') "
+                    "ON CONFLICT DO NOTHING",
+                    shard_id,
+                    seq,
+                    state,
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO snapshots (shard_id, seq, state) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    shard_id,
+                    seq,
+                    state,
+                )
 
-    async def latest_snapshot(self, shard_id: str) -> tuple[int, str] | None:
-        """``(seq, state_json_text)`` of the newest snapshot of a shard, or None."""
+    async def latest_snapshot(self, shard_id: str) -> tuple[int, str | bytes] | None:
+        """``(seq, state)`` of the newest snapshot of a shard, or None; ``state`` is JSON text or
+        zlib-compressed JSON bytes (decode either with :func:`decode_snapshot`)."""
         async with self.pool.acquire() as conn:
             r = await conn.fetchrow(
-                "SELECT seq, state::text FROM snapshots WHERE shard_id = $1 ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, state::text, blob FROM snapshots WHERE shard_id = $1 ORDER BY seq DESC LIMIT 1",
                 shard_id,
             )
-        return (int(r[0]), r[1]) if r else None
+        if r is None:
+            return None
+        return (int(r[0]), bytes(r[2]) if r[2] is not None else r[1])
+
+
+def encode_snapshot(state: dict[str, Any], level: int = 1) -> bytes:
+    """Engine snapshot dict -> zlib-compressed JSON bytes (what shards store)."""
+    return zlib.compress(_dumps(state).encode("utf-8"), level)
+
+
+def decode_snapshot(data: str | bytes) -> dict[str, Any]:
+    """Snapshot state as stored (JSON text or zlib-compressed JSON bytes) -> dict."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return json.loads(zlib.decompress(data))  # type: ignore[no-any-return]
+    return json.loads(data)  # type: ignore[no-any-return]
