@@ -45,7 +45,7 @@ class Strict(BaseModel):
 class Quantity(Strict):
     """An amount of commodity, e.g. ``{"value": 120, "unit": "bale"}`` (= 20,400 kg)."""
 
-    value: float = Field(gt=0, description="positive finite number of ``unit``")
+    value: float = Field(gt=0, le=1e12, description="positive finite number of ``unit``")
     unit: Unit = "kg"
 
     @field_validator("value")
@@ -57,7 +57,10 @@ class Quantity(Strict):
 
     @model_validator(mode="after")
     def _range(self) -> Quantity:
-        kg = to_kg(self.value, self.unit)
+        try:
+            kg = to_kg(self.value, self.unit)
+        except (ArithmeticError, ValueError):
+            raise ValueError("quantity is not a representable number") from None
         if kg < 1:
             raise ValueError("quantity is below 1 kg")
         if kg > MAX_KG:
