@@ -23,19 +23,18 @@ from pathlib import Path
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes] | None, timeout_s: float = 600.0) -> bool:
-    """Poll ``base/readyz`` (then ``/healthz``) until 200; False on timeout or if ``proc`` exits."""
+    """Poll ``base/readyz`` until 200; False on timeout or if ``proc`` exits."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
-        for path in ("/readyz", "/healthz"):
-            try:
-                if httpx.get(base + path, timeout=2.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
+        try:
+            if httpx.get(base + "/readyz", timeout=5.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
         time.sleep(1.0)
     return False
 

@@ -314,8 +314,13 @@ class Endpoints:
 
     parties: str = "/v1/admin/parties"
     api_keys: str = "/v1/admin/api-keys"
-    orders: str = "/v1/orders"
+    sell: str = "/v1/orders/availabilities"
+    buy: str = "/v1/orders/requirements"
     batch: str | None = "/v1/orders/batch"
+
+    def single(self, body: dict[str, Any]) -> str:
+        """Path for placing one order of ``body["side"]``."""
+        return self.sell if body.get("side") == "SELL" else self.buy
 
     @classmethod
     def discover(cls, openapi: dict[str, Any]) -> Endpoints:
@@ -331,8 +336,10 @@ class Endpoints:
                 ep.api_keys = p
             elif low.endswith("/orders/batch") or low.endswith("/orders:batch"):
                 ep.batch = p
-            elif low.endswith("/orders"):
-                ep.orders = p
+            elif low.endswith("/availabilities"):
+                ep.sell = p
+            elif low.endswith("/requirements"):
+                ep.buy = p
         return ep
 
 
@@ -468,9 +475,9 @@ async def _send(
         if ep.batch and len(chunk) > 1:
             r = await client.call("POST", ep.batch, token, {"orders": [it.body for it in chunk]})
         else:
-            r = await client.call("POST", ep.orders, token, chunk[0].body)
+            r = await client.call("POST", ep.single(chunk[0].body), token, chunk[0].body)
             if len(chunk) > 1:  # no batch endpoint: one by one
-                rs = [r] + [await client.call("POST", ep.orders, token, it.body) for it in chunk[1:]]
+                rs = [r] + [await client.call("POST", ep.single(it.body), token, it.body) for it in chunk[1:]]
                 for it, rr in zip(chunk, rs, strict=True):
                     _record_response(stats, [it], rr)
                 continue
@@ -482,7 +489,9 @@ def _record_response(stats: Stats, chunk: list[Planned], r: Any) -> None:
         reason = f"http_{r.status_code}"
         try:
             body = r.json()
-            if isinstance(body, dict) and body.get("title"):
+            if isinstance(body, dict) and body.get("reason"):
+                reason = str(body["reason"])  # a single order rejected by the shard (problem+json)
+            elif isinstance(body, dict) and body.get("title"):
                 reason = f"http_{r.status_code}:{body['title']}"
         except ValueError:
             pass
@@ -500,7 +509,7 @@ async def run_replay(
     admin_token: str,
     *,
     batch_max: int = 200,
-    concurrency: int = 8,
+    concurrency: int = 32,
     progress: bool = True,
 ) -> Stats:
     """Create parties and keys, then send the plan's orders day by day. Returns the collected stats."""
@@ -657,7 +666,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="replay only the first N rows in date order")
     p.add_argument("--seed", type=int, default=7, help="seed of the reproducible quality/buyer draws")
     p.add_argument("--batch", type=int, default=200, help="orders per batch request (per party)")
-    p.add_argument("--concurrency", type=int, default=8, help="HTTP requests in flight")
+    p.add_argument("--concurrency", type=int, default=32, help="HTTP requests in flight")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

@@ -80,6 +80,10 @@ def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop()
 
 
+def _note_signal(signum: int, frame: Any) -> None:
+    """Handler after uvicorn has stopped: shutdown is already under way."""
+
+
 def _call_with(fn: Any, available: dict[str, Any], *positional: Any) -> Any:
     """Call ``fn`` with ``positional`` plus the keyword arguments of ``available`` it accepts."""
     params = inspect.signature(fn).parameters
@@ -134,17 +138,17 @@ class Server:
             else:
                 if self.num_cpus:
                     kw["num_cpus"] = self.num_cpus
-                ray.init(**kw)
+                ray.init(address="local", **kw)
                 self.ray_started = True
         from actors.runtime import start_runtime
 
+        deploy: Any = None
         try:
-            from actors.risk_pool import deploy_risk_pool
+            from actors.risk_pool import deploy_risk_pool as deploy
         except ImportError:
-            deploy_risk_pool = None
             _say("risk pool module not installed: shards use the pass-all risk decider")
-        if deploy_risk_pool is not None:
-            self.risk = deploy_risk_pool(s, self.dsn, self.redis_url)
+        if deploy is not None:
+            self.risk = deploy(s, self.dsn, self.redis_url)
         self.runtime = start_runtime(s, self.dsn, self.redis_url, decider=self.risk)
         from persistence.api_keys import ensure_admin_key
 
@@ -174,6 +178,10 @@ class Server:
         server = uvicorn.Server(config)
         base = f"http://{s.host}:{s.port}"
         _say(f"API docs at {base}/docs ; metrics at {base}/metrics ; Ctrl-C stops")
+        # uvicorn re-raises the signal that stopped it once it has restored these handlers: make that
+        # a no-op so that the process goes on to drain the shards instead of dying on the spot.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _note_signal)
         server.run()
 
     def drain(self) -> list[dict[str, Any]]:
