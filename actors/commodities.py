@@ -68,7 +68,14 @@ class CommoditySpec:
 
     @property
     def param_names(self) -> frozenset[str]:
-        return frozenset(p.name for p in self.params)
+        """Names of the quality parameters (cached per spec)."""
+        names = _PARAM_NAMES.get(self.name)
+        if names is None:
+            names = _PARAM_NAMES[self.name] = frozenset(p.name for p in self.params)
+        return names
+
+
+_PARAM_NAMES: dict[str, frozenset[str]] = {}
 
 
 _MOISTURE = QualityParam("moisture_pct", "%", 0.0, 30.0, 1.0)

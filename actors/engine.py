@@ -16,7 +16,7 @@ profile (``price_time`` or ``quality``); allocation best-first at the **resting*
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from actors import orders as st
@@ -156,6 +156,7 @@ class ShardEngine:
         self._credit_left: dict[str, int] = {}
         self._credit_used: dict[str, int] = {}
         self._refs: dict[str, str] = {}
+        self._pending: Order | None = None  # live-path order object for the next ORDER_ACCEPTED
 
     # ------------------------------------------------------------------ batch API
 
@@ -409,6 +410,7 @@ class ShardEngine:
         seq = self.seq + 1
         order_id = f"O-{self.shard_id}-{seq}"
         order = self._order_from_command(cmd, order_id, seq, self._near_duplicate(cmd))
+        self._pending = order
         self._emit(ORDER_ACCEPTED, cmd.ts, {"order": order.to_dict()})
         self._refs[order_id] = _ref(cmd)
         live = self.orders[order_id]
@@ -475,23 +477,28 @@ class ShardEngine:
             return vd.get(t_ref, r_ref)
         return vd.get(r_ref, t_ref)
 
-    def _ranked(self, taker: Order, decide: bool = True) -> list[_Fill]:
-        """Candidates for ``taker`` best-first (qty not yet set), after hard filters and risk."""
+    def _price_time(self, taker: Order, opposite: BookSide, decide: bool) -> Iterator[_Fill]:
+        """Price-time candidates, lazily: best price, then time priority."""
+        taker_is_buy = taker.side == "BUY"
+        for resting in opposite.crossing(taker.price):
+            buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
+            if hard_filters(buy, sell) is None:
+                continue
+            decision = self._decision(taker, resting) if decide else PASS_DECISION
+            if decision is None or decision.outcome == Outcome.BLOCK:
+                continue
+            yield _Fill(resting, 0, decision, 1.0, {"profile": "price_time"})
+
+    def _ranked(self, taker: Order, decide: bool = True) -> Iterable[_Fill]:
+        """Candidates for ``taker`` best-first (qty not yet set), after hard filters and risk:
+        a lazy iterator for ``price_time``, a scored and sorted list for ``quality``."""
         opposite = self.asks if taker.side == "BUY" else self.bids
         profile = taker.profile or self.profile
         taker_is_buy = taker.side == "BUY"
         spec = self.spec
         out: list[_Fill] = []
         if profile == "price_time":
-            for resting in opposite.crossing(taker.price):
-                buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
-                if hard_filters(buy, sell) is None:
-                    continue
-                decision = self._decision(taker, resting) if decide else PASS_DECISION
-                if decision is None or decision.outcome == Outcome.BLOCK:
-                    continue
-                out.append(_Fill(resting, 0, decision, 1.0, {"profile": "price_time"}))
-            return out
+            return self._price_time(taker, opposite, decide)
         w = spec.weights
         band = spec.price_band
         for resting in opposite.crossing(taker.price):
@@ -800,7 +807,10 @@ class ShardEngine:
         handler(self, event)
 
     def _ap_accepted(self, ev: Event) -> None:
-        o = Order.from_dict(ev.payload["order"])
+        o = self._pending
+        self._pending = None
+        if o is None or o.order_id != ev.payload["order"]["order_id"]:
+            o = Order.from_dict(ev.payload["order"])
         self.orders[o.order_id] = o
         (self.bids if o.side == "BUY" else self.asks).add(o)
         if o.valid_until is not None:
@@ -1034,9 +1044,10 @@ class ShardEngine:
         if problem is not None:
             return {"status": "REJECTED", "reason": problem[0], "detail": problem[1], "candidates": []}
         taker = self._order_from_command(query, "search", self.seq + 1, None)
-        ranked = self._ranked(taker, decide=False)
-        cands = []
-        for f in ranked[: max(0, min(int(limit), 200))]:
+        cands: list[dict[str, Any]] = []
+        for f in self._ranked(taker, decide=False):
+            if len(cands) >= max(0, min(int(limit), 200)):
+                break
             r = f.resting
             cands.append(
                 {
