@@ -268,11 +268,11 @@ def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: 
                 await store.append(
                     batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
                 )
+                if eng.seq >= n_events:  # the tail after the last snapshot is replayed from events
+                    break
                 if snapshot_every and eng.seq // snapshot_every > last_snap // snapshot_every:
                     await store.save_snapshot(eng.shard_id, eng.seq, encode_snapshot(eng.snapshot()))
                     last_snap = eng.seq
-                if eng.seq >= n_events:
-                    break
             i += 1
         await pool.close()
         return int(eng.seq)
