@@ -635,7 +635,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             str(g["proposals"]),
             rej or "-",
         )
-    con = Console()
+    con = Console(width=None if sys.stdout.isatty() else 160)
     con.print(t)
     lm = summary["location_method_rows"]
     con.print(
