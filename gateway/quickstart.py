@@ -50,6 +50,10 @@ def stop_child(proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> int:
         return proc.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from actors.settings import Settings
     from gateway import replay
@@ -62,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tradedesk run: starting the server ({' '.join(cmd[2:])})", flush=True)
     # own process group: a terminal Ctrl-C reaches only this process, which then stops the server cleanly
     proc = subprocess.Popen(cmd, env=dict(os.environ), start_new_session=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM to this process also stops the server cleanly
     try:
         if not wait_ready(base, proc):
             print("tradedesk run: the server did not become ready; see its output above", file=sys.stderr)
