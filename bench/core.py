@@ -58,7 +58,11 @@ class Workload:
             mic = r.uniform(3.4, 4.9)
             strength = r.uniform(26.0, 32.0)
             if side == "SELL":
-                kw["quality"] = {"staple_length_mm": round(staple, 1), "micronaire": round(mic, 2), "strength_gtex": round(strength, 1)}
+                kw["quality"] = {
+                    "staple_length_mm": round(staple, 1),
+                    "micronaire": round(mic, 2),
+                    "strength_gtex": round(strength, 1),
+                }
             else:
                 kw["quality_ranges"] = {
                     "staple_length_mm": (round(staple - 1.5, 1), round(staple + 1.5, 1)),
@@ -102,7 +106,9 @@ class Workload:
             if x < 0.85:
                 out.append(CancelOrder(self.ts, o.party_id, o.order_id))
             elif r.random() < 0.7:
-                out.append(AmendOrder(self.ts, o.party_id, o.order_id, quantity_kg=max(1, o.quantity_kg - 100)))
+                out.append(
+                    AmendOrder(self.ts, o.party_id, o.order_id, quantity_kg=max(1, o.quantity_kg - 100))
+                )
             else:
                 out.append(AmendOrder(self.ts, o.party_id, o.order_id, price=o.price + r.choice((-20, 20))))
         return out

@@ -14,16 +14,34 @@ AHMEDABAD = (23.02, 72.57)  # about 190 km from Rajkot
 def sell(coid: str, party: str, qty: int, price: int, ts: int, **kw: Any) -> PlaceOrder:
     lat, lon = kw.pop("loc", RAJKOT)
     return PlaceOrder(
-        ts=ts, party_id=party, client_order_id=coid, side="SELL", commodity="cotton", region=REGION,
-        quantity_kg=qty, price=price, lat=lat, lon=lon, **kw,
+        ts=ts,
+        party_id=party,
+        client_order_id=coid,
+        side="SELL",
+        commodity="cotton",
+        region=REGION,
+        quantity_kg=qty,
+        price=price,
+        lat=lat,
+        lon=lon,
+        **kw,
     )
 
 
 def buy(coid: str, party: str, qty: int, price: int, ts: int, **kw: Any) -> PlaceOrder:
     lat, lon = kw.pop("loc", RAJKOT)
     return PlaceOrder(
-        ts=ts, party_id=party, client_order_id=coid, side="BUY", commodity="cotton", region=REGION,
-        quantity_kg=qty, price=price, lat=lat, lon=lon, **kw,
+        ts=ts,
+        party_id=party,
+        client_order_id=coid,
+        side="BUY",
+        commodity="cotton",
+        region=REGION,
+        quantity_kg=qty,
+        price=price,
+        lat=lat,
+        lon=lon,
+        **kw,
     )
 
 

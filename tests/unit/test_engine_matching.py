@@ -42,8 +42,20 @@ def test_incoming_sell_trades_at_resting_bid_price(pt: ShardEngine) -> None:
 def test_no_cross_rests_both_sides(pt: ShardEngine) -> None:
     res = pt.execute([sell("s1", "A", 1000, 7100, 1), buy("b1", "C", 1000, 7000, 2)])
     assert fills(res.events) == []
-    assert pt.best_bid_ask() == {"shard_id": "IN-GJ.cotton", "seq": 2, "bid": 7000, "bid_kg": 1000, "ask": 7100, "ask_kg": 1000}
-    assert pt.depth() == {"shard_id": "IN-GJ.cotton", "seq": 2, "bids": [[7000, 1000, 1]], "asks": [[7100, 1000, 1]]}
+    assert pt.best_bid_ask() == {
+        "shard_id": "IN-GJ.cotton",
+        "seq": 2,
+        "bid": 7000,
+        "bid_kg": 1000,
+        "ask": 7100,
+        "ask_kg": 1000,
+    }
+    assert pt.depth() == {
+        "shard_id": "IN-GJ.cotton",
+        "seq": 2,
+        "bids": [[7000, 1000, 1]],
+        "asks": [[7100, 1000, 1]],
+    }
 
 
 def test_quality_ranges_are_hard_filters(pt: ShardEngine) -> None:
@@ -111,7 +123,9 @@ def test_aon_availability_needs_a_buyer_for_the_whole_lot(pt: ShardEngine) -> No
 def test_cancel_removes_open_quantity(pt: ShardEngine) -> None:
     pt.execute([sell("s1", "A", 1000, 7000, 1)])
     res = pt.execute([CancelOrder(2, "A", oid(1))])
-    assert [(e.type, e.payload) for e in res.events] == [("CANCELLED", {"order_id": oid(1), "cancelled_kg": 1000})]
+    assert [(e.type, e.payload) for e in res.events] == [
+        ("CANCELLED", {"order_id": oid(1), "cancelled_kg": 1000})
+    ]
     assert pt.execute([buy("b1", "C", 1000, 7000, 3)]).events[1:] == []
     res = pt.execute([CancelOrder(4, "A", oid(1))])
     assert res.results[0]["reason"] == "ORDER_CLOSED"
@@ -129,9 +143,17 @@ def test_amend_quantity_down_keeps_priority(pt: ShardEngine) -> None:
     pt.execute([sell("s1", "A", 1000, 7000, 1), sell("s2", "B", 1000, 7000, 2)])
     res = pt.execute([AmendOrder(3, "A", oid(1), quantity_kg=600)])
     assert res.events[0].payload == {
-        "order_id": oid(1), "quantity_kg": 600, "open_kg": 600, "price": 7000, "priority_lost": False, "priority": 1,
+        "order_id": oid(1),
+        "quantity_kg": 600,
+        "open_kg": 600,
+        "price": 7000,
+        "priority_lost": False,
+        "priority": 1,
     }
-    assert fills(pt.execute([buy("b1", "C", 700, 7000, 4)]).events) == [(oid(4), oid(1), 600, 7000), (oid(4), oid(2), 100, 7000)]
+    assert fills(pt.execute([buy("b1", "C", 700, 7000, 4)]).events) == [
+        (oid(4), oid(1), 600, 7000),
+        (oid(4), oid(2), 100, 7000),
+    ]
     assert pt.orders[oid(1)].cancelled_kg == 0 and pt.orders[oid(1)].quantity_kg == 600
 
 
@@ -200,7 +222,19 @@ def test_quality_profile_ranks_by_weighted_score() -> None:
             sell("s2", "B", 1000, 6950, 2, quality={"staple_length_mm": 30.0}),
         ]
     )
-    res = q.execute([buy("b1", "C", 1000, 7000, 3, quality_ranges={"staple_length_mm": (29.0, 31.0)}, max_distance_km=300.0)])
+    res = q.execute(
+        [
+            buy(
+                "b1",
+                "C",
+                1000,
+                7000,
+                3,
+                quality_ranges={"staple_length_mm": (29.0, 31.0)},
+                max_distance_km=300.0,
+            )
+        ]
+    )
     allocs = res.results[0]["allocations"]
     assert [(a["sell_order_id"], a["quantity_kg"], a["price"]) for a in allocs] == [(oid(2), 1000, 6950)]
     bd = allocs[0]["breakdown"]
@@ -229,7 +263,9 @@ class _Decider:
 
 def test_risk_block_warn_and_one_request_per_batch() -> None:
     q = ShardEngine("IN-GJ", "cotton", profile="quality")
-    q.process([sell("s1", "A", 1000, 6900, 1), sell("s2", "B", 1000, 6900, 2), sell("s3", "D", 1000, 6950, 3)])
+    q.process(
+        [sell("s1", "A", 1000, 6900, 1), sell("s2", "B", 1000, 6900, 2), sell("s3", "D", 1000, 6950, 3)]
+    )
     dec = _Decider(
         {
             "A": RiskDecision(Outcome.BLOCK, ("SANCTIONED_PARTY",)),
@@ -267,7 +303,9 @@ def test_missing_decision_means_no_allocation() -> None:
 
 def test_search_ranks_without_placing() -> None:
     q = ShardEngine("IN-GJ", "cotton", profile="quality")
-    q.execute([sell("s1", "A", 1000, 6900, 1, quality={"staple_length_mm": 30.0}), sell("s2", "B", 1000, 7500, 2)])
+    q.execute(
+        [sell("s1", "A", 1000, 6900, 1, quality={"staple_length_mm": 30.0}), sell("s2", "B", 1000, 7500, 2)]
+    )
     seq = q.seq
     out = q.search(buy("probe", "C", 500, 7000, 3, quality_ranges={"staple_length_mm": (29.0, 31.0)}))
     assert out["status"] == "OK"

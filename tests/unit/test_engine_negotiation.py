@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from actors.commands import AcceptProposal, CancelOrder, ConfirmReservation, RejectProposal, ReleaseReservation, Tick
+from actors.commands import (
+    AcceptProposal,
+    CancelOrder,
+    ConfirmReservation,
+    RejectProposal,
+    ReleaseReservation,
+    Tick,
+)
 from actors.engine import ShardEngine
 from tests.unit.core_builders import buy, fills, oid, sell
 
@@ -46,7 +53,9 @@ def test_hold_expiry_releases_the_reservation() -> None:
     e, pid = _proposed()
     e.execute([AcceptProposal(10, "C", pid, hold_ms=100)])
     res = e.execute([Tick(110)])
-    assert [(ev.type, ev.payload["reason"], ev.ts) for ev in res.events] == [("RELEASED", "HOLD_EXPIRED", 110)]
+    assert [(ev.type, ev.payload["reason"], ev.ts) for ev in res.events] == [
+        ("RELEASED", "HOLD_EXPIRED", 110)
+    ]
     assert e.orders[oid(2)].open_kg == 600
 
 

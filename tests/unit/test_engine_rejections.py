@@ -79,4 +79,6 @@ def test_amend_without_changes_is_rejected() -> None:
     e = ShardEngine("IN-GJ", "cotton")
     e.execute([sell("s", "A", 100, 7000, 1)])
     assert e.execute([AmendOrder(2, "A", "O-IN-GJ.cotton-1")]).results[0]["reason"] == "INVALID_AMEND"
-    assert e.execute([AmendOrder(2, "A", "O-IN-GJ.cotton-1", price=-3)]).results[0]["reason"] == "INVALID_PRICE"
+    assert (
+        e.execute([AmendOrder(2, "A", "O-IN-GJ.cotton-1", price=-3)]).results[0]["reason"] == "INVALID_PRICE"
+    )
