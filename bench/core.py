@@ -20,8 +20,8 @@ from typing import Any
 
 from actors.commands import AmendOrder, CancelOrder, PlaceOrder
 from actors.engine import ShardEngine
-from actors.scoring import hard_filters
 from actors.orders import Order
+from actors.scoring import hard_filters
 
 REGION = "IN-GJ"
 MID = 7_000  # paise/kg, about the Gujarat kapas modal price in the Agmarknet data (Rs 7,000/quintal)
