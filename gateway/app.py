@@ -189,3 +189,33 @@ def create_app(
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class ServerThread:
+    """uvicorn serving ``app`` on 127.0.0.1 (``port`` 0 = a free port) in a background thread with
+    its own event loop; for tests and benchmarks. ``start()`` returns the base URL."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        import threading
+
+        import uvicorn
+
+        cfg = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+        self.server = uvicorn.Server(cfg)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.host = host
+        self.port = port
+
+    def start(self, timeout: float = 60.0) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.05)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

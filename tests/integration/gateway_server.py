@@ -4,8 +4,6 @@ loop) over a real runtime (Ray actors, PostgreSQL, Redis), plus a bootstrap admi
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,38 +13,12 @@ import httpx
 LOC = {"lat": 21.17, "lon": 72.83, "city": "Surat"}
 
 
-class ServerThread:
-    """uvicorn serving ``app`` on 127.0.0.1 in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        cfg = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.port = 0
-
-    def start(self, timeout: float = 60.0) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.05)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 class Gateway:
     """A running gateway: ``base`` URL, ``admin`` token, the app and its runtime."""
 
     def __init__(self, dsn: str, redis_url: str, key_dir: Path, **settings: Any) -> None:
         from actors.settings import Settings
-        from gateway.app import create_app
+        from gateway.app import ServerThread, create_app
         from persistence.api_keys import ensure_admin_key_async
         from tests.integration.conftest import start_test_runtime
 
@@ -57,6 +29,7 @@ class Gateway:
         self.settings = Settings(**fields)
         key_file = key_dir / "admin.key"
         asyncio.run(ensure_admin_key_async(dsn, key_file))
+        self.key_file = key_file
         self.admin = key_file.read_text().strip()
         self.prefix = f"tdgw:{uuid.uuid4().hex[:8]}:"
         self.app = create_app(

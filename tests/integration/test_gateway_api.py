@@ -349,3 +349,22 @@ def test_admin_parties_keys_shards(gw: Gateway, keys: dict[str, str]) -> None:
         r = s.post("/v1/orders/availabilities", json=availability("dr1", region))
         assert r.status_code == 503 and "draining" in r.json()["detail"]
         assert s.post("/v1/admin/parties", json={"party_id": "X9"}).status_code == 403
+
+
+def test_operator_cli_and_admin_key_file(gw: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import stat
+
+    from gateway.operator_cli import main
+
+    assert stat.S_IMODE(os.stat(gw.key_file).st_mode) == 0o600
+    region = unique_region()
+    common = ["--gateway", gw.base, "--api-key-file", str(gw.key_file)]
+    assert main([*common, "add", region, "cotton"]) == 0
+    assert main([*common, "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{region}.cotton" in out and gw.admin not in out
+    assert main([*common, "--json", "drain", f"{region}.cotton"]) == 0
+    assert '"draining": true' in capsys.readouterr().out
+    assert main([*common, "drain", "IN-NOPE.cotton"]) == 1
+    assert main(["--gateway", gw.base, "--api-key-file", "/nonexistent/key", "list"]) == 2
