@@ -121,13 +121,42 @@ class Order:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy (ranges as lists, sets as sorted lists)."""
-        d = {f: getattr(self, f) for f in _FIELDS}
-        d["quality"] = dict(self.quality)
-        d["quality_ranges"] = {k: [v[0], v[1]] for k, v in self.quality_ranges.items()}
-        d["quality_target"] = dict(self.quality_target)
-        d["allow_list"] = sorted(self.allow_list)
-        d["linked_parties"] = sorted(self.linked_parties)
-        return d
+        return {
+            "order_id": self.order_id,
+            "party_id": self.party_id,
+            "client_order_id": self.client_order_id,
+            "side": self.side,
+            "commodity": self.commodity,
+            "region": self.region,
+            "quantity_kg": self.quantity_kg,
+            "open_kg": self.open_kg,
+            "reserved_kg": self.reserved_kg,
+            "allocated_kg": self.allocated_kg,
+            "cancelled_kg": self.cancelled_kg,
+            "expired_kg": self.expired_kg,
+            "price": self.price,
+            "quality": dict(self.quality),
+            "quality_ranges": {k: [v[0], v[1]] for k, v in self.quality_ranges.items()},
+            "quality_target": dict(self.quality_target),
+            "lat": self.lat,
+            "lon": self.lon,
+            "city": self.city,
+            "district": self.district,
+            "max_distance_km": self.max_distance_km,
+            "visibility": self.visibility,
+            "allow_list": sorted(self.allow_list),
+            "min_order_kg": self.min_order_kg,
+            "allow_partial": self.allow_partial,
+            "valid_until": self.valid_until,
+            "intent": self.intent,
+            "linked_parties": sorted(self.linked_parties),
+            "profile": self.profile,
+            "status": self.status,
+            "created_ts": self.created_ts,
+            "updated_ts": self.updated_ts,
+            "priority": self.priority,
+            "near_duplicate_of": self.near_duplicate_of,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Order:
