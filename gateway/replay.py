@@ -356,6 +356,11 @@ class Stats:
     rejects: dict[tuple[str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     seen_allocations: set[str] = field(default_factory=set)
     http_retries: int = 0
+    accepted_proposals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    negotiation_failures: dict[tuple[str, str], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    pending: list[tuple[Planned, list[dict[str, Any]]]] = field(default_factory=list)
 
 
 def _results_of(payload: Any) -> list[dict[str, Any]]:
@@ -377,15 +382,70 @@ def _record(stats: Stats, item: Planned, res: dict[str, Any]) -> None:
     else:
         stats.rejects[g][str(res.get("reason") or res.get("title") or status or "unknown")] += 1
     for a in res.get("allocations") or []:
-        aid = str(a.get("allocation_id"))
-        if aid in stats.seen_allocations:
+        _count_allocation(stats, g, a)
+    props = [p for p in res.get("proposals") or [] if isinstance(p, dict) and p.get("proposal_id")]
+    stats.proposals[g] += len(props)
+    if props and item.body.get("side") == "BUY":
+        stats.pending.append((item, props))
+
+
+def _count_allocation(stats: Stats, g: tuple[str, str], a: dict[str, Any]) -> None:
+    aid = str(a.get("allocation_id"))
+    if aid in stats.seen_allocations:
+        return
+    stats.seen_allocations.add(aid)
+    kg, price = int(a.get("quantity_kg") or 0), int(a.get("price") or 0)
+    stats.allocations[g] += 1
+    stats.alloc_kg[g] += kg
+    stats.alloc_value[g] += kg * price
+
+
+async def _negotiate(
+    client: Client, keys: dict[str, str], item: Planned, proposals: list[dict[str, Any]], stats: Stats
+) -> None:
+    """A NEGOTIATE requirement's buyer accepts proposals best-first until its quantity is covered; the
+    seller of each reservation confirms it, which makes it an allocation."""
+    need = int(item.body["quantity"]["value"])  # the replay states requirement quantities in kg
+    g = item.group
+    for p in proposals:
+        if need <= 0:
+            break
+        qty = min(int(p.get("quantity_kg") or 0), need)
+        if qty <= 0:
             continue
-        stats.seen_allocations.add(aid)
-        kg, price = int(a.get("quantity_kg") or 0), int(a.get("price") or 0)
-        stats.allocations[g] += 1
-        stats.alloc_kg[g] += kg
-        stats.alloc_value[g] += kg * price
-    stats.proposals[g] += len(res.get("proposals") or [])
+        r = await client.call(
+            "POST",
+            f"/v1/proposals/{p['proposal_id']}/accept",
+            keys[item.party_id],
+            {"quantity": {"value": qty}},
+        )
+        if r.status_code >= 400:
+            stats.negotiation_failures[g][f"accept:{_problem_reason(r)}"] += 1
+            continue
+        res = (r.json() or {}).get("reservation") or {}
+        rid, seller = res.get("reservation_id"), res.get("seller_id") or p.get("seller_id")
+        if not rid or seller not in keys:
+            stats.negotiation_failures[g]["accept:no_reservation"] += 1
+            continue
+        stats.accepted_proposals[g] += 1
+        r = await client.call("POST", f"/v1/reservations/{rid}/confirm", keys[seller])
+        if r.status_code >= 400:
+            stats.negotiation_failures[g][f"confirm:{_problem_reason(r)}"] += 1
+            continue
+        alloc = (r.json() or {}).get("allocation") or {}
+        if alloc:
+            _count_allocation(stats, g, alloc)
+            need -= int(alloc.get("quantity_kg") or 0)
+
+
+def _problem_reason(r: Any) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return f"http_{r.status_code}"
+    if isinstance(body, dict):
+        return str(body.get("reason") or body.get("title") or f"http_{r.status_code}")
+    return f"http_{r.status_code}"
 
 
 class Client:
@@ -534,6 +594,8 @@ async def run_replay(
                         )
                     )
                     bar.update(len(side))
+                pending, stats.pending = stats.pending, []
+                await asyncio.gather(*(_negotiate(client, keys, it, props, stats) for it, props in pending))
                 bar.set_postfix_str(f"{day:%d %b %Y}")
         finally:
             bar.close()
@@ -574,6 +636,8 @@ def summarize(plan: Plan, stats: Stats, wall_s: float) -> dict[str, Any]:
                 "portal_modal_paise_per_kg": round(modal, 1) if modal is not None else None,
                 "vwap_vs_modal_pct": round(100 * (vwap - modal) / modal, 2) if vwap and modal else None,
                 "proposals": stats.proposals[g],
+                "proposals_accepted": stats.accepted_proposals[g],
+                "negotiation_failures": dict(stats.negotiation_failures[g].most_common()),
                 "rejects": dict(stats.rejects[g].most_common()),
             }
         )
@@ -591,6 +655,11 @@ def summarize(plan: Plan, stats: Stats, wall_s: float) -> dict[str, Any]:
         "tonnes_allocated": round(tot_kg / 1000, 3),
         "fill_rate": round(tot_kg / tot_req, 4) if tot_req else None,
         "rejects": dict(sum((c for c in stats.rejects.values()), Counter()).most_common()),
+        "proposals": sum(stats.proposals.values()),
+        "proposals_accepted": sum(stats.accepted_proposals.values()),
+        "negotiation_failures": dict(
+            sum((c for c in stats.negotiation_failures.values()), Counter()).most_common()
+        ),
         "http_retries": stats.http_retries,
         "wall_s": round(wall_s, 2),
         "orders_per_s": round(sum(stats.orders.values()) / wall_s, 1) if wall_s > 0 else None,
@@ -647,6 +716,10 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"orders {summary['orders']}, accepted {summary['accepted']}, allocations {summary['allocations']}, "
         f"{summary['tonnes_allocated']:,.1f} t allocated, fill {(summary['fill_rate'] or 0) * 100:.1f}%, "
         f"{summary['wall_s']} s ({summary['orders_per_s']} orders/s), HTTP retries {summary['http_retries']}"
+    )
+    con.print(
+        f"NEGOTIATE: {summary['proposals']} proposals, {summary['proposals_accepted']} accepted by the buyer "
+        f"(then confirmed by the seller); failures {summary['negotiation_failures'] or 'none'}"
     )
 
 

@@ -114,6 +114,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
             )  # fmt: skip
             assert rep.returncode == 0, rep.stderr.decode()[-3000:]
             summary = json.loads(rep.stdout.decode().strip().splitlines()[-1])
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
         finally:
             if serve.poll() is None:
                 serve.send_signal(signal.SIGTERM)
