@@ -79,11 +79,13 @@ def create_app(
     *,
     key_prefix: str = "td:",
     directory: Any = None,
+    risk: Any = None,
     auth_cache_ttl_s: float = 5.0,
 ) -> FastAPI:
     """Build the gateway app. ``dsn``/``redis_url`` default to the settings' URLs; ``key_prefix``
     namespaces the gateway's Redis keys (idempotency, rate limits); ``directory`` overrides the
-    ``shard-directory`` actor handle (tests)."""
+    ``shard-directory`` actor handle (tests); ``risk`` is the risk pool client
+    (``actors.risk_pool.RiskPoolClient``) whose health ``/readyz`` and the admin API report."""
     from actors.settings import get_settings
 
     s = settings or get_settings()
@@ -97,6 +99,7 @@ def create_app(
         gw = GatewayService(s, db, rurl, key_prefix=key_prefix, directory=directory)
         await gw.start()
         app.state.gw = gw
+        app.state.risk = risk
         app.state.auth = Authenticator(ApiKeyRepo(gw.pool), cache_ttl_s=auth_cache_ttl_s)
         app.state.limiter = RateLimiter(
             gw.redis, default_limits(s.rate_limit_per_s, s.rate_limit_burst), key_prefix

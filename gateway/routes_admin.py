@@ -155,26 +155,45 @@ async def drain_shard(shard_id: str, request: Request, _p: Principal = Depends(O
 async def risk_health(
     request: Request, _p: Principal = Depends(require("operator", "admin", "data_scientist"))
 ) -> Any:
-    """``{"status": "UP"|"DEGRADED"|"DOWN"|"NOT_DEPLOYED", ...}`` from the risk pool's own health
-    report when it is deployed (``actors.risk_pool.health``)."""
+    """``{"status": "UP"|"DEGRADED"|"DOWN"|"NOT_DEPLOYED", "app_status", "deployments",
+    "breaker_state", "stats"}``: the Serve application's state and one replica's counters (ML
+    circuit breaker state, model versions). DEGRADED = the ML tier's breaker is open (rules only)."""
     return await risk_status(request)
 
 
 async def risk_status(request: Request) -> dict[str, Any]:
+    """Risk pool health from Ray Serve's status and the pool client's ``stats()`` (3 s budget)."""
+    client = getattr(request.app.state, "risk", None)
+    out: dict[str, Any] = {}
+    app_state = None
     try:
-        from actors import risk_pool  # type: ignore[attr-defined]
-    except ImportError:
-        return {"status": "NOT_DEPLOYED", "detail": "shards use the pass-all decider"}
-    fn = getattr(risk_pool, "health", None)
-    if fn is None:
-        return {"status": "UNKNOWN"}
-    try:
-        ns = gw(request).namespace
-        res = await fn(ns) if asyncio.iscoroutinefunction(fn) else await asyncio.to_thread(fn, ns)
-        out = to_jsonable(res)
-        if isinstance(out, dict):
-            gw(request).metrics.breaker.set(1 if str(out.get("circuit", "")).upper() == "OPEN" else 0)
-            return out
-        return {"status": "UP", "detail": out}
+        from ray import serve
+
+        from actors.risk_pool import APP_NAME
+
+        st = await asyncio.wait_for(asyncio.to_thread(serve.status), timeout=3)
+        app_state = st.applications.get(APP_NAME)
     except Exception:
-        return {"status": "DOWN"}
+        app_state = None
+    if app_state is None and client is None:
+        return {"status": "NOT_DEPLOYED", "detail": "no risk pool: shards use the pass-all decider"}
+    if app_state is not None:
+        out["app_status"] = str(getattr(app_state, "status", "UNKNOWN")).rsplit(".", 1)[-1]
+        out["deployments"] = {
+            name: str(getattr(d, "status", "UNKNOWN")).rsplit(".", 1)[-1]
+            for name, d in (getattr(app_state, "deployments", None) or {}).items()
+        }
+    if client is not None:
+        try:
+            stats = await asyncio.wait_for(asyncio.to_thread(client.stats), timeout=3)
+            out["stats"] = to_jsonable(stats)
+            out["breaker_state"] = str(stats.get("breaker_state", "UNKNOWN")).rsplit(".", 1)[-1].upper()
+        except Exception:
+            out["breaker_state"] = "UNKNOWN"
+            out["status"] = "DOWN"
+    breaker_open = out.get("breaker_state") == "OPEN"
+    gw(request).metrics.breaker.set(1 if breaker_open else 0)
+    if "status" not in out:
+        running = out.get("app_status", "RUNNING") == "RUNNING"
+        out["status"] = "DOWN" if not running else "DEGRADED" if breaker_open else "UP"
+    return out
