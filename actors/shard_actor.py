@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -125,7 +126,7 @@ class ShardService:
         self.rows_s = 0.0  # cumulative seconds building projection rows
         self.commit_s = 0.0  # cumulative seconds waiting for commits (sync)
         self._pending: Any = None  # async mode: ObjectRef of the in-flight append
-        self._pending_snapshot: Any = None
+        self._snapshot_thread: threading.Thread | None = None
         self._dirty = True
         self.started_at = time.time()
         deadline = time.monotonic() + recovery_wait_s
@@ -277,20 +278,35 @@ class ShardService:
         )
         if not (due or force):
             return
-        state = encode_snapshot(self.engine.snapshot())
-        ref = self.persistence.save_snapshot.remote(self.shard_id, self.committed_seq, state)
-        self.last_snapshot_seq = self.committed_seq
+        self._join_snapshot()
+        snap = self.engine.snapshot()  # consistent copy, taken between batches
+        seq = self.last_snapshot_seq = self.committed_seq
         if force:
-            ray.get(ref)
-        else:
-            self._pending_snapshot = ref
+            self._write_snapshot(seq, snap, raise_errors=True)
+        else:  # encode + store off the command path
+            self._snapshot_thread = threading.Thread(
+                target=self._write_snapshot, args=(seq, snap), name=f"snapshot-{self.shard_id}", daemon=True
+            )
+            self._snapshot_thread.start()
+
+    def _write_snapshot(self, seq: int, snap: dict[str, Any], raise_errors: bool = False) -> None:
+        try:
+            ray.get(self.persistence.save_snapshot.remote(self.shard_id, seq, encode_snapshot(snap)))
+        except Exception as exc:  # a missed snapshot only makes the next recovery longer
+            if raise_errors:
+                raise
+            log.warning("shard %s: snapshot at %d failed: %s", self.shard_id, seq, exc)
+
+    def _join_snapshot(self) -> None:
+        t = self._snapshot_thread
+        if t is not None:
+            t.join()
+            self._snapshot_thread = None
 
     def flush(self) -> int:
         """Wait for in-flight commits (async mode) and snapshots; return the committed seq."""
         self._wait_pending()
-        if self._pending_snapshot is not None:
-            ray.get(self._pending_snapshot)
-            self._pending_snapshot = None
+        self._join_snapshot()
         return self.committed_seq
 
     def snapshot_now(self) -> int:

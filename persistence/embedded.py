@@ -33,3 +33,13 @@ def embedded_dsn(pgdata: Path) -> str:
         srv = pgserver.get_server(pgdata, cleanup_mode=None)
         _servers[key] = srv
     return str(srv.get_uri())
+
+
+def stop_embedded(pgdata: Path, delete: bool = False) -> None:
+    """Stop the embedded server started by this process in ``pgdata`` (and delete its data when
+    ``delete``). No-op when this process did not start one there."""
+    srv = _servers.pop(str(Path(pgdata).resolve()), None)
+    if srv is None:
+        return
+    srv.cleanup_mode = "delete" if delete else "stop"
+    srv.cleanup()

@@ -125,3 +125,20 @@ def test_drain_snapshots_and_refuses(td_runtime, pg_dsn):
     ray.get(td_runtime.directory.resume.remote(info_sid))
     res = ray.get(h.submit.remote(make_orders(region, "cotton", 1, seed=6, prefix="e")))
     assert res[0]["status"] == "ACCEPTED"
+
+
+def test_move_restarts_shard_from_snapshot(td_runtime, pg_dsn):
+    """Move = drain + stop + start from the snapshot (on another node when there is one)."""
+    region = unique_region()
+    h = td_runtime.shard(region, "cotton")
+    ray.get(h.submit.remote(make_orders(region, "cotton", 50, seed=8, prefix="m")))
+    old = ray.get(h.info.remote())
+    snap = ray.get(h.engine_snapshot.remote())
+    new = ray.get(td_runtime.directory.move.remote(old["shard_id"]))
+    assert new["pid"] != old["pid"] and not new["draining"]
+    assert new["committed_seq"] == old["committed_seq"] == new["last_snapshot_seq"]
+    assert new["recovered_events"] == 0  # loaded from the drain snapshot alone
+    h2 = td_runtime.shard(region, "cotton")
+    assert ray.get(h2.engine_snapshot.remote()) == snap
+    res = ray.get(h2.submit.remote(make_orders(region, "cotton", 5, seed=9, prefix="n")))
+    assert all(r["status"] == "ACCEPTED" for r in res)
