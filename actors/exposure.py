@@ -15,39 +15,62 @@ notional (quantity_kg x price) plus every reservation still ``RESERVED``, per bu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 DEFAULT_PREFIX = "td:"
 
-# KEYS[i]: exposure key of entry i. ARGV: n, then per entry: amount (paise), limit (paise, -1 = none).
-# Returns a flat list: per entry, exposure before (paise) and grant (paise).
+# KEYS: the distinct exposure keys of the call. ARGV[1]: JSON list of entries [key index (1-based),
+# amount (paise), limit (paise, -1 = none)], applied in order. Returns a JSON list of
+# [exposure before, grant] per entry (one bulk string: cheap to send and parse for large batches).
+# Amounts are integers below 2^53 (exact in Lua numbers); replies are formatted with %d, never %g.
 RESERVE_LUA = """
+local entries = cjson.decode(ARGV[1])
+local cur = {}
 local out = {}
-local n = tonumber(ARGV[1])
-for i = 1, n do
-  local amount = tonumber(ARGV[2 * i])
-  local limit = tonumber(ARGV[2 * i + 1])
-  local before = tonumber(redis.call('GET', KEYS[i]) or '0')
+for i, e in ipairs(entries) do
+  local k = e[1]
+  if cur[k] == nil then cur[k] = tonumber(redis.call('GET', KEYS[k]) or '0') end
+  local before = cur[k]
+  local amount = e[2]
+  local limit = e[3]
   local grant = amount
+  if grant < 0 then grant = 0 end
   if limit >= 0 then
     local room = limit - before
     if room < 0 then room = 0 end
     if grant > room then grant = room end
   end
-  if grant < 0 then grant = 0 end
-  if grant > 0 then redis.call('INCRBY', KEYS[i], grant) end
-  out[2 * i - 1] = before
-  out[2 * i] = grant
+  if grant > 0 then cur[k] = tonumber(redis.call('INCRBY', KEYS[k], string.format('%d', grant))) end
+  out[i] = string.format('[%d,%d]', before, grant)
 end
-return out
+return '[' .. table.concat(out, ',') .. ']'
 """
+
+
+def pack_reserve(prefix: str, entries: Sequence[tuple[str, int, int | None]]) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of :data:`RESERVE_LUA` for entries (buyer, amount paise, limit paise or None)."""
+    index: dict[str, int] = {}
+    packed = []
+    for buyer, amount, limit in entries:
+        k = index.setdefault(buyer, len(index) + 1)
+        packed.append([k, max(0, int(amount)), -1 if limit is None else int(limit)])
+    keys = [_key(prefix, b) for b in index]
+    return keys, [json.dumps(packed, separators=(",", ":"))]
+
+
+def unpack_reserve(raw: Any) -> list[tuple[int, int]]:
+    """(exposure before, grant) per entry from the script's reply."""
+    out = json.loads(raw) if raw else []
+    return [(int(b), int(g)) for b, g in out]
+
 
 # KEYS[i]: exposure key; ARGV[i]: signed delta (paise). Exposure never goes below zero.
 ADJUST_LUA = """
 local out = {}
 for i = 1, #KEYS do
-  local v = redis.call('INCRBY', KEYS[i], tonumber(ARGV[i]))
+  local v = redis.call('INCRBY', KEYS[i], ARGV[i])
   if v < 0 then redis.call('SET', KEYS[i], 0); v = 0 end
   out[i] = v
 end
@@ -91,19 +114,16 @@ class ExposureStore:
         return cls(redis.Redis.from_url(url), prefix)
 
     def reserve(self, entries: Sequence[tuple[str, int, int | None]]) -> list[tuple[int, int]]:
-        """Atomically grant credit. ``entries``: (buyer, amount paise, limit paise or None).
+        """Atomically grant credit. ``entries``: (buyer, amount paise, limit paise or None); an
+        amount of 0 just reads the buyer's exposure.
 
         Returns (exposure before, grant) per entry, in order. Entries are applied one after another
         inside one script, so two entries of the same buyer see each other's grants.
         """
         if not entries:
             return []
-        keys = [_key(self.prefix, b) for b, _, _ in entries]
-        args: list[int] = [len(entries)]
-        for _, amount, limit in entries:
-            args += [max(0, int(amount)), -1 if limit is None else int(limit)]
-        flat = self._reserve(keys=keys, args=args)
-        return [(int(flat[2 * i]), int(flat[2 * i + 1])) for i in range(len(entries))]
+        keys, args = pack_reserve(self.prefix, entries)
+        return unpack_reserve(self._reserve(keys=keys, args=args))
 
     def adjust(self, deltas: Mapping[str, int]) -> dict[str, int]:
         """Add signed ``deltas`` (paise) to buyers' exposure, floored at 0; returns the new values."""

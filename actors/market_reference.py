@@ -205,6 +205,7 @@ class MarketReference:
         self.window = window
         self.min_samples = min_samples
         self._series: dict[tuple[str, str], _Series] = {}
+        self._keys: dict[tuple[str, str], tuple[tuple[str, str], tuple[str, str]]] = {}
 
     def _add(self, key: tuple[str, str], price: int) -> None:
         series = self._series.get(key)
@@ -228,8 +229,11 @@ class MarketReference:
 
     def stats(self, commodity: str, region: str) -> PriceStats | None:
         """Stats for the pair, falling back to the commodity across regions; None when unknown."""
-        commodity = canonical_commodity(commodity) or commodity.strip().lower()
-        for key in ((commodity, normalize_region(region)), (commodity, "*")):
+        keys = self._keys.get((commodity, region))
+        if keys is None:
+            canon = canonical_commodity(commodity) or commodity.strip().lower()
+            keys = self._keys[(commodity, region)] = ((canon, normalize_region(region)), (canon, "*"))
+        for key in keys:
             series = self._series.get(key)
             if series is not None and len(series.prices) >= self.min_samples:
                 return series.stats()

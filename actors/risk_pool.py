@@ -43,7 +43,14 @@ from typing import Any
 from ray import serve
 
 from actors.circuit_breaker import CircuitBreaker
-from actors.exposure import ADJUST_LUA, DEFAULT_PREFIX, RESERVE_LUA, ExposureStore
+from actors.exposure import (
+    ADJUST_LUA,
+    DEFAULT_PREFIX,
+    RESERVE_LUA,
+    ExposureStore,
+    pack_reserve,
+    unpack_reserve,
+)
 from actors.market_reference import MarketReference
 from actors.risk import RiskDecision, RiskQuery, RiskRequest, RiskVerdicts
 from actors.risk_fusion import FusionConfig, MlScores, fuse
@@ -59,6 +66,7 @@ BATCH_MAX_REQUESTS = 16
 BATCH_WAIT_S = 0.002
 PARTY_SCORE_TTL_S = 300.0
 EVENTS_PATTERN = "td:events:*"
+ANOMALY_OFFSET = 0.5  # IsolationForest score of an unremarkable point
 
 SETTLEMENTS_SQL = (
     "SELECT party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
@@ -80,7 +88,8 @@ PARTIES_SQL = (
 class MlTier:
     """ML scoring over a models object with the ``ml.serving.RiskModels`` interface:
     ``versions: dict[str, str]``, ``payment_default_proba(X) -> (n,)`` in [0, 1],
-    ``anomaly_score(X) -> (n,)`` (clipped to [0, 1], higher = more anomalous) and
+    ``anomaly_score(X) -> (n,)`` (IsolationForest ``s(x)`` in [0, 1], higher = more anomalous;
+    rescaled here so 0.5 -> 0 and 1 -> 1) and
     ``suggested_credit_limit(X) -> (n,)`` in rupees (converted to paise here).
 
     Buyer-level scores are cached per (party, party version) for :data:`PARTY_SCORE_TTL_S`; a new
@@ -94,6 +103,7 @@ class MlTier:
             str(k): str(v) for k, v in dict(getattr(models, "versions", {})).items()
         }
         self._party_cache: dict[tuple[str, int], tuple[float, int | None, float]] = {}
+        self.fast_anomaly = compile_anomaly_model(models)
         self.typical_qty: dict[str, deque[int]] = {}
         self.cache_hits = 0
         self.cache_misses = 0
@@ -134,6 +144,7 @@ class MlTier:
         now = time.monotonic()
         if payment_features is not None and len(payment_features):
             pd_ = np.asarray(self.models.payment_default_proba(payment_features), dtype="float64").reshape(-1)
+            pd_ = np.nan_to_num(pd_, nan=0.0)  # a model without a champion scores NaN: no signal
             try:
                 lim = np.asarray(
                     self.models.suggested_credit_limit(payment_features), dtype="float64"
@@ -166,7 +177,14 @@ class MlTier:
             if dq:
                 typical[i] = sorted(dq)[len(dq) // 2]
         X = build_order_features(prices, refs, qtys, typical, None, ts)
-        anomaly = np.clip(np.asarray(self.models.anomaly_score(X), dtype="float64").reshape(-1), 0.0, 1.0)
+        if self.fast_anomaly is not None and not np.isnan(X.to_numpy()).any():
+            anomaly = self.fast_anomaly.score(X.to_numpy(dtype="float64"))
+        else:
+            anomaly = np.asarray(self.models.anomaly_score(X), dtype="float64").reshape(-1)
+        # IsolationForest s(x) (Liu, Ting & Zhou 2008): ~0.5 or below = nothing distinctive, near 1 =
+        # anomalous; rescaled so that 0.5 -> 0 and 1 -> 1 before fusion.
+        anomaly = np.clip(np.nan_to_num(anomaly, nan=0.0), 0.0, 1.0)
+        anomaly = np.clip((anomaly - ANOMALY_OFFSET) / (1.0 - ANOMALY_OFFSET), 0.0, 1.0)
         out: list[MlScores] = []
         for i, q in enumerate(queries):
             p = parties.get(q.buyer_id)
@@ -180,15 +198,106 @@ class MlTier:
         return out
 
 
+class CompiledIsolationForest:
+    """Vectorised scoring of a fitted scikit-learn ``IsolationForest``: the same ``s(x)`` as
+    ``-estimator.score_samples(X)`` (Liu, Ting & Zhou 2008: ``s = 2^(-E[h(x)] / c(psi))``), computed
+    for all rows and trees at once with NumPy instead of one ``tree.apply`` call per tree.
+
+    All trees are packed into flat node arrays (leaves point to themselves); a (rows, trees) array of
+    node ids descends one level per step for at most the deepest tree's depth. Inputs are rounded to
+    float32 first, as scikit-learn does, so split decisions match exactly.
+    """
+
+    def __init__(self, estimator: Any) -> None:
+        import numpy as np
+        from sklearn.ensemble._iforest import _average_path_length
+
+        trees = estimator.estimators_
+        n_features = int(estimator.n_features_in_)
+        subsample = int(estimator._max_features) != n_features
+        lefts, rights, feats, thrs, plen, roots = [], [], [], [], [], []
+        offset = 0
+        depth = 0
+        for t, (tree, features) in enumerate(zip(trees, estimator.estimators_features_, strict=True)):
+            tr = tree.tree_
+            n = tr.node_count
+            left = tr.children_left.astype(np.int64)
+            right = tr.children_right.astype(np.int64)
+            leaf = left == -1
+            idx = np.arange(n, dtype=np.int64)
+            left = np.where(leaf, idx, left) + offset
+            right = np.where(leaf, idx, right) + offset
+            f = tr.feature.astype(np.int64)
+            f = np.where(leaf, 0, f)
+            if subsample:
+                f = np.asarray(features, dtype=np.int64)[f]
+            lefts.append(left)
+            rights.append(right)
+            feats.append(f)
+            thrs.append(np.where(leaf, np.inf, tr.threshold))
+            plen.append(
+                estimator._decision_path_lengths[t] + estimator._average_path_length_per_tree[t] - 1.0
+            )
+            roots.append(offset)
+            offset += n
+            depth = max(depth, int(tr.max_depth))
+        self.left = np.concatenate(lefts)
+        self.right = np.concatenate(rights)
+        self.feature = np.concatenate(feats)
+        self.threshold = np.concatenate(thrs)
+        self.path = np.concatenate(plen)
+        self.roots = np.asarray(roots, dtype=np.int64)
+        self.depth = depth
+        self.n_features = n_features
+        self.denominator = len(trees) * float(_average_path_length([estimator._max_samples])[0])
+
+    def score(self, X: Any) -> Any:
+        """``s(x)`` in (0, 1] for an (n, d) matrix, higher = more anomalous."""
+        import numpy as np
+
+        x = np.asarray(X, dtype=np.float32).astype(np.float64)
+        n = x.shape[0]
+        node = np.broadcast_to(self.roots, (n, self.roots.shape[0])).copy()
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            go_left = x[rows, self.feature[node]] <= self.threshold[node]
+            node = np.where(go_left, self.left[node], self.right[node])
+        depths = self.path[node].sum(axis=1)
+        if self.denominator == 0:
+            return np.ones(n)
+        return np.power(2.0, -depths / self.denominator)
+
+
+def compile_anomaly_model(models: Any) -> CompiledIsolationForest | None:
+    """A compiled scorer for the models' ``order_anomaly`` estimator when it is a plain
+    scikit-learn IsolationForest without a shadow challenger; None otherwise (use the model)."""
+    est = getattr(models, "estimators", {}).get("order_anomaly") if hasattr(models, "estimators") else None
+    if est is None or type(est).__name__ != "IsolationForest":
+        return None
+    if getattr(models, "challengers", {}).get("order_anomaly") is not None:
+        return None
+    try:
+        return CompiledIsolationForest(est)
+    except Exception as exc:  # an unexpected scikit-learn layout: fall back to the model
+        log.info("risk pool: IsolationForest not compiled (%s)", exc)
+        return None
+
+
 def load_models_from_config(cfg: Mapping[str, Any]) -> Any:
-    """The models object a ``user_config`` names: ``models_pickle`` (a cloudpickle file) or
+    """The models object a ``user_config`` names: ``models_pickle`` (a cloudpickle file holding a
+    models object, or a dict ``{"versions", "estimators"}`` made into ``ml.serving.RiskModels``) or
     ``tracking_uri`` + ``alias`` (``ml.serving.load_models``). None when nothing is registered."""
     path = cfg.get("models_pickle")
     if path:
         import cloudpickle
 
         with open(path, "rb") as fh:
-            return cloudpickle.load(fh)
+            obj = cloudpickle.load(fh)
+        if isinstance(obj, dict) and "estimators" in obj:  # {"versions", "estimators"}: fitted offline
+            from ml.serving import RiskModels
+
+            return RiskModels(dict(obj["versions"]), dict(obj["estimators"]))
+        return obj
     uri = cfg.get("tracking_uri")
     if uri:
         try:
@@ -472,6 +581,8 @@ class RiskPoolReplica:
             ids.update(r.credit_requests)
         await self._refresh_parties(ids)
         parties = self.parties
+        # The ML tier runs in a worker thread while the credit reservation and the rules proceed.
+        ml_task = asyncio.ensure_future(self._ml_scores(queries)) if self.ml is not None and queries else None
 
         # One atomic Redis call: per request and buyer, exposure before and the grant.
         entries: list[tuple[int, str, int, int | None]] = []
@@ -489,28 +600,29 @@ class RiskPoolReplica:
         exposure: dict[str, int] = {}
         grants: list[dict[str, int]] = [{} for _ in requests]
         if entries:
-            keys = [f"{self.prefix}exposure:{b}" for _, b, _, _ in entries]
-            args: list[int] = [len(entries)]
-            for _, _, amount, limit in entries:
-                args += [max(0, int(amount)), -1 if limit is None else int(limit)]
-            flat = await self._reserve(keys=keys, args=args)
-            for k, (i, buyer, _, limit) in enumerate(entries):
-                before, grant = int(flat[2 * k]), int(flat[2 * k + 1])
+            keys, args = pack_reserve(self.prefix, [(b, amount, limit) for _, b, amount, limit in entries])
+            replies = unpack_reserve(await self._reserve(keys=keys, args=args))
+            for (i, buyer, _, limit), (before, grant) in zip(entries, replies, strict=True):
                 exposure.setdefault(buyer, before)
                 if i >= 0 and limit is not None and limit != -1:
                     grants[i][buyer] = grant
 
-        ml_scores = await self._ml_scores(queries)
-        ml_expected = self.ml is not None and ml_scores is None
         rules = self.rules
+        evaluate = rules.evaluate
+        rule_results = [
+            evaluate(q, parties.get(q.buyer_id), parties.get(q.seller_id), exposure.get(q.buyer_id, 0))
+            for q in queries
+        ]
+        ml_scores = await ml_task if ml_task is not None else None
+        ml_expected = self.ml is not None and ml_scores is None
         fusion = self.fusion
         decisions: list[tuple[Any, ...]] = []
         for k, q in enumerate(queries):
-            before = exposure.get(q.buyer_id, 0)
-            rr = rules.evaluate(q, parties.get(q.buyer_id), parties.get(q.seller_id), before)
             ml = ml_scores[k] if ml_scores is not None else None
-            d = fuse(rr, ml, fusion, ml_expected=ml_expected, exposure_after=before + q.quantity_kg * q.price)
-            decisions.append(_encode(d))
+            after = exposure.get(q.buyer_id, 0) + q.quantity_kg * q.price
+            decisions.append(
+                _encode(fuse(rule_results[k], ml, fusion, ml_expected=ml_expected, exposure_after=after))
+            )
         self.counters.decisions += len(queries)
         results = []
         pos = 0

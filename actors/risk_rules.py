@@ -202,8 +202,23 @@ class RulesEngine:
         self.config = config or RulesConfig()
         self.market = market
         self.history = history if history is not None else AllocationHistory()
+        self._memo: dict[tuple[int, str], tuple[Party | None, tuple[tuple[Outcome, str], ...]]] = {}
 
     def _party_checks(self, p: Party | None, side: str, out: list[tuple[Outcome, str]]) -> None:
+        # Party-level results depend only on the (immutable) party and the config: memoised per
+        # party object, so a batch with many pairs of one party checks it once.
+        memo = self._memo.get((id(p), side))
+        if memo is not None and memo[0] is p:
+            out.extend(memo[1])
+            return
+        hits: list[tuple[Outcome, str]] = []
+        self._party_checks_uncached(p, side, hits)
+        if len(self._memo) > 100_000:
+            self._memo.clear()
+        self._memo[(id(p), side)] = (p, tuple(hits))
+        out.extend(hits)
+
+    def _party_checks_uncached(self, p: Party | None, side: str, out: list[tuple[Outcome, str]]) -> None:
         buyer = side == "BUYER"
         if p is None:
             out.append((Outcome.BLOCK, Reason.BUYER_UNKNOWN if buyer else Reason.SELLER_UNKNOWN))

@@ -83,8 +83,7 @@ class TinyModels:
         from ml.features import as_matrix
 
         self._check()
-        s = -self.iso.score_samples(as_matrix(X, "order_anomaly"))  # ~0.4 normal .. 1 anomalous
-        return np.clip((s - 0.5) * 2.0, 0.0, 1.0)
+        return np.clip(-self.iso.score_samples(as_matrix(X, "order_anomaly")), 0.0, 1.0)  # s(x)
 
     def suggested_credit_limit(self, X: Any) -> Any:
         return np.full(len(X), 10_000_000.0)  # rupees

@@ -1,0 +1,34 @@
+"""The compiled IsolationForest scorer of the risk pool's ML tier gives scikit-learn's scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import IsolationForest
+
+from actors.risk_pool import CompiledIsolationForest, compile_anomaly_model
+
+
+@pytest.mark.parametrize("max_features", [1.0, 0.6])
+def test_compiled_matches_sklearn(max_features: float) -> None:
+    rng = np.random.default_rng(3)
+    iso = IsolationForest(n_estimators=30, max_features=max_features, random_state=0).fit(
+        rng.normal(size=(800, 5))
+    )
+    X = np.vstack([rng.normal(size=(200, 5)), rng.normal(scale=5.0, size=(20, 5))])
+    np.testing.assert_allclose(
+        CompiledIsolationForest(iso).score(X), -iso.score_samples(X), rtol=0, atol=1e-12
+    )
+
+
+def test_compile_only_plain_iforest_without_challenger() -> None:
+    iso = IsolationForest(n_estimators=5, random_state=0).fit(np.zeros((10, 5)) + np.arange(10)[:, None])
+
+    class Models:
+        def __init__(self, challengers: dict[str, object]) -> None:
+            self.estimators = {"order_anomaly": iso}
+            self.challengers = challengers
+
+    assert isinstance(compile_anomaly_model(Models({})), CompiledIsolationForest)
+    assert compile_anomaly_model(Models({"order_anomaly": ("2", iso)})) is None
+    assert compile_anomaly_model(object()) is None
