@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -282,10 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
     finally:
-        try:
+        with contextlib.suppress(Exception):
             serve.delete(app)
-        except Exception:
-            pass
         try:
             import redis
 
@@ -322,9 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             f"baseline (rules in-process): {base['decisions_per_s']:>8} decisions/s  "
             f"p50 {base['batch_p50_ms']} ms  p99 {base['batch_p99_ms']} ms"
         )
-        print(
-            f"target {TARGET_DPS}/s, p99 <= {TARGET_P99_MS} ms: {'met' if report['target_met'] else 'NOT met'}"
-        )
+        verdict = "met" if report["target_met"] else "NOT met"
+        print(f"target {TARGET_DPS}/s, p99 <= {TARGET_P99_MS} ms: {verdict}")
     return 0
 
 
