@@ -15,6 +15,7 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from actors.commands import CancelOrder
 from actors.engine import shard_id_for
@@ -84,8 +85,7 @@ async def _place(
     (r,) = await g.run(sid, [cmd])
     if r.get("status") == "REJECTED":
         command_result(r)
-    response.status_code = 200 if r.get("duplicate") else 201
-    return place_view(r, sid)
+    return JSONResponse(place_view(r, sid), status_code=200 if r.get("duplicate") else 201)
 
 
 @router.post("/orders/availabilities", status_code=201, summary="Place an availability (sell)")
@@ -155,7 +155,7 @@ async def place_batch(body: BatchIn, request: Request, p: Principal = Depends(re
     await asyncio.gather(*(one(s, it) for s, it in groups.items()))
     if results and all(r.get("reason") == "OVERLOADED" for r in results):
         raise Problem("overloaded", "shard queues are full", headers={"Retry-After": "1"}, retry_after_s=1)
-    return {"results": to_jsonable(results)}
+    return JSONResponse({"results": to_jsonable(results)})
 
 
 def _owned(doc: dict[str, Any] | None, p: Principal) -> dict[str, Any]:
