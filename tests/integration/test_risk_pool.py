@@ -104,6 +104,8 @@ async def _setup_parties(dsn: str, redis_url: str, prefix: str) -> None:
         )  # credit for 100 t at 75 Rs/kg = 75,000,000 paise
         for i in range(4):
             await repo.create(party_id=f"CS{i}", role="seller", kyc_status="VERIFIED")
+        await repo.create(party_id="T1", role="trader", kyc_status="VERIFIED")
+        await repo.create(party_id="T2", role="trader", kyc_status="VERIFIED")
     finally:
         await conn.close()
         await r.aclose()
@@ -306,3 +308,30 @@ def test_two_shards_never_exceed_buyer_credit_limit(pool: dict[str, Any]) -> Non
     assert exposure == allocated  # every unused grant was returned
     for s in shards:
         ray.kill(s)
+
+
+def test_circular_trade_from_committed_allocation_events(pool: dict[str, Any]) -> None:
+    """T1 sold cotton to T2 (a committed ALLOCATED event on the shard's Redis channel); T2 selling
+    it back to T1 within the window is blocked as circular trading."""
+    import json
+
+    client, r = pool["client"], pool["redis"]
+    req = RiskRequest(queries=[_q("T1", "T2", 40)])
+    first = client.decide(req).get("BO40", "SO40")
+    assert first is not None and first.outcome == Outcome.PASS
+    event = {
+        "shard_id": "IN-GJ.cotton",
+        "seq": 1,
+        "type": "ALLOCATED",
+        "ts": T0 - 86_400_000,
+        "payload": {"seller_id": "T1", "buyer_id": "T2", "quantity_kg": 1000, "price": 7500},
+    }
+    deadline = time.monotonic() + 15
+    while True:
+        r.publish("td:events:IN-GJ.cotton", json.dumps(event))
+        d = client.decide(req).get("BO40", "SO40")
+        assert d is not None
+        if d.outcome == Outcome.BLOCK or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert (d.outcome, d.reasons) == (Outcome.BLOCK, (Reason.CIRCULAR_TRADE,))
