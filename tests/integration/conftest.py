@@ -41,7 +41,11 @@ def start_test_runtime(dsn: str, redis_url: str | None = None, **overrides: Any)
     from actors.runtime import start_runtime
     from actors.settings import Settings
 
-    fields = {"ray_namespace": f"tdt-{uuid.uuid4().hex[:10]}", "durability": "sync", "snapshot_every": 40}
+    fields: dict[str, Any] = {
+        "ray_namespace": f"tdt-{uuid.uuid4().hex[:10]}",
+        "durability": "sync",
+        "snapshot_every": 40,
+    }
     fields.update(overrides)
     return start_runtime(Settings(**fields), dsn, redis_url=redis_url)
 

@@ -26,7 +26,7 @@ def _batches(region: str, n: int, size: int) -> tuple[ShardEngine, list[es.Batch
         for e in res.events:
             for oid in es.order_ids_of(e):
                 ids[oid] = None
-        out.append(es.batch_rows(eng.shard_id, res.events, [eng.get_order(o) for o in ids]))
+        out.append(es.batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d]))
     return eng, out
 
 

@@ -36,7 +36,7 @@ def _rows(eng, res):
     for e in res.events:
         for oid in es.order_ids_of(e):
             ids[oid] = None
-    return es.batch_rows(eng.shard_id, res.events, [eng.get_order(o) for o in ids])
+    return es.batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
 
 
 def test_rows_for_accept_allocate_cancel():
