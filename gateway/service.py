@@ -99,6 +99,10 @@ class GatewayService:
         import ray
         import redis.asyncio as aioredis
 
+        from actors.units import UNITS, to_kg
+
+        for u in UNITS:  # build the unit registry now, not inside the first request (seconds)
+            to_kg(1, u)
         if not ray.is_initialized():
             await asyncio.to_thread(
                 ray.init,
