@@ -251,11 +251,12 @@ def _shadow_report(args: argparse.Namespace, console: Any, table_cls: Any) -> in
         return 2
     conn = psycopg2.connect(dsn)
     try:
-        df = pd.read_sql_query(
-            "SELECT model, champion_version, challenger_version, champion_score, challenger_score"
-            " FROM ml_shadow_scores",
-            conn,
-        )
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT model, champion_version, challenger_version, champion_score, challenger_score"
+                " FROM ml_shadow_scores"
+            )
+            df = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
     finally:
         conn.close()
     rep = shadow_report(df)

@@ -85,7 +85,12 @@ def _noop(_: str) -> None:
 
 
 def ensure_ray(address: str | None = None) -> None:
-    """Connect to the configured Ray cluster, or start a local Ray, unless already connected."""
+    """Connect to the configured Ray cluster (``TRADEDESK_RAY_ADDRESS``), or start a local Ray,
+    unless already connected. A local Ray advertises at least 4 logical CPUs so that the Ray Train
+    workers, the baseline task and Ray Data's coordinator can all be scheduled on a 2-core machine
+    (they are mostly not busy at the same time)."""
+    import os
+
     import ray
 
     if ray.is_initialized():
@@ -94,7 +99,10 @@ def ensure_ray(address: str | None = None) -> None:
         from actors.settings import get_settings
 
         address = get_settings().ray_address
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address is None:
+        kw["num_cpus"] = max(4, os.cpu_count() or 1)
+    ray.init(address=address, **kw)
 
 
 def _split(X: pd.DataFrame, y: np.ndarray, seed: int, stratify: bool = True):
