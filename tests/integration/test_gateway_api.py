@@ -97,6 +97,11 @@ def test_place_match_get_list_cancel_amend(gw: Gateway, keys: dict[str, str]) ->
         assert b2.get(f"/v1/orders/{sell['order_id']}").status_code == 404
         r = b2.post(f"/v1/orders/{sell['order_id']}/cancel")
         assert r.status_code == 404 and r.json()["type"] == PT + "not-found"
+        with gw.client(keys["trader"]) as t:
+            assert (
+                t.post(f"/v1/orders/{sell['order_id']}/amend", json={"price_paise_per_kg": 1}).status_code
+                == 404
+            )
         assert b2.get("/v1/orders/O-XX-YY.cotton-1").status_code == 404
         assert b2.get("/v1/orders/garbage").status_code == 404
 
@@ -221,6 +226,9 @@ def test_negotiation_flow(gw: Gateway, keys: dict[str, str]) -> None:
         assert res["quantity_kg"] == 2000
         rid = res["reservation_id"]
         assert b.post(f"/v1/reservations/{rid}/confirm").status_code == 403  # buyer key cannot confirm
+        with gw.client(keys["trader"]) as t:
+            assert t.post(f"/v1/reservations/{rid}/confirm").status_code == 404  # not its reservation
+            assert t.post(f"/v1/reservations/{rid}/release").status_code == 404
         r = s.post(f"/v1/reservations/{rid}/confirm")
         assert r.status_code == 200, r.text
         aid = r.json()["allocation"]["allocation_id"]

@@ -71,6 +71,9 @@ def test_requirement_ranges_and_unknowns() -> None:
     assert ("quantity", "unit") in locs and ("location", "region") in locs and ("bogus",) in locs
     with pytest.raises(ValidationError):
         AmendIn.model_validate({})
+    for v in (1e300, 1e-9, float("nan")):
+        with pytest.raises(ValidationError):
+            AmendIn.model_validate({"quantity": {"value": v, "unit": "candy"}})
     with pytest.raises(ValidationError):
         BatchIn.model_validate({"orders": [{"client_order_id": "x"}]})
 
