@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ray import serve
 
@@ -52,7 +52,7 @@ from actors.exposure import (
     unpack_reserve,
 )
 from actors.market_reference import MarketReference
-from actors.risk import RiskDecision, RiskQuery, RiskRequest, RiskVerdicts
+from actors.risk import RiskDecision, RiskRequest, RiskVerdicts
 from actors.risk_fusion import FusionConfig, MlScores, fuse
 from actors.risk_rules import AllocationHistory, Party, RulesConfig, RulesEngine
 
@@ -80,6 +80,61 @@ PARTIES_SQL = (
     "SELECT party_id, name, role, kyc_status, sanctioned, country, pan, gstin, mobile, credit_limit,"
     " linked_parties, version FROM parties WHERE party_id = ANY($1::text[])"
 )
+
+
+# ------------------------------------------------------------------------------- wire format
+
+
+class Pair(NamedTuple):
+    """A candidate pair on the wire: the fields of :class:`RiskQuery` as a plain tuple (pickling a
+    list of tuples costs about 1/30 of pickling the dataclasses)."""
+
+    buy_order_id: str
+    sell_order_id: str
+    buyer_id: str
+    seller_id: str
+    commodity: str
+    region: str
+    quantity_kg: int
+    price: int
+    ts: int
+
+
+class WireRequest(NamedTuple):
+    """A :class:`RiskRequest` as sent to the pool: pairs as tuples and credit requests (paise)."""
+
+    queries: list[Pair]
+    credit_requests: dict[str, int]
+
+
+def to_wire(request: RiskRequest) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+    """Compact, cheaply pickled form of a request."""
+    return (
+        [
+            (
+                q.buy_order_id,
+                q.sell_order_id,
+                q.buyer_id,
+                q.seller_id,
+                q.commodity,
+                q.region,
+                q.quantity_kg,
+                q.price,
+                q.ts,
+            )
+            for q in request.queries
+        ],
+        dict(request.credit_requests),
+    )
+
+
+def from_wire(obj: Any) -> WireRequest:
+    """A :class:`WireRequest` from :func:`to_wire` output (or a :class:`RiskRequest`)."""
+    if isinstance(obj, RiskRequest):
+        obj = to_wire(obj)
+    pairs, credit = obj
+    make = Pair._make
+    return WireRequest([make(t) for t in pairs], dict(credit))
 
 
 # ------------------------------------------------------------------------------------ ML tier
@@ -128,7 +183,7 @@ class MlTier:
 
     def score(
         self,
-        queries: Sequence[RiskQuery],
+        queries: Sequence[Any],
         parties: Mapping[str, Party | None],
         payment_features: Any,
     ) -> list[MlScores]:
@@ -520,7 +575,7 @@ class RiskPoolReplica:
         feats = party_payment_features(rows, limits, as_of_ts)
         return feats.loc[buyers]
 
-    async def _ml_scores(self, queries: list[RiskQuery]) -> list[MlScores] | None:
+    async def _ml_scores(self, queries: list[Pair]) -> list[MlScores] | None:
         ml = self.ml
         if ml is None or not queries:
             return None
@@ -555,20 +610,21 @@ class RiskPoolReplica:
 
     # -- the request path ------------------------------------------------------------------------
 
-    async def decide(self, request: RiskRequest) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-        """Decide one shard batch. Returns (decisions as tuples in query order, credit grants)."""
+    async def decide(self, request: Any) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+        """Decide one shard batch (:func:`to_wire` form or a :class:`RiskRequest`). Returns
+        (decisions as tuples in query order, credit grants in paise)."""
         self.counters.requests += 1
-        out: tuple[list[tuple[Any, ...]], dict[str, int]] = await self._decide_batch(request)
+        out: tuple[list[tuple[Any, ...]], dict[str, int]] = await self._decide_batch(from_wire(request))
         return out
 
     @serve.batch(max_batch_size=BATCH_MAX_REQUESTS, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _decide_batch(
-        self, requests: list[RiskRequest]
+        self, requests: list[WireRequest]
     ) -> list[tuple[list[tuple[Any, ...]], dict[str, int]]]:
         return await self._decide_many(requests)
 
     async def _decide_many(
-        self, requests: list[RiskRequest]
+        self, requests: list[WireRequest]
     ) -> list[tuple[list[tuple[Any, ...]], dict[str, int]]]:
         self._start_background()
         self.counters.batches += 1
@@ -768,7 +824,7 @@ class RiskPoolClient:
 
     def decide_async(self, request: RiskRequest) -> Any:
         """Send a request; returns the Serve response (``.result(timeout_s=...)``)."""
-        return self.handle.decide.remote(request)
+        return self.handle.decide.remote(to_wire(request))
 
     def verdicts(
         self, request: RiskRequest, reply: tuple[list[tuple[Any, ...]], dict[str, int]]

@@ -26,11 +26,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from actors.market_reference import MarketReference
-from actors.risk import Outcome, RiskQuery
+from actors.risk import Outcome
 
 DAY_MS = 86_400_000
+
+
+class PairLike(Protocol):
+    """A candidate pair as the rules read it: :class:`actors.risk.RiskQuery` or any object with
+    these attributes (the risk pool uses a lighter named tuple on the wire)."""
+
+    @property
+    def buyer_id(self) -> str: ...
+    @property
+    def seller_id(self) -> str: ...
+    @property
+    def commodity(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def quantity_kg(self) -> int: ...
+    @property
+    def price(self) -> int: ...
+    @property
+    def ts(self) -> int: ...
 
 
 class Role(StrEnum):
@@ -243,7 +264,7 @@ class RulesEngine:
 
     def evaluate(
         self,
-        q: RiskQuery,
+        q: PairLike,
         buyer: Party | None,
         seller: Party | None,
         exposure: int = 0,
