@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from actors.shard_actor import actor_name, create_shard_actor
+from actors.shard_actor import create_shard_actor
 
 log = logging.getLogger(__name__)
 
@@ -109,41 +109,19 @@ class ShardDirectoryService:
         return self.handles.get(shard_id)
 
     def list(self) -> list[dict[str, Any]]:
-        """One dict per shard: ``shard_id``, ``node_id``, ``seq``, ``committed_seq``, ``book_size``,
-        ``queue_depth`` (batches waiting or running, best effort from Ray's task table), ``draining``,
-        ``status`` (``UP`` or ``UNREACHABLE`` with ``error``)."""
+        """One dict per shard (see ``ShardService.info``): ``shard_id``, ``node_id``, ``seq``,
+        ``committed_seq``, ``book_size``, ``queue_depth`` (batches received and not yet answered),
+        ``draining``, and ``status`` (``UP``, or ``UNREACHABLE`` with ``error``)."""
         out = []
         refs = {sid: h.info.remote() for sid, h in self.handles.items()}
-        depths = self._queue_depths()
         for sid, ref in refs.items():
             try:
                 info = ray.get(ref, timeout=10)
                 info["status"] = "UP"
             except Exception as exc:
                 info = {"shard_id": sid, "status": "UNREACHABLE", "error": str(exc)[:200]}
-            info["queue_depth"] = depths.get(sid)
             out.append(info)
         return sorted(out, key=lambda d: d["shard_id"])
-
-    def _queue_depths(self) -> dict[str, int]:
-        try:
-            from ray.util.state import list_actors, list_tasks
-
-            names = {actor_name(sid): sid for sid in self.handles}
-            ids = {}
-            for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000, timeout=5):
-                if a.name in names:
-                    ids[a.actor_id] = names[a.name]
-            depths = dict.fromkeys(ids.values(), 0)
-            tasks = list_tasks(
-                filters=[("func_or_class_name", "=", "ShardActor.submit")], limit=10_000, timeout=5
-            )
-            for t in tasks:
-                if t.actor_id in ids and t.state not in ("FINISHED", "FAILED"):
-                    depths[ids[t.actor_id]] += 1
-            return depths
-        except Exception:
-            return {}
 
     def drain(self, shard_id: str) -> dict[str, Any]:
         """Stop a shard taking commands, flush its commits and snapshot it; returns its info."""

@@ -1,34 +1,42 @@
 """The shard actor: a thin Ray shell around the pure :class:`actors.engine.ShardEngine`.
 
-One named actor per (region, commodity): ``shard:<shard_id>``. It is synchronous (one command batch
-at a time, so allocation is serial and needs no lock), ``max_restarts=-1`` and ``max_task_retries=0``
-(a batch is never re-run behind the client's back; the client retries with the same client order
-ids and gets the original results).
+One named actor per (region, commodity): ``shard:<shard_id>``, ``max_restarts=-1`` and
+``max_task_retries=0`` (a batch is never re-run behind the client's back; the client retries with the
+same client order ids and gets the original results).
 
-Per :meth:`ShardService.submit` call (one batch):
+Batches are matched strictly one at a time, in arrival order (an ``asyncio.Lock`` around a section
+with no ``await`` inside, so allocation is serial and needs no other lock). Per :meth:`submit` call:
 
 1. ``engine.plan`` lists the batch's candidate pairs; the risk decider answers them in one call;
    ``engine.execute`` allocates and returns results and events (no I/O in between).
 2. The events and the projection rows (orders touched, allocations, proposals, reservations) go to the
    persistence actor as one :class:`persistence.event_store.BatchRows` = one PostgreSQL transaction.
-3. Durability ``sync`` (default): results are returned only after that transaction committed. If it
-   fails, ``submit`` raises, nothing is acknowledged, and the shard reloads its state from PostgreSQL
-   (snapshot + later events) before the next batch, so memory never runs ahead of the log.
-   Durability ``async``: results are returned before the commit; the commit of batch N overlaps the
-   matching of batch N+1 (at most one batch in flight, so commits stay in seq order). A failed
-   commit then loses already-acknowledged results: the shard reloads from PostgreSQL and the next
-   ``submit`` raises. Use ``async`` only where that is acceptable (benchmarks, simulations).
+   Commits are chained: batch N+1 is sent only after batch N committed, so the log has no gaps.
+3. Durability ``sync`` (default): the results are returned only after that transaction committed.
+   While batch N commits, batch N+1 is already being matched (pipelining); its results still wait for
+   its own commit. If a commit fails, ``submit`` raises :class:`ShardUnavailable` for that batch and
+   every batch matched after it (nothing of them is acknowledged) and the shard reloads its state from
+   PostgreSQL (snapshot + later events) before matching again, so memory never runs ahead of the log.
+   Durability ``async``: results are returned as soon as the batch is matched; the commit follows in
+   the background. A failed commit then loses already-acknowledged results: the shard reloads from
+   PostgreSQL. Use ``async`` only where that is acceptable (benchmarks, simulations).
 
-On (re)start the actor loads the latest snapshot and applies every later event (recovery applies
-events; it never re-runs matching or risk). Every ``snapshot_every`` events it saves a snapshot.
-``drain`` stops taking commands, flushes, snapshots and marks the shard DRAINED.
+Reads (:meth:`query`) see the book after the last matched batch, which may include batches whose
+commit (and acknowledgement) is still in flight.
+
+On (re)start the actor loads the latest snapshot and applies every later event before it takes
+commands (recovery applies events; it never re-runs matching or risk). Every ``snapshot_every``
+events it saves a snapshot (taken between batches, encoded off the command path, written only after
+the batches it contains committed). ``drain`` stops taking commands, flushes, snapshots and marks the
+shard DRAINED.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
+import os
 import time
 from typing import Any
 
@@ -40,7 +48,6 @@ from persistence.event_store import batch_rows, decode_snapshot, encode_snapshot
 
 log = logging.getLogger(__name__)
 
-
 QUERY_METHODS = frozenset({"best_bid_ask", "depth", "open_orders", "get_order", "search", "stats"})
 
 
@@ -49,7 +56,8 @@ class ShardDraining(RuntimeError):
 
 
 class ShardUnavailable(RuntimeError):
-    """The shard could not commit or recover (PostgreSQL or the persistence actor is down)."""
+    """The batch was not committed (PostgreSQL or the persistence actor is down): nothing of it is
+    acknowledged; retry with the same client order ids."""
 
 
 def actor_name(shard_id: str) -> str:
@@ -79,7 +87,7 @@ def replay_events(engine: Any, rows: list[tuple[Any, ...]]) -> int:
 
 
 class ShardService:
-    """Implementation of the shard actor.
+    """Implementation of the shard actor (an async Ray actor).
 
     ``persistence``: handle of the persistence actor. ``durability``: ``sync`` | ``async``.
     ``snapshot_every``: events between snapshots (0 = never). ``decider``: a risk decider or a
@@ -115,7 +123,7 @@ class ShardService:
         self.committed_seq = 0
         self.last_snapshot_seq = 0
         self.draining = False
-        self.in_batch = False
+        self.in_flight = 0  # batches matched or waiting to be matched, not yet answered
         self.batches = 0
         self.commands = 0
         self.failures = 0
@@ -124,15 +132,27 @@ class ShardService:
         self.recovered_events = 0
         self.match_s = 0.0  # cumulative seconds in plan + risk + execute
         self.rows_s = 0.0  # cumulative seconds building projection rows
-        self.commit_s = 0.0  # cumulative seconds waiting for commits (sync)
-        self._pending: Any = None  # async mode: ObjectRef of the in-flight append
-        self._snapshot_thread: threading.Thread | None = None
+        self.commit_s = 0.0  # cumulative seconds from sending a batch to its commit
+        self._lock: asyncio.Lock | None = None
+        self._tail: asyncio.Future[bool] | None = None  # commit outcome of the last matched batch
+        self._snap_tasks: set[asyncio.Task[None]] = set()
+        self._bg: set[asyncio.Task[None]] = set()
         self._dirty = True
         self.started_at = time.time()
+        # Recover before taking commands (constructor: blocking calls are fine here).
         deadline = time.monotonic() + recovery_wait_s
         while True:
             try:
-                self._recover()
+                snap = ray.get(self.persistence.latest_snapshot.remote(self.shard_id))
+                engine, seq, t0 = self._engine_from(snap)
+                while True:
+                    rows = ray.get(
+                        self.persistence.read_events.remote(self.shard_id, seq, self.recovery_page)
+                    )
+                    seq = self._apply_page(engine, seq, rows)
+                    if len(rows) < self.recovery_page:
+                        break
+                self._recovered(engine, snap, seq, t0)
                 break
             except Exception as exc:  # persistence down: retry, then let submit() retry later
                 if time.monotonic() > deadline:
@@ -141,48 +161,57 @@ class ShardService:
                 time.sleep(0.5)
 
     # -- recovery -----------------------------------------------------------------------------
-    def _recover(self) -> None:
-        """Rebuild the engine from the latest snapshot plus every later committed event."""
+    def _engine_from(self, snap: Any) -> tuple[Any, int, float]:
         from actors.engine import ShardEngine
 
         t0 = time.perf_counter()
-        snap = ray.get(self.persistence.latest_snapshot.remote(self.shard_id))
+        self.recovered_events = 0
         if snap is not None:
-            snap_seq, state = snap
-            engine = ShardEngine.from_snapshot(decode_snapshot(state))
-        else:
-            snap_seq = 0
-            engine = (
-                ShardEngine(self.region, self.commodity, self.profile)
-                if self.profile
-                else ShardEngine(self.region, self.commodity)
-            )
-        seq = snap_seq
-        applied = 0
-        while True:
-            rows = ray.get(self.persistence.read_events.remote(self.shard_id, seq, self.recovery_page))
-            if not rows:
-                break
-            if int(rows[0][0]) != seq + 1:
-                raise RuntimeError(f"event log gap in {self.shard_id}: expected {seq + 1}, got {rows[0][0]}")
-            seq = replay_events(engine, rows)
-            applied += len(rows)
-            if len(rows) < self.recovery_page:
-                break
+            return ShardEngine.from_snapshot(decode_snapshot(snap[1])), int(snap[0]), t0
+        if self.profile:
+            return ShardEngine(self.region, self.commodity, self.profile), 0, t0
+        return ShardEngine(self.region, self.commodity), 0, t0
+
+    def _apply_page(self, engine: Any, seq: int, rows: list[tuple[Any, ...]]) -> int:
+        if not rows:
+            return seq
+        if int(rows[0][0]) != seq + 1:
+            raise RuntimeError(f"event log gap in {self.shard_id}: expected {seq + 1}, got {rows[0][0]}")
+        self.recovered_events += len(rows)
+        return replay_events(engine, rows)
+
+    def _recovered(self, engine: Any, snap: Any, seq: int, t0: float) -> None:
         self.engine = engine
         self.committed_seq = seq
-        self.last_snapshot_seq = snap_seq
-        self._pending = None
+        self.last_snapshot_seq = int(snap[0]) if snap is not None else 0
+        self._tail = None
         self._dirty = False
         self.recoveries += 1
-        self.recovered_events = applied
         self.recovery_s = time.perf_counter() - t0
-        log.info(
-            "shard %s recovered to seq %d (%d events) in %.3fs", self.shard_id, seq, applied, self.recovery_s
-        )
+        log.info("shard %s recovered to seq %d (%d events)", self.shard_id, seq, self.recovered_events)
+
+    async def _recover(self) -> None:
+        """Rebuild the engine from the latest snapshot plus every later committed event. Waits for
+        every in-flight commit to settle first, so it reads the final log."""
+        tail = self._tail
+        if tail is not None:
+            await asyncio.shield(tail)
+        snap = await self.persistence.latest_snapshot.remote(self.shard_id)
+        engine, seq, t0 = self._engine_from(snap)
+        while True:
+            rows = await self.persistence.read_events.remote(self.shard_id, seq, self.recovery_page)
+            seq = self._apply_page(engine, seq, rows)
+            if len(rows) < self.recovery_page:
+                break
+        self._recovered(engine, snap, seq, t0)
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     # -- commands -----------------------------------------------------------------------------
-    def submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+    async def submit(self, commands: list[Any]) -> list[dict[str, Any]]:
         """Process one batch of commands; return one result dict per command, in order.
 
         Sync durability: returns only after the batch's events are committed; raises
@@ -191,177 +220,193 @@ class ShardService:
         """
         if self.draining:
             raise ShardDraining(f"shard {self.shard_id} is draining")
-        self.in_batch = True
+        self.in_flight += 1
         try:
-            return self._submit(list(commands))
+            return await self._submit(list(commands))
         finally:
-            self.in_batch = False
+            self.in_flight -= 1
 
-    def _submit(self, commands: list[Any]) -> list[dict[str, Any]]:
-        if self.durability == "async":
-            self._wait_pending()
-        if self._dirty:
-            try:
-                self._recover()
-            except Exception as exc:
-                raise ShardUnavailable(f"shard {self.shard_id} cannot recover: {exc}") from exc
-        engine = self.engine
-        t0 = time.perf_counter()
-        if getattr(self.decider, "needs_queries", True):
-            verdicts = self.decider.decide(engine.plan(commands))
-        else:
-            verdicts = self.decider.decide(RiskRequest())
-        result = engine.execute(commands, verdicts)
-        settle = getattr(self.decider, "settle", None)
-        if settle is not None:
-            try:
-                settle(verdicts.credit_grants, result.credit_used)
-            except Exception as exc:
-                log.warning("shard %s: credit settle failed: %s", self.shard_id, exc)
-        self.batches += 1
-        self.commands += len(commands)
-        t1 = time.perf_counter()
-        self.match_s += t1 - t0
-        events = result.events
-        if not events:
-            return result.results
-        touched: dict[str, None] = {}
-        for e in events:
-            for oid in order_ids_of(e):
-                touched[oid] = None
-        docs = []
-        for oid in touched:
-            d = engine.get_order(oid)
-            if d is not None:
-                docs.append(d if isinstance(d, dict) else d.to_dict())
-        rows = batch_rows(self.shard_id, events, docs)
-        t2 = time.perf_counter()
-        self.rows_s += t2 - t1
-        ref = self.persistence.append.remote(rows)
+    async def _submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        async with self._get_lock():
+            if self.draining:
+                raise ShardDraining(f"shard {self.shard_id} is draining")
+            if self._dirty:
+                try:
+                    await self._recover()
+                except Exception as exc:
+                    raise ShardUnavailable(f"shard {self.shard_id} cannot recover: {exc}") from exc
+            # ---- serial section: no await from here to the end of the block ----
+            engine = self.engine
+            t0 = time.perf_counter()
+            decider = self.decider
+            if getattr(decider, "needs_queries", True):
+                verdicts = decider.decide(engine.plan(commands))
+            else:
+                verdicts = decider.decide(RiskRequest())
+            result = engine.execute(commands, verdicts)
+            settle = getattr(decider, "settle", None)
+            if settle is not None:
+                try:
+                    settle(verdicts.credit_grants, result.credit_used)
+                except Exception as exc:
+                    log.warning("shard %s: credit settle failed: %s", self.shard_id, exc)
+            self.batches += 1
+            self.commands += len(commands)
+            t1 = time.perf_counter()
+            self.match_s += t1 - t0
+            events = result.events
+            if not events:
+                return result.results
+            touched: dict[str, None] = {}
+            for e in events:
+                for oid in order_ids_of(e):
+                    touched[oid] = None
+            docs = [d for d in map(engine.get_order, touched) if d is not None]
+            rows = batch_rows(self.shard_id, events, docs)
+            self.rows_s += time.perf_counter() - t1
+            prev = self._tail
+            done: asyncio.Future[bool] = loop.create_future()
+            self._tail = done
+            snap = self._snapshot_if_due(engine)
+        commit = self._commit(rows, prev, done, snap)
         if self.durability == "sync":
-            try:
-                ray.get(ref)
-                self.commit_s += time.perf_counter() - t2
-            except Exception as exc:
-                self.failures += 1
-                self._dirty = True
-                raise ShardUnavailable(
-                    f"shard {self.shard_id}: commit failed, batch not acknowledged: {exc}"
-                ) from exc
-            self.committed_seq = rows.last_seq
-            self._maybe_snapshot()
+            await commit
         else:
-            self._pending = (ref, rows.last_seq)
+            task = loop.create_task(commit)
+            self._bg.add(task)
+            task.add_done_callback(self._bg_done)
         return result.results
 
-    def _wait_pending(self) -> None:
-        if self._pending is None:
-            return
-        ref, last = self._pending
-        self._pending = None
+    def _bg_done(self, task: asyncio.Task[None]) -> None:
+        self._bg.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("shard %s: async commit failed: %s", self.shard_id, task.exception())
+
+    async def _commit(
+        self, rows: Any, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool], snap: Any
+    ) -> None:
+        t = time.perf_counter()
         try:
-            ray.get(ref)
+            if prev is not None and not await asyncio.shield(prev):
+                raise ShardUnavailable(f"shard {self.shard_id}: an earlier batch failed to commit")
+            await self.persistence.append.remote(rows)
         except Exception as exc:
             self.failures += 1
             self._dirty = True
+            done.set_result(False)
+            if isinstance(exc, ShardUnavailable):
+                raise
             raise ShardUnavailable(
-                f"shard {self.shard_id}: an acknowledged async batch failed: {exc}"
+                f"shard {self.shard_id}: commit failed, batch not acknowledged: {exc}"
             ) from exc
-        self.committed_seq = last
-        self._maybe_snapshot()
+        self.commit_s += time.perf_counter() - t
+        if rows.last_seq > self.committed_seq:
+            self.committed_seq = rows.last_seq
+        done.set_result(True)
+        if snap is not None:
+            self._start_snapshot_write(*snap)
 
-    def _maybe_snapshot(self, force: bool = False) -> None:
-        if self.committed_seq <= self.last_snapshot_seq:
-            return
-        due = self.snapshot_every > 0 and (
-            self.committed_seq // self.snapshot_every > self.last_snapshot_seq // self.snapshot_every
+    # -- snapshots ----------------------------------------------------------------------------
+    def _snapshot_if_due(self, engine: Any, force: bool = False) -> tuple[int, dict[str, Any]] | None:
+        """Take a snapshot dict now (between batches) when one is due; it is written after the batch
+        that ends at ``engine.seq`` commits."""
+        seq = int(engine.seq)
+        if seq <= self.last_snapshot_seq:
+            return None
+        due = (
+            self.snapshot_every > 0
+            and seq // self.snapshot_every > self.last_snapshot_seq // self.snapshot_every
         )
         if not (due or force):
-            return
-        self._join_snapshot()
-        snap = self.engine.snapshot()  # consistent copy, taken between batches
-        seq = self.last_snapshot_seq = self.committed_seq
-        if force:
-            self._write_snapshot(seq, snap, raise_errors=True)
-        else:  # encode + store off the command path
-            self._snapshot_thread = threading.Thread(
-                target=self._write_snapshot, args=(seq, snap), name=f"snapshot-{self.shard_id}", daemon=True
-            )
-            self._snapshot_thread.start()
+            return None
+        self.last_snapshot_seq = seq
+        return seq, engine.snapshot()
 
-    def _write_snapshot(self, seq: int, snap: dict[str, Any], raise_errors: bool = False) -> None:
+    def _start_snapshot_write(self, seq: int, snap: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._write_snapshot(seq, snap))
+        self._snap_tasks.add(task)
+        task.add_done_callback(self._snap_tasks.discard)
+
+    async def _write_snapshot(self, seq: int, snap: dict[str, Any], raise_errors: bool = False) -> None:
         try:
-            ray.get(self.persistence.save_snapshot.remote(self.shard_id, seq, encode_snapshot(snap)))
+            blob = await asyncio.to_thread(encode_snapshot, snap)
+            await self.persistence.save_snapshot.remote(self.shard_id, seq, blob)
         except Exception as exc:  # a missed snapshot only makes the next recovery longer
             if raise_errors:
                 raise
             log.warning("shard %s: snapshot at %d failed: %s", self.shard_id, seq, exc)
 
-    def _join_snapshot(self) -> None:
-        t = self._snapshot_thread
-        if t is not None:
-            t.join()
-            self._snapshot_thread = None
-
-    def flush(self) -> int:
-        """Wait for in-flight commits (async mode) and snapshots; return the committed seq."""
-        self._wait_pending()
-        self._join_snapshot()
+    async def flush(self) -> int:
+        """Wait for every in-flight commit and snapshot; return the committed seq."""
+        tail = self._tail
+        if tail is not None:
+            await asyncio.shield(tail)
+        if self._snap_tasks:
+            await asyncio.gather(*list(self._snap_tasks), return_exceptions=True)
         return self.committed_seq
 
-    def snapshot_now(self) -> int:
+    async def snapshot_now(self) -> int:
         """Write a snapshot at the committed seq now; return that seq."""
-        self.flush()
-        if self._dirty:
-            self._recover()
-        self._maybe_snapshot(force=True)
-        return self.last_snapshot_seq
+        async with self._get_lock():
+            await self.flush()
+            if self._dirty:
+                await self._recover()
+            snap = self._snapshot_if_due(self.engine, force=True)
+            if snap is not None:
+                await self._write_snapshot(*snap, raise_errors=True)
+            return self.last_snapshot_seq
 
-    def drain(self) -> dict[str, Any]:
+    async def drain(self) -> dict[str, Any]:
         """Stop taking commands, flush commits, write a snapshot; return :meth:`info`."""
         self.draining = True
-        self.snapshot_now()
-        ray.get(self.persistence.upsert_shard.remote(self.shard_id, self.region, self.commodity, "DRAINED"))
+        await self.snapshot_now()
+        await self.persistence.upsert_shard.remote(self.shard_id, self.region, self.commodity, "DRAINED")
         return self.info()
 
-    def resume(self) -> dict[str, Any]:
+    async def resume(self) -> dict[str, Any]:
         """Take commands again after :meth:`drain`."""
         self.draining = False
-        ray.get(self.persistence.upsert_shard.remote(self.shard_id, self.region, self.commodity, "ACTIVE"))
+        await self.persistence.upsert_shard.remote(self.shard_id, self.region, self.commodity, "ACTIVE")
         return self.info()
 
-    def reload(self) -> int:
+    async def reload(self) -> int:
         """Rebuild the engine from PostgreSQL now (snapshot + later events); return the seq."""
-        self.flush()
-        self._recover()
-        return self.committed_seq
+        async with self._get_lock():
+            await self._recover()
+            return self.committed_seq
 
     # -- read side ----------------------------------------------------------------------------
-    def query(self, name: str, **kw: Any) -> Any:
+    async def query(self, name: str, **kw: Any) -> Any:
         """Read-side call on the engine: ``best_bid_ask``, ``depth``, ``open_orders``, ``get_order``,
-        ``search``, ``stats``. Serialised with ``submit`` (consistent view)."""
+        ``search``, ``stats``. Runs between batches (consistent view)."""
         if name not in QUERY_METHODS:
             raise ValueError(f"unknown query {name!r}")
         if self._dirty:
-            self._recover()
+            async with self._get_lock():
+                if self._dirty:
+                    await self._recover()
         return getattr(self.engine, name)(**kw)
 
-    def engine_snapshot(self) -> dict[str, Any]:
-        """The engine's full state (JSON dict), for checks and moves."""
-        if self._dirty:
-            self._recover()
-        return self.engine.snapshot()
+    async def engine_snapshot(self) -> dict[str, Any]:
+        """The engine's full state after every committed batch (JSON dict), for checks and moves."""
+        async with self._get_lock():
+            await self.flush()
+            if self._dirty:
+                await self._recover()
+            snap: dict[str, Any] = self.engine.snapshot()
+            return snap
 
     def info(self) -> dict[str, Any]:
         """Shard status: ``shard_id``, ``node_id``, ``seq`` (engine), ``committed_seq``, ``book_size``
-        (resting orders), ``draining``, ``in_batch``, counters and last recovery time (s). Runs in its
-        own thread group so it answers while a batch is running."""
+        (resting orders), ``in_flight`` (batches received and not yet answered = queue depth),
+        ``draining``, counters, cumulative stage seconds and the last recovery time (s)."""
         book_size = None
         eng = self.engine
         if eng is not None:
             try:
                 st = eng.stats()
-                book_size = st.get("book_size", st.get("open_orders")) if isinstance(st, dict) else None
+                book_size = st.get("book_size") if isinstance(st, dict) else None
             except Exception:
                 book_size = None
         return {
@@ -369,14 +414,14 @@ class ShardService:
             "region": self.region,
             "commodity": self.commodity,
             "node_id": ray.get_runtime_context().get_node_id(),
-            "pid": __import__("os").getpid(),
+            "pid": os.getpid(),
             "seq": getattr(eng, "seq", None),
             "committed_seq": self.committed_seq,
             "last_snapshot_seq": self.last_snapshot_seq,
             "book_size": book_size,
+            "queue_depth": self.in_flight,
             "durability": self.durability,
             "draining": self.draining,
-            "in_batch": self.in_batch,
             "dirty": self._dirty,
             "batches": self.batches,
             "commands": self.commands,
@@ -390,13 +435,7 @@ class ShardService:
         }
 
 
-@ray.remote(max_restarts=-1, max_task_retries=0, concurrency_groups={"ctl": 1})  # type: ignore[call-overload]
-class ShardActor(ShardService):
-    """The Ray actor: :class:`ShardService` with ``info`` in its own thread group ``ctl``."""
-
-    @ray.method(concurrency_group="ctl")
-    def info(self) -> dict[str, Any]:  # type: ignore[override]
-        return ShardService.info(self)
+ShardActor = ray.remote(max_restarts=-1, max_task_retries=0)(ShardService)
 
 
 def create_shard_actor(
