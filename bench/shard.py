@@ -1,12 +1,14 @@
 """``tradedesk bench shard``: durable throughput of shard actors on Ray with PostgreSQL.
 
 Drives synthetic cotton orders straight into K shard actors in batches (``sync`` durability: a batch
-returns only after its events are committed), one client thread per shard, and reports per run:
+returns only after its events are committed), one client thread per shard with ``--inflight``
+batches outstanding (the shard matches batch N+1 while batch N commits), and reports per run:
 
 - ``orders_per_s``, ``events_per_s``: durable orders/events per second over all shards;
 - ``p50_ms``, ``p99_ms``: latency of one batch call (submit -> committed results);
-- ``baseline_orders_per_s``: the old design in the same run, one order per call and one
-  transaction per order (``--baseline-orders`` orders through a single shard);
+- ``baseline_orders_per_s``: the old design in the same run, one transaction per order (engine
+  in-process, no Ray hop, single-row inserts of each order's events and projection rows;
+  ``--baseline-orders`` orders);
 - ``copy_events_per_s`` / ``executemany_events_per_s``: the append path alone, COPY vs executemany;
 - ``recovery_s`` and ``recovery_events``: a shard whose log holds ``--recovery-events`` events
   (written straight through the event store, snapshot every ``--snapshot-every``) is started, then
@@ -111,7 +113,7 @@ def _dsn(args: argparse.Namespace) -> tuple[str, Any]:
     return dsn, cleanup
 
 
-def _throughput(rt: Any, k: int, n: int, batch: int) -> dict[str, Any]:
+def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[str, Any]:
     import ray
 
     regions = [f"IN-B{i}" for i in range(k)]
@@ -123,10 +125,18 @@ def _throughput(rt: Any, k: int, n: int, batch: int) -> dict[str, Any]:
     events = [0] * k
 
     def drive(i: int) -> None:
+        # up to ``inflight`` batches outstanding per shard; answers come back in submission order
         h, cmds = handles[i], streams[i]
+        window: list[tuple[Any, float]] = []
         for j in range(0, len(cmds), batch):
-            t = time.perf_counter()
-            res = ray.get(h.submit.remote(cmds[j : j + batch]))
+            window.append((h.submit.remote(cmds[j : j + batch]), time.perf_counter()))
+            if len(window) >= inflight:
+                ref, t = window.pop(0)
+                res = ray.get(ref)
+                lat[i].append((time.perf_counter() - t) * 1000)
+                events[i] += sum(len(r["seqs"]) for r in res)
+        for ref, t in window:
+            res = ray.get(ref)
             lat[i].append((time.perf_counter() - t) * 1000)
             events[i] += sum(len(r["seqs"]) for r in res)
 
@@ -146,6 +156,7 @@ def _throughput(rt: Any, k: int, n: int, batch: int) -> dict[str, Any]:
         "shards": k,
         "orders": per * k,
         "batch": batch,
+        "inflight": inflight,
         "wall_s": round(wall, 3),
         "orders_per_s": round(per * k / wall, 1),
         "events_per_s": round(sum(events) / wall, 1),
@@ -325,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", type=int, default=1, help="shard actors driven in parallel (K)")
     ap.add_argument("--orders", type=int, default=50_000, help="orders in total over all shards (N)")
     ap.add_argument("--batch", type=int, default=1000, help="orders per submit call")
+    ap.add_argument("--inflight", type=int, default=2, help="batches outstanding per shard (pipelining)")
     ap.add_argument("--baseline-orders", type=int, default=2000, help="orders through the 1-per-txn baseline")
     ap.add_argument("--method-orders", type=int, default=20_000, help="orders for COPY vs executemany")
     ap.add_argument("--recovery-events", type=int, default=0, help="events for the recovery test (0 = skip)")
@@ -350,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
-        out.update(_throughput(rt, args.shards, args.orders, args.batch))
+        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight))
         if args.baseline_orders:
             out.update(_baseline(dsn, args.baseline_orders))
             out["speedup_vs_baseline"] = round(out["orders_per_s"] / out["baseline_orders_per_s"], 1)
