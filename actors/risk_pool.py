@@ -64,6 +64,7 @@ MAX_ONGOING_REQUESTS = 32
 MAX_QUEUED_REQUESTS = 128
 BATCH_MAX_REQUESTS = 16
 BATCH_WAIT_S = 0.002
+BATCH_CONCURRENCY = 2  # a second batch runs its rules while the first waits on Redis or the ML thread
 PARTY_SCORE_TTL_S = 300.0
 EVENTS_PATTERN = "td:events:*"
 ANOMALY_OFFSET = 0.5  # IsolationForest score of an unremarkable point
@@ -372,6 +373,7 @@ class PoolCounters:
     requests: int = 0
     batches: int = 0
     decisions: int = 0
+    ml_decisions: int = 0
     ml_ok: int = 0
     ml_failures: int = 0
     ml_timeouts: int = 0
@@ -617,7 +619,11 @@ class RiskPoolReplica:
         out: tuple[list[tuple[Any, ...]], dict[str, int]] = await self._decide_batch(from_wire(request))
         return out
 
-    @serve.batch(max_batch_size=BATCH_MAX_REQUESTS, batch_wait_timeout_s=BATCH_WAIT_S)
+    @serve.batch(
+        max_batch_size=BATCH_MAX_REQUESTS,
+        batch_wait_timeout_s=BATCH_WAIT_S,
+        max_concurrent_batches=BATCH_CONCURRENCY,
+    )
     async def _decide_batch(
         self, requests: list[WireRequest]
     ) -> list[tuple[list[tuple[Any, ...]], dict[str, int]]]:
@@ -680,6 +686,8 @@ class RiskPoolReplica:
                 _encode(fuse(rule_results[k], ml, fusion, ml_expected=ml_expected, exposure_after=after))
             )
         self.counters.decisions += len(queries)
+        if ml_scores is not None:
+            self.counters.ml_decisions += len(queries)
         results = []
         pos = 0
         for i, r in enumerate(requests):
@@ -690,11 +698,15 @@ class RiskPoolReplica:
 
     async def stats(self) -> dict[str, Any]:
         """Counters, breaker state, cache sizes and model versions of this replica."""
+        import os
+
         c = self.counters
         return {
+            "replica": f"{os.uname().nodename}:{os.getpid()}",
             "requests": c.requests,
             "batches": c.batches,
             "decisions": c.decisions,
+            "ml_decisions": c.ml_decisions,
             "ml_ok": c.ml_ok,
             "ml_failures": c.ml_failures,
             "ml_timeouts": c.ml_timeouts,
@@ -860,6 +872,14 @@ class RiskPoolClient:
         """One replica's stats (whichever answers)."""
         result: dict[str, Any] = self.handle.stats.remote().result(timeout_s=self.timeout_s)
         return result
+
+    def all_stats(self, attempts: int = 32) -> list[dict[str, Any]]:
+        """Stats of every replica reached in ``attempts`` calls (requests are spread over replicas)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(attempts):
+            st = self.stats()
+            seen[str(st.get("replica"))] = st
+        return list(seen.values())
 
 
 # ---------------------------------------------------------------------------------- deployment

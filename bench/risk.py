@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicas", type=int, default=2, help="pool replicas (min = max) (default 2)")
     ap.add_argument("--replica-cpus", type=float, default=0.5, help="num_cpus per replica")
     ap.add_argument("--no-ml", action="store_true", help="ML tier off (rules-only pool)")
+    ap.add_argument("--ml-timeout-ms", type=float, default=50.0, help="ML-tier timeout (default 50)")
     ap.add_argument("--tracking-uri", default=None, help="serve the registered champions instead")
     ap.add_argument(
         "--dsn",
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         apply_migrations(dsn)
         asyncio.run(_create_parties(dsn, args.buyers))
-        user_config: dict[str, Any] = {"ml_timeout_ms": 50.0, "version": "bench"}
+        user_config: dict[str, Any] = {"ml_timeout_ms": args.ml_timeout_ms, "version": "bench"}
         model_source = "none"
         if not args.no_ml:
             if args.tracking_uri:
@@ -259,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
             return await _drive(client, batches[50:], args.concurrency)
 
         wall, lat, errors = asyncio.run(run())
-        stats = client.stats()
+        replicas = client.all_stats()
+        total = {
+            k: sum(int(st.get(k) or 0) for st in replicas)
+            for k in ("decisions", "ml_decisions", "ml_ok", "ml_failures", "ml_timeouts", "ml_skipped_open")
+        }
         decisions = len(lat) * args.batch
         pool = {
             "decisions_per_s": round(decisions / wall),
@@ -269,18 +274,15 @@ def main(argv: list[str] | None = None) -> int:
             "errors": errors,
             "wall_s": round(wall, 3),
             "ml_tier": "off" if args.no_ml else "on",
+            "ml_timeout_ms": args.ml_timeout_ms,
             "model_source": model_source,
-            "replica_stats": {
-                k: stats.get(k)
-                for k in (
-                    "ml_ok",
-                    "ml_failures",
-                    "ml_timeouts",
-                    "ml_skipped_open",
-                    "breaker_state",
-                    "model_versions",
-                )
-            },
+            # share of decisions (warm-up included) that the ML tier answered; the rest were
+            # rules-only because the ML step timed out or the breaker was open
+            "ml_answered_fraction": round(total["ml_decisions"] / max(1, total["decisions"]), 4),
+            "replicas_seen": len(replicas),
+            "replica_totals": total,
+            "breaker_states": sorted(str(st.get("breaker_state")) for st in replicas),
+            "model_versions": replicas[0].get("model_versions") if replicas else {},
         }
     finally:
         with contextlib.suppress(Exception):
