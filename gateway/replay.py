@@ -449,7 +449,7 @@ def _problem_reason(r: Any) -> str:
 
 
 class Client:
-    """Thin async HTTP client: auth header, retries on 429/503/connection errors (honours Retry-After)."""
+    """Thin async HTTP client: auth header, retries on 429/5xx/connection errors (honours Retry-After)."""
 
     def __init__(self, base: str, timeout_s: float = 60.0, concurrency: int = 8) -> None:
         import httpx
@@ -475,7 +475,9 @@ class Client:
                     if i == attempts - 1:
                         raise
                     resp = None
-            if resp is not None and resp.status_code not in (429, 502, 503, 504):
+            # 500 too: the replay's client order ids are deterministic, so a retried order that did go
+            # through returns its original result (the shard deduplicates per party and client order id)
+            if resp is not None and resp.status_code not in (429, 500, 502, 503, 504):
                 return resp
             self.retries += 1
             wait = delay
