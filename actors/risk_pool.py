@@ -67,6 +67,8 @@ BATCH_WAIT_S = 0.002
 BATCH_CONCURRENCY = 2  # a second batch runs its rules while the first waits on Redis or the ML thread
 PARTY_SCORE_TTL_S = 300.0
 EVENTS_PATTERN = "td:events:*"
+MODEL_CONFIG_KEY = "risk:model_config"  # JSON user_config of the promoted models (under the prefix)
+MODEL_CONFIG_VERSION_KEY = "risk:model_config_version"  # bumped on every promotion
 ANOMALY_OFFSET = 0.5  # IsolationForest score of an unremarkable point
 
 SETTLEMENTS_SQL = (
@@ -423,6 +425,8 @@ class RiskPoolReplica:
         self._db: Any = None
         self._db_lock = asyncio.Lock()
         self.parties: dict[str, Party | None] = {}
+        self.model_config_seen: Any = None
+        self._reload_lock = asyncio.Lock()
         self.parties_version: Any = None
         self.counters = PoolCounters()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="risk-ml")
@@ -467,7 +471,26 @@ class RiskPoolReplica:
         if self.ml is not None and old is not None:
             self.ml.typical_qty = old.typical_qty
         self.config_version = str(cfg.get("version", "")) or None
+        if "config_seq" in cfg:
+            self.model_config_seen = max(int(cfg["config_seq"]), int(self.model_config_seen or 0))
         self._set_gauge()
+
+    async def _reload_model_config(self, model_version: Any) -> None:
+        """Apply the model config promoted through Redis (:func:`apply_model_config`): the live
+        replica reloads its models without a restart. One reload at a time."""
+        async with self._reload_lock:
+            if model_version == self.model_config_seen:
+                return
+            raw = await self.redis.get(f"{self.prefix}{MODEL_CONFIG_KEY}")
+            self.model_config_seen = model_version
+            if raw:
+                try:
+                    cfg = json.loads(raw)
+                except ValueError:
+                    log.warning("risk pool: promoted model config is not JSON; ignored")
+                    return
+                cfg["config_seq"] = model_version
+                await self.reconfigure(cfg)
 
     def _set_gauge(self) -> None:
         if self._gauge is not None:
@@ -537,7 +560,11 @@ class RiskPoolReplica:
             self.ml.observe_quantity(buyer, int(qty))
 
     async def _refresh_parties(self, ids: set[str]) -> None:
-        version = await self.redis.get(f"{self.prefix}parties:version")
+        version, raw_model_version = await self.redis.mget(
+            f"{self.prefix}parties:version", f"{self.prefix}{MODEL_CONFIG_VERSION_KEY}"
+        )
+        if raw_model_version is not None and int(raw_model_version) != self.model_config_seen:
+            await self._reload_model_config(int(raw_model_version))
         if version != self.parties_version:
             if self.parties:
                 self.counters.party_cache_flushes += 1
@@ -919,6 +946,9 @@ def deploy_risk_pool(
     if uri:
         cfg["tracking_uri"] = uri
     cfg.update(user_config or {})
+    # This deploy's config becomes the current one; replicas note its version so they do not load
+    # the same models twice.
+    cfg["config_seq"] = publish_model_config(redis_url, cfg, prefix)
     from ray.serve.config import ProxyLocation
 
     serve.start(proxy_location=ProxyLocation.Disabled)
@@ -937,14 +967,43 @@ def deploy_risk_pool(
     return RiskPoolClient(redis_url, prefix, app_name=app_name)
 
 
+def publish_model_config(redis_url: str, user_config: dict[str, Any], prefix: str = DEFAULT_PREFIX) -> int:
+    """Store ``user_config`` as the pool's model config in Redis and bump its version; every
+    replica applies it (``reconfigure``) before its next batch. Returns the new version."""
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    try:
+        pipe = r.pipeline(transaction=True)
+        pipe.set(f"{prefix}{MODEL_CONFIG_KEY}", json.dumps(user_config, sort_keys=True))
+        pipe.incr(f"{prefix}{MODEL_CONFIG_VERSION_KEY}")
+        return int(pipe.execute()[1])
+    finally:
+        r.close()
+
+
 def apply_model_config(
     settings: Any,
     dsn: str | None,
     redis_url: str,
     user_config: dict[str, Any],
-    **kwargs: Any,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    app_name: str = APP_NAME,
+    **_: Any,
 ) -> RiskPoolClient:
-    """Push a new model configuration (promotion or rollback) to the running pool: Serve calls
-    ``reconfigure`` on the live replicas, no restart. ``user_config`` as for ``reconfigure``; a
-    ``version`` field (e.g. the registry versions) makes every push distinct."""
-    return deploy_risk_pool(settings, dsn, redis_url, user_config=user_config, rebuild=False, **kwargs)
+    """Push a new model configuration (promotion or rollback) to the running pool without
+    restarting it: the merged config (settings defaults, then ``user_config``: ``tracking_uri`` /
+    ``alias`` or ``models_pickle``, ``ml_timeout_ms``, fusion and breaker fields, ``version``) is
+    published in Redis and the live replicas ``reconfigure`` before their next batch."""
+    cfg: dict[str, Any] = {
+        "ml_timeout_ms": float(getattr(settings, "risk_ml_timeout_ms", 50.0)),
+        "rules_weight": float(getattr(settings, "risk_rules_weight", 0.7)),
+        "ml_weight": float(getattr(settings, "risk_ml_weight", 0.3)),
+    }
+    uri = getattr(settings, "mlflow_tracking_uri", None)
+    if uri:
+        cfg["tracking_uri"] = uri
+    cfg.update(user_config)
+    publish_model_config(redis_url, cfg, prefix)
+    return RiskPoolClient(redis_url, prefix, app_name=app_name)

@@ -43,7 +43,7 @@ class TinyModels:
     """A stand-in for ``ml.serving.RiskModels``, fitted here on synthetic data. Its failure mode is
     switched through a Redis key: ``raise`` (model error) or ``sleep`` (slower than the timeout)."""
 
-    def __init__(self, redis_url: str, flag_key: str) -> None:
+    def __init__(self, redis_url: str, flag_key: str, versions: dict[str, str] | None = None) -> None:
         from sklearn.ensemble import IsolationForest
         from sklearn.linear_model import LogisticRegression
 
@@ -57,7 +57,7 @@ class TinyModels:
         hours = rng.uniform(0, 24, size=500)  # orders arrive at any hour: hour on the unit circle
         xo[:, 3], xo[:, 4] = np.sin(2 * np.pi * hours / 24), np.cos(2 * np.pi * hours / 24)
         self.iso = IsolationForest(n_estimators=25, random_state=0).fit(xo)
-        self.versions = dict(VERSIONS)
+        self.versions = dict(versions or VERSIONS)
         self.redis_url = redis_url
         self.flag_key = flag_key
         self._r: Any = None
@@ -144,7 +144,16 @@ def pool(
         app_name=app,
     )
     r = redis.Redis.from_url(REDIS_URL)
-    yield {"client": client, "redis": r, "flag": flag_key, "prefix": prefix, "dsn": pg_dsn}
+    yield {
+        "client": client,
+        "redis": r,
+        "flag": flag_key,
+        "prefix": prefix,
+        "dsn": pg_dsn,
+        "app": app,
+        "settings": settings,
+        "dir": path.parent,
+    }
     serve.delete(app)
     keys = list(r.scan_iter(match=f"{prefix}*"))
     if keys:
@@ -335,3 +344,28 @@ def test_circular_trade_from_committed_allocation_events(pool: dict[str, Any]) -
             break
         time.sleep(0.2)
     assert (d.outcome, d.reasons) == (Outcome.BLOCK, (Reason.CIRCULAR_TRADE,))
+
+
+def test_model_promotion_hot_reload_without_restart(pool: dict[str, Any]) -> None:
+    """A new model config reaches the live replica through ``reconfigure``: same process, new
+    model versions on the next decisions."""
+    from actors.risk_pool import apply_model_config
+
+    client = pool["client"]
+    before = client.stats()
+    v2 = {"payment_default": "2", "order_anomaly": "2", "credit_limit": "2"}
+    path = pool["dir"] / "models_v2.pkl"
+    path.write_bytes(cloudpickle.dumps(TinyModels(REDIS_URL, pool["flag"], v2)))
+    apply_model_config(
+        pool["settings"],
+        pool["dsn"],
+        REDIS_URL,
+        {"models_pickle": str(path), "ml_timeout_ms": 300, "version": "v2"},
+        prefix=pool["prefix"],
+        num_cpus=0.25,
+        app_name=pool["app"],
+    )
+    d = client.decide(RiskRequest(queries=[_q("B1", "S1", 50)])).get("BO50", "SO50")
+    assert d is not None and d.tiers == ("rules", "ml") and d.model_versions == v2
+    after = client.stats()
+    assert after["replica"] == before["replica"] and after["config_version"] == "v2"
