@@ -10,10 +10,15 @@ asyncio, only to 127.0.0.1) through these phases, each bounded in count and time
    ``--concurrency`` connections: requests/s and p50/p99 latency;
 3. ``single_fixed``: the same requests open loop at a fixed offered rate (``--rate``, default
    1,000 req/s): latency is measured from each request's *scheduled* send time, so queueing counts;
-4. ``batch``: ``POST /v1/orders/batch`` with ``--batch-size`` orders per request: orders/s.
+4. ``batch``: ``POST /v1/orders/batch`` with ``--batch-size`` orders per request: orders/s;
+5. ``direct_shards`` (in the server process, no HTTP): the same orders straight into the shard
+   actors in ``gateway_batch_max``-sized calls: the ceiling the gateway sits on.
 
 Orders alternate seller/buyer of two parties at crossing prices (each requirement allocates against
-a resting availability), spread over ``--shards`` regions. Durability is the settings' (``sync``:
+a resting availability), spread over ``--shards`` regions. A batch request is one party, so batches
+alternate: ``--batch-size`` availabilities of one party, then the requirements of the other that
+cross them (the book is then up to half a batch deep per shard; ``quality`` ranking scores every
+candidate, ``price_time`` walks price levels: ``--profile`` selects which the orders ask for). Durability is the settings' (``sync``:
 every answer comes after the PostgreSQL commit). Prints one JSON object with ``--json``.
 
 Targets on a 2-core machine: >= 2,000 single-order req/s, p99 <= 25 ms at 1,000 req/s offered,
@@ -94,7 +99,8 @@ def _summary(lat: list[float], elapsed: float, codes: dict[int, int], n: int) ->
 class _Orders:
     """Unique order bodies: even i = availability of party A, odd i = crossing requirement of B."""
 
-    def __init__(self, regions: list[str], tokens: list[str], tag: str) -> None:
+    def __init__(self, regions: list[str], tokens: list[str], tag: str, profile: str | None = None) -> None:
+        self.profile = profile
         self.regions = regions
         self.heads = [f"Authorization: Bearer {t}\r\n" for t in tokens]
         self.tag = tag
@@ -104,8 +110,10 @@ class _Orders:
         region = self.regions[(i // 2) % len(self.regions)]
         loc = {"lat": 21.17, "lon": 72.83, "region": region}
         qty = {"value": 1, "unit": "tonne"}
+        extra = {"profile": self.profile} if self.profile else {}
         if i % 2 == 0:
             return "SELL", {
+                **extra,
                 "client_order_id": f"{self.tag}{i}",
                 "commodity": "cotton",
                 "quantity": qty,
@@ -114,6 +122,7 @@ class _Orders:
                 "quality": {"micronaire": 4.2},
             }
         return "BUY", {
+            **extra,
             "client_order_id": f"{self.tag}{i}",
             "commodity": "cotton",
             "quantity": qty,
@@ -129,13 +138,33 @@ class _Orders:
         path = "/v1/orders/availabilities" if side == "SELL" else "/v1/orders/requirements"
         return path, json.dumps(body).encode(), self.heads[i % 2]
 
-    def next_batch(self, size: int, trader_head: str) -> bytes:
+    def next_batch(self, size: int) -> bytes:
+        """``size`` orders alternating SELL/BUY (one party: they rest; for the no-HTTP baseline)."""
         orders = []
         for _ in range(size):
             side, body = self.order(self.i)
             self.i += 1
             orders.append({"side": side, **body})
         return json.dumps({"orders": orders}).encode()
+
+    def next_side_batch(self, size: int) -> tuple[bytes, str]:
+        """Batches alternate: ``size`` availabilities of party A, then the ``size`` requirements of
+        party B that cross them (a batch request is one API key, so one party). Returns (body, auth)."""
+        if self.i % 2 == 0 and not getattr(self, "_pending", None):
+            self._base = self.i
+            idx = [self._base + 2 * m for m in range(size)]
+            self._pending = True
+            head = self.heads[0]
+        else:
+            idx = [self._base + 2 * m + 1 for m in range(size)]
+            self.i = self._base + 2 * size
+            self._pending = False
+            head = self.heads[1]
+        orders = []
+        for i in idx:
+            side, body = self.order(i)
+            orders.append({"side": side, **body})
+        return json.dumps({"orders": orders}).encode(), head
 
 
 async def _closed_loop(port: int, conc: int, n: int, max_s: float, make: Any) -> dict[str, Any]:
@@ -195,7 +224,7 @@ async def _open_loop(port: int, rate: float, seconds: float, conns: int, make: A
 
 async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
     port = cfg["port"]
-    orders = _Orders(cfg["regions"], cfg["tokens"], cfg["tag"])
+    orders = _Orders(cfg["regions"], cfg["tokens"], cfg["tag"], cfg.get("profile"))
     out: dict[str, Any] = {}
     health = ("GET", "/healthz", None, "")
     out["baseline_healthz"] = await _closed_loop(
@@ -211,10 +240,12 @@ async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
         port, cfg["concurrency"], cfg["single_requests"], cfg["max_phase_s"], single
     )
     out["single_fixed"] = await _open_loop(port, cfg["rate"], cfg["fixed_seconds"], cfg["open_conns"], single)
-    trader_head = f"Authorization: Bearer {cfg['trader']}\r\n"
+    if orders.i % 2:
+        orders.i += 1
 
     def batch() -> tuple[str, str, bytes, str]:
-        return "POST", "/v1/orders/batch", orders.next_batch(cfg["batch_size"], trader_head), trader_head
+        body, head = orders.next_side_batch(cfg["batch_size"])
+        return "POST", "/v1/orders/batch", body, head
 
     res = await _closed_loop(port, cfg["batch_concurrency"], cfg["batch_requests"], cfg["max_phase_s"], batch)
     res["orders"] = res["ok"] * cfg["batch_size"]
@@ -292,6 +323,7 @@ def _server(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
         "tokens": tokens,
         "trader": tokens[0],
         "tag": uuid.uuid4().hex[:6],
+        "profile": args.profile,
         "concurrency": args.concurrency,
         "open_conns": args.open_conns,
         "baseline_requests": args.baseline_requests,
@@ -319,7 +351,39 @@ def _server(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
             os.unlink(key_file)
             os.rmdir(key_dir)
 
+    cfg["_runtime"] = rt
     return stop, cfg, s
+
+
+def _direct_shards(rt: Any, regions: list[str], n: int, batch: int, profile: str | None) -> dict[str, Any]:
+    """Baseline without HTTP: the same kind of orders submitted straight to the shard actors in
+    ``batch``-sized calls (one call in flight per shard), i.e. the ceiling the gateway sits on."""
+    import ray
+
+    from gateway.schemas import BatchIn
+
+    per_shard: dict[str, list[list[Any]]] = {r: [] for r in regions}
+    ts = int(time.time() * 1000)
+    for r in regions:
+        orders = _Orders([r], ["", ""], uuid.uuid4().hex[:6] + "d", profile)
+        left = n // len(regions)
+        while left > 0:
+            k = min(batch, left)
+            body = BatchIn.model_validate_json(orders.next_batch(k))
+            per_shard[r].append(
+                [o.to_command(ts, "BENCH-A" if o.side == "SELL" else "BENCH-B") for o in body.orders]
+            )
+            left -= k
+    handles = {r: rt.shard(r, "cotton") for r in regions}
+    t0 = time.perf_counter()
+    total = 0
+    rounds = max(len(v) for v in per_shard.values())
+    for i in range(rounds):
+        refs = [handles[r].submit.remote(per_shard[r][i]) for r in regions if i < len(per_shard[r])]
+        for res in ray.get(refs):
+            total += len(res)
+    dt = time.perf_counter() - t0
+    return {"orders": total, "batch": batch, "elapsed_s": round(dt, 3), "orders_per_s": round(total / dt, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-requests", type=int, default=60)
     ap.add_argument("--batch-concurrency", type=int, default=4)
     ap.add_argument("--max-phase-s", type=float, default=20.0, help="time cap per closed-loop phase")
+    ap.add_argument("--direct-orders", type=int, default=4000, help="orders in the no-HTTP shard baseline")
+    ap.add_argument(
+        "--profile",
+        choices=["quality", "price_time"],
+        default=None,
+        help="ranking profile the orders ask for (default: the commodity's, quality for cotton)",
+    )
     ap.add_argument("--window-ms", type=float, default=1.5, help="gateway micro-batch window")
     ap.add_argument("--durability", choices=["sync", "async"], default="sync")
     ap.add_argument(
@@ -354,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     stop, cfg, s = _server(args)
+    rt = cfg.pop("_runtime")
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "bench.gateway", "--load", json.dumps(cfg)],
@@ -365,12 +437,16 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-2000:], file=sys.stderr)
             return 1
         phases = json.loads(proc.stdout.strip().splitlines()[-1])
+        phases["direct_shards"] = _direct_shards(
+            rt, cfg["regions"], args.direct_orders, s.gateway_batch_max, args.profile
+        )
     finally:
         stop()
     res = {
         "benchmark": "gateway",
         "durability": s.durability,
         "shards": args.shards,
+        "profile": args.profile or "commodity default (quality)",
         "window_ms": args.window_ms,
         "cpus": os.cpu_count(),
         "single_order_req_per_s": phases["single_max"]["ok_per_s"],
@@ -383,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_orders_per_s": phases["batch"]["orders_per_s"],
         "baseline_healthz_req_per_s": phases["baseline_healthz"]["ok_per_s"],
         "baseline_healthz_p99_ms": phases["baseline_healthz"]["p99_ms"],
+        "baseline_direct_shard_orders_per_s": phases["direct_shards"]["orders_per_s"],
         "targets": {"single_order_req_per_s": 2000, "fixed_rate_p99_ms": 25, "batch_orders_per_s": 20000},
         "phases": phases,
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -107,6 +108,10 @@ def create_app(
         from gateway.stream import StreamHub
 
         app.state.hub = StreamHub(gw)
+        # Ray, pydantic and FastAPI leave a large heap of long-lived objects; freezing them keeps
+        # the collector from rescanning them on every full collection (pauses on the hot path).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
