@@ -18,8 +18,9 @@ Orders alternate seller/buyer of two parties at crossing prices (each requiremen
 a resting availability), spread over ``--shards`` regions. A batch request is one party, so batches
 alternate: ``--batch-size`` availabilities of one party, then the requirements of the other that
 cross them (the book is then up to half a batch deep per shard; ``quality`` ranking scores every
-candidate, ``price_time`` walks price levels: ``--profile`` selects which the orders ask for). Durability is the settings' (``sync``:
-every answer comes after the PostgreSQL commit). Prints one JSON object with ``--json``.
+candidate, ``price_time`` walks price levels: ``--profile`` selects which the orders ask for).
+Durability is the settings' (``sync``: every answer comes after the PostgreSQL commit). Prints one
+JSON object with ``--json``.
 
 Targets on a 2-core machine: >= 2,000 single-order req/s, p99 <= 25 ms at 1,000 req/s offered,
 >= 20,000 orders/s through batches. Example::
