@@ -46,10 +46,10 @@ async def test_party_crud_links_and_invalidation(migrated: str, redis_url: str, 
             "C": (Reason.LINKED_MOBILE,),
             "D": (Reason.WASH_TRADE,),
         }
-        v0 = int(await r.get(f"{key_prefix}parties:version"))
+        v0 = int(await r.get(f"{key_prefix}parties:version") or 0)
         up = await repo.update("A", credit_limit=5_000_000, kyc_status="SUSPENDED")
         assert (up.credit_limit, up.kyc_status, up.version) == (5_000_000, "SUSPENDED", 3)
-        assert int(await r.get(f"{key_prefix}parties:version")) == v0 + 1
+        assert int(await r.get(f"{key_prefix}parties:version") or 0) == v0 + 1
         with pytest.raises(PartyNotFound):
             await repo.update("nobody", name="x")
         with pytest.raises(ValueError):

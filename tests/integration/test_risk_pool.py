@@ -288,7 +288,7 @@ def test_two_shards_never_exceed_buyer_credit_limit(pool: dict[str, Any]) -> Non
                         total += a["quantity_kg"] * a["price"]
             return total
 
-    shards = [MiniShard.remote(region, client) for region in ("IN-GJ", "IN-MH")]
+    shards = [MiniShard.remote(region, client) for region in ("IN-GJ", "IN-MH")]  # type: ignore[attr-defined]
 
     def batch(region: str, k: int) -> list[Any]:
         ts = T0 + k * 10
