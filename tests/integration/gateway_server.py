@@ -24,7 +24,11 @@ class Gateway:
 
         self.namespace = f"gwt-{uuid.uuid4().hex[:10]}"
         self.runtime = start_test_runtime(dsn, redis_url, ray_namespace=self.namespace)
-        fields = {"ray_namespace": self.namespace, "rate_limit_per_s": 2000.0, "rate_limit_burst": 4000}
+        fields: dict[str, Any] = {
+            "ray_namespace": self.namespace,
+            "rate_limit_per_s": 2000.0,
+            "rate_limit_burst": 4000,
+        }
         fields.update(settings)
         self.settings = Settings(**fields)
         key_file = key_dir / "admin.key"

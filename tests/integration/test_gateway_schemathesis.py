@@ -44,7 +44,7 @@ def test_no_server_errors(gw: Gateway) -> None:
     failures: list[str] = []
     calls = {"n": 0}
     for result in schema.get_all_operations():
-        op = result.ok()
+        op = result.ok()  # type: ignore[union-attr]
 
         @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=op.as_strategy())
