@@ -54,6 +54,16 @@ class _Conn:
         self.w: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, body: bytes | None, headers: str) -> int:
+        """Status code of one request; 599 for a connection error (the connection is reopened)."""
+        try:
+            return await self._request(method, path, body, headers)
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            if self.w is not None:
+                self.w.close()
+            self.r = self.w = None
+            return 599
+
+    async def _request(self, method: str, path: str, body: bytes | None, headers: str) -> int:
         if self.w is None:
             self.r, self.w = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.r is not None

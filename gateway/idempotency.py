@@ -16,11 +16,13 @@ optional; the shard's client-order-id dedup remains the authority across restart
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import problem_body
@@ -95,6 +97,19 @@ class IdempotencyMiddleware:
             )
             return
         redis = self.get_redis()
+        try:
+            await self._run(scope, receive, send, redis, headers, path, idem_s)
+        except RedisError:
+            await _send_json(
+                send,
+                503,
+                problem_body("unavailable", 503, "idempotency store unavailable; retry", path),
+                extra_headers=[(b"retry-after", b"1")],
+            )
+
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, redis: Any, headers: Any, path: str, idem_s: str
+    ) -> None:
         token = _token(headers)
         principal = await self.resolve(token) if token and redis is not None else None
         if principal is None:
@@ -160,11 +175,13 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, send_wrapper)
         except BaseException:
-            await redis.delete(rkey)
+            with contextlib.suppress(RedisError):
+                await redis.delete(rkey)
             raise
         status = int(captured["status"])
         if status >= 500 or status == 429:
-            await redis.delete(rkey)
+            with contextlib.suppress(RedisError):
+                await redis.delete(rkey)
             return
         rec = {
             "state": "done",
@@ -173,7 +190,8 @@ class IdempotencyMiddleware:
             "content_type": captured["ctype"],
             "body": b"".join(captured["chunks"]).decode("utf-8", "replace"),
         }
-        await redis.set(rkey, json.dumps(rec), ex=self.ttl_s)
+        with contextlib.suppress(RedisError):  # the response is already sent; a retry will re-run
+            await redis.set(rkey, json.dumps(rec), ex=self.ttl_s)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -180,6 +180,21 @@ def install(app: FastAPI) -> None:
             "internal-error", f"reference {ref}", instance=request.url.path, reference=ref
         )
 
+    async def on_backend(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "backing service error on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        )
+        return problem_response(
+            "unavailable",
+            "a backing service did not answer; retry",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
+    from redis.exceptions import RedisError
+
+    app.add_exception_handler(RedisError, on_backend)
+    app.add_exception_handler(OSError, on_backend)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

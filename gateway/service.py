@@ -115,7 +115,9 @@ class GatewayService:
         if self.directory is None:
             self.directory = ray.get_actor(DIRECTORY_NAME, namespace=self.namespace)
         self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=8)
-        self.redis = aioredis.from_url(self.redis_url, decode_responses=False)
+        # a blocking pool: under a burst, requests wait for a connection instead of failing
+        rpool = aioredis.BlockingConnectionPool.from_url(self.redis_url, max_connections=64, timeout=10)
+        self.redis = aioredis.Redis(connection_pool=rpool)
         s = self.settings
         self.batcher = MicroBatcher(
             self._submit,
@@ -132,6 +134,7 @@ class GatewayService:
             await self.pool.close()
         if self.redis is not None:
             await self.redis.aclose()
+            await self.redis.connection_pool.disconnect()
 
     # -- shards ------------------------------------------------------------------------------------
     def _on_batch(self, shard_id: str, size: int, seconds: float) -> None:
