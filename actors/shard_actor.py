@@ -251,6 +251,18 @@ class ShardService:
                     settle(verdicts.credit_grants, result.credit_used)
                 except Exception as exc:
                     log.warning("shard %s: credit settle failed: %s", self.shard_id, exc)
+            release = getattr(decider, "release", None)
+            if release is not None:
+                freed: dict[str, int] = {}
+                for e in result.events:
+                    if e.type == "RELEASED":  # reserved notional returns to the buyer's credit
+                        p = e.payload
+                        freed[p["buyer_id"]] = freed.get(p["buyer_id"], 0) + p["quantity_kg"] * p["price"]
+                if freed:
+                    try:
+                        release(freed)
+                    except Exception as exc:
+                        log.warning("shard %s: credit release failed: %s", self.shard_id, exc)
             self.batches += 1
             self.commands += len(commands)
             t1 = time.perf_counter()
