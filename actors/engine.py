@@ -711,12 +711,12 @@ class ShardEngine:
         if buy.status in (st.CANCELLED, st.EXPIRED) or sell.status in (st.CANCELLED, st.EXPIRED):
             return self._reject_command(cmd, v.PROPOSAL_STALE, "an order of the proposal is closed")
         q = min(want, buy.open_kg, sell.open_kg)
+        if q <= 0:
+            return self._reject_command(cmd, v.PROPOSAL_STALE, "not enough open quantity left on both orders")
         if p["buyer_id"] in self._credit_left:
             q = min(q, self._credit_left[p["buyer_id"]] // p["price"])
             if q <= 0:
                 return self._reject_command(cmd, v.RISK_CREDIT_LIMIT, "the buyer's credit limit is used up")
-        if q <= 0:
-            return self._reject_command(cmd, v.PROPOSAL_STALE, "not enough open quantity left on both orders")
         if p["buyer_id"] in self._credit_left:
             self._credit_left[p["buyer_id"]] -= q * p["price"]
             self._credit_used[p["buyer_id"]] = self._credit_used.get(p["buyer_id"], 0) + q * p["price"]

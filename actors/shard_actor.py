@@ -43,7 +43,7 @@ from typing import Any
 import ray
 
 from actors.events import Event
-from actors.risk import PassAllDecider, RiskRequest
+from actors.risk import PassAllDecider, RiskRequest, RiskVerdicts
 from persistence.event_store import batch_rows, decode_snapshot, encode_snapshot, order_ids_of
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,28 @@ def make_decider(decider: Any) -> Any:
     if callable(decider):
         return decider()
     raise TypeError(f"not a risk decider or factory: {decider!r}")
+
+
+async def decide_in_loop(decider: Any, request: RiskRequest) -> RiskVerdicts:
+    """Ask ``decider`` about a batch from inside the actor's event loop.
+
+    A decider with ``decide_async``/``verdicts`` (the Ray Serve risk pool client) is awaited: a
+    blocking ``.result()`` is not allowed inside an event loop. It fails closed like the client's own
+    ``decide``: on timeout or error no pair gets a decision and every credit grant is 0."""
+    send = getattr(decider, "decide_async", None)
+    if send is None or not hasattr(decider, "verdicts"):
+        result: RiskVerdicts = decider.decide(request)
+        return result
+    if not request.queries and not request.credit_requests:
+        return RiskVerdicts()
+    try:
+        reply = await asyncio.wait_for(send(request), timeout=getattr(decider, "timeout_s", 5.0))
+    except Exception as exc:
+        decider.failures = getattr(decider, "failures", 0) + 1
+        log.warning("risk pool unavailable, failing closed: %s: %s", type(exc).__name__, exc)
+        return RiskVerdicts(credit_grants={b: 0 for b in request.credit_requests})
+    verdicts: RiskVerdicts = decider.verdicts(request, reply)
+    return verdicts
 
 
 def replay_events(engine: Any, rows: list[tuple[Any, ...]]) -> int:
@@ -240,10 +262,8 @@ class ShardService:
             engine = self.engine
             t0 = time.perf_counter()
             decider = self.decider
-            if getattr(decider, "needs_queries", True):
-                verdicts = decider.decide(engine.plan(commands))
-            else:
-                verdicts = decider.decide(RiskRequest())
+            request = engine.plan(commands) if getattr(decider, "needs_queries", True) else RiskRequest()
+            verdicts = await decide_in_loop(decider, request)
             result = engine.execute(commands, verdicts)
             settle = getattr(decider, "settle", None)
             if settle is not None:

@@ -73,3 +73,12 @@ def test_release_of_a_cancelled_order_goes_to_cancelled() -> None:
     e.execute([ReleaseReservation(12, "C", rid)])
     o = e.orders[oid(1)]
     assert (o.open_kg, o.reserved_kg, o.cancelled_kg, o.status) == (0, 0, 1000, "CANCELLED")
+
+
+def test_accept_when_the_seller_sold_out_is_stale_not_a_credit_problem() -> None:
+    from actors.risk import RiskVerdicts
+
+    e, pid = _proposed()
+    e.execute([buy("b2", "D", 1000, 7000, 5)])  # a direct buyer takes the whole availability
+    res = e.execute([AcceptProposal(10, "C", pid)], RiskVerdicts(pass_all=True, credit_grants={"C": 10**12}))
+    assert res.results[0]["reason"] == "PROPOSAL_STALE"
