@@ -70,6 +70,21 @@ class BookSide:
                 yield from self.levels[prices[i]].values()
                 i += 1
 
+    def crossing_levels(self, limit: int) -> Iterator[tuple[int, dict[str, Order]]]:
+        """``(price, orders)`` of the levels that cross ``limit``, best first (see :meth:`crossing`)."""
+        prices = self.prices
+        if self.is_bid:
+            i = len(prices) - 1
+            while i >= 0 and prices[i] >= limit:
+                yield prices[i], self.levels[prices[i]]
+                i -= 1
+        else:
+            n = len(prices)
+            i = 0
+            while i < n and prices[i] <= limit:
+                yield prices[i], self.levels[prices[i]]
+                i += 1
+
     def iter_levels(self) -> Iterator[tuple[int, dict[str, Order]]]:
         """``(price, orders)`` best level first."""
         seq = reversed(self.prices) if self.is_bid else iter(self.prices)

@@ -131,6 +131,8 @@ class ShardEngine:
         KeyError: unknown commodity (at construction only; commands never raise).
     """
 
+    prune_quality_scan = True  # stop scanning price levels that cannot outrank (see _quality_ranked)
+
     def __init__(self, region: str, commodity: str, profile: str | None = None):
         self.spec = get_spec(commodity)
         self.region = region
@@ -492,55 +494,80 @@ class ShardEngine:
     def _ranked(self, taker: Order, decide: bool = True) -> Iterable[_Fill]:
         """Candidates for ``taker`` best-first (qty not yet set), after hard filters and risk:
         a lazy iterator for ``price_time``, a scored and sorted list for ``quality``."""
+        if (taker.profile or self.profile) == "price_time":
+            return self._price_time(taker, self.asks if taker.side == "BUY" else self.bids, decide)
+        return self._quality_ranked(taker, decide, None)[0]
+
+    def _quality_ranked(
+        self, taker: Order, decide: bool, need_kg: int | None
+    ) -> tuple[list[_Fill], float | None]:
+        """Quality-profile candidates, scored and sorted best-first.
+
+        With ``need_kg``, price levels are scanned best-first and the scan stops (``pruned``) once
+        candidates scoring strictly above the best score any further level could reach (its price
+        component plus full quality, distance and trust) already hold ``need_kg``: no unscanned
+        candidate could then outrank them. Returns ``(candidates, pruned)``.
+        """
         opposite = self.asks if taker.side == "BUY" else self.bids
-        profile = taker.profile or self.profile
         taker_is_buy = taker.side == "BUY"
         spec = self.spec
-        out: list[_Fill] = []
-        if profile == "price_time":
-            return self._price_time(taker, opposite, decide)
         w = spec.weights
         band = spec.price_band
-        for resting in opposite.crossing(taker.price):
-            buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
-            dist = hard_filters(buy, sell)
-            if dist is None:
-                continue
-            decision = self._decision(taker, resting) if decide else PASS_DECISION
-            if decision is None or decision.outcome == Outcome.BLOCK:
-                continue
-            if dist < 0:
-                dist = haversine_km(buy.lat, buy.lon, sell.lat, sell.lon)
-            sp = price_component(taker, resting.price, band)
-            sq = quality_closeness(buy, sell, spec)
-            sd = distance_component(dist, distance_limit(buy, sell), spec)
-            trust = decision.trust
-            total = w.price * sp + w.quality * sq + w.distance * sd + w.trust * trust
-            penalty = decision.penalty if decision.outcome == Outcome.WARN else 0.0
-            total *= 1.0 - penalty
-            if total < spec.min_score:
-                continue
-            breakdown = {
-                "profile": "quality",
-                "price": round(sp, 6),
-                "quality": round(sq, 6),
-                "distance": round(sd, 6),
-                "distance_km": round(dist, 3),
-                "trust": round(trust, 6),
-                "penalty": round(penalty, 6),
-                "weights": [w.price, w.quality, w.distance, w.trust],
-            }
-            out.append(_Fill(resting, 0, decision, round(total, 6), breakdown))
+        rest_bound = w.quality + w.distance + w.trust
+        out: list[_Fill] = []
+        pruned: float | None = None
+        for price, level in opposite.crossing_levels(taker.price):
+            if need_kg is not None and out:
+                bound = w.price * price_component(taker, price, band) + rest_bound + 1e-6
+                cover = 0
+                for f in out:
+                    if f.score > bound:
+                        cover += f.resting.open_kg
+                if cover >= need_kg:
+                    pruned = bound
+                    break
+            for resting in level.values():
+                buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
+                dist = hard_filters(buy, sell)
+                if dist is None:
+                    continue
+                decision = self._decision(taker, resting) if decide else PASS_DECISION
+                if decision is None or decision.outcome == Outcome.BLOCK:
+                    continue
+                if dist < 0:
+                    dist = haversine_km(buy.lat, buy.lon, sell.lat, sell.lon)
+                sp = price_component(taker, resting.price, band)
+                sq = quality_closeness(buy, sell, spec)
+                sd = distance_component(dist, distance_limit(buy, sell), spec)
+                trust = min(1.0, max(0.0, decision.trust))
+                total = w.price * sp + w.quality * sq + w.distance * sd + w.trust * trust
+                penalty = decision.penalty if decision.outcome == Outcome.WARN else 0.0
+                total *= 1.0 - penalty
+                if total < spec.min_score:
+                    continue
+                breakdown = {
+                    "profile": "quality",
+                    "price": round(sp, 6),
+                    "quality": round(sq, 6),
+                    "distance": round(sd, 6),
+                    "distance_km": round(dist, 3),
+                    "trust": round(trust, 6),
+                    "penalty": round(penalty, 6),
+                    "weights": [w.price, w.quality, w.distance, w.trust],
+                }
+                out.append(_Fill(resting, 0, decision, round(total, 6), breakdown))
         out.sort(key=lambda f: (-f.score, f.resting.priority))
-        return out
+        return out, pruned
 
-    def _fill_qty(self, taker: Order, resting: Order, remaining: int, negotiate: bool) -> int:
+    def _fill_qty(
+        self, taker: Order, resting: Order, remaining: int, negotiate: bool, credit: dict[str, int]
+    ) -> int:
         """Quantity the pair can trade, 0 when min-quantity / all-or-none / credit rule out a fill."""
         buy, sell = (taker, resting) if taker.side == "BUY" else (resting, taker)
         q = remaining if remaining < resting.open_kg else resting.open_kg
-        if not negotiate and buy.party_id in self._credit_left:
+        if not negotiate and buy.party_id in credit:
             price = resting.price
-            q = min(q, self._credit_left[buy.party_id] // price)
+            q = min(q, credit[buy.party_id] // price)
         if q <= 0:
             return 0
         for o in (buy, sell):
@@ -549,32 +576,43 @@ class ShardEngine:
                 return 0
         return q
 
-    def _match(self, taker: Order, ts: int, via: str) -> None:
-        """Allocate (or propose, for NEGOTIATE requirements) the taker against the book."""
-        if taker.open_kg <= 0:
-            return
+    def _plan_fills(self, taker: Order, ranked: Iterable[_Fill]) -> tuple[list[_Fill], int, dict[str, int]]:
+        """Take candidates best-first until the taker is covered. Returns the fills, the taker's
+        quantity left over, and the credit left per buyer (a copy: nothing is committed here)."""
+        credit = dict(self._credit_left) if self._credit_left else self._credit_left
         plan: list[_Fill] = []
         remaining = taker.open_kg
-        for fill in self._ranked(taker):
+        for fill in ranked:
             resting = fill.resting
             negotiate = (taker.intent == "NEGOTIATE") or (resting.intent == "NEGOTIATE")
-            q = self._fill_qty(taker, resting, remaining, negotiate)
+            q = self._fill_qty(taker, resting, remaining, negotiate, credit)
             if q <= 0:
                 continue
             buyer = taker.party_id if taker.side == "BUY" else resting.party_id
-            if not negotiate and buyer in self._credit_left:
-                self._credit_left[buyer] -= q * resting.price
+            if not negotiate and buyer in credit:
+                credit[buyer] -= q * resting.price
             fill.qty = q
             plan.append(fill)
             remaining -= q
             if remaining == 0:
                 break
-        if remaining > 0 and not taker.allow_partial and taker.intent != "NEGOTIATE":
-            for fill in plan:  # all-or-none: give back the credit and trade nothing
-                buyer = taker.party_id if taker.side == "BUY" else fill.resting.party_id
-                if buyer in self._credit_left and fill.resting.intent != "NEGOTIATE":
-                    self._credit_left[buyer] += fill.qty * fill.resting.price
+        return plan, remaining, credit
+
+    def _match(self, taker: Order, ts: int, via: str) -> None:
+        """Allocate (or propose, for NEGOTIATE requirements) the taker against the book."""
+        if taker.open_kg <= 0:
             return
+        if (taker.profile or self.profile) == "quality" and self.prune_quality_scan:
+            ranked, bound = self._quality_ranked(taker, True, taker.open_kg)
+            plan, remaining, credit = self._plan_fills(taker, ranked)
+            if bound is not None and (remaining > 0 or any(f.score <= bound for f in plan)):
+                # quantity rules skipped some of the top candidates: scan every level
+                plan, remaining, credit = self._plan_fills(taker, self._quality_ranked(taker, True, None)[0])
+        else:
+            plan, remaining, credit = self._plan_fills(taker, self._ranked(taker))
+        if remaining > 0 and not taker.allow_partial and taker.intent != "NEGOTIATE":
+            return  # all-or-none: trade nothing (the credit copy is dropped)
+        self._credit_left = credit
         for fill in plan:
             resting = fill.resting
             buy, sell = (taker, resting) if taker.side == "BUY" else (resting, taker)

@@ -129,7 +129,9 @@ class ShardService:
         recovery_wait_s: float = 30.0,
     ) -> None:
         from actors.engine import shard_id_for
+        from actors.gc_tuning import tune_gc_for_matching
 
+        tune_gc_for_matching()  # the actor process hosts one book: avoid long gen-2 pauses
         self.region = region
         self.commodity = commodity
         self.shard_id = shard_id_for(region, commodity)

@@ -20,6 +20,7 @@ from typing import Any
 
 from actors.commands import AmendOrder, CancelOrder, PlaceOrder
 from actors.engine import ShardEngine
+from actors.gc_tuning import tune_gc_for_matching
 from actors.orders import Order
 from actors.scoring import hard_filters
 
@@ -268,7 +269,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--default-gc", action="store_true", help="keep CPython's default GC thresholds")
     a = ap.parse_args(argv)
+    if not a.default_gc:
+        tune_gc_for_matching()
     res = run(a.profile, a.orders, a.resting, a.batch, a.seed)
     if a.json:
         print(json.dumps(res))

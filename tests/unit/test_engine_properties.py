@@ -213,3 +213,72 @@ def test_invariants_hold_for_random_command_sequences(ops: list[Any], sizes: lis
     assert [e.to_dict() for e in restored.execute(tail).events] == [
         e.to_dict() for e in engine.execute(tail).events
     ]
+
+
+def _events_without_pruning(ops: list[Any], sizes: list[int]) -> list[dict[str, Any]]:
+    ShardEngine.prune_quality_scan = False
+    try:
+        return [e.to_dict() for e in _run(ops, sizes, "quality")[1]]
+    finally:
+        ShardEngine.prune_quality_scan = True
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=ops_strategy, sizes=batching)
+def test_quality_level_pruning_changes_nothing(ops: list[Any], sizes: list[int]) -> None:
+    pruned = [e.to_dict() for e in _run(ops, sizes, "quality")[1]]
+    assert pruned == _events_without_pruning(ops, sizes)
+
+
+def test_quality_level_pruning_on_a_deep_crossed_book() -> None:
+    """400 availabilities over 80 price levels, then 200 requirements that cross many levels: the
+    pruned scan stops early for most takers and still records exactly the same events."""
+    import random
+
+    class Counting(ShardEngine):
+        pruned = 0
+
+        def _quality_ranked(self, taker: Any, decide: bool, need_kg: int | None) -> Any:
+            out, bound = super()._quality_ranked(taker, decide, need_kg)
+            Counting.pruned += bound is not None
+            return out, bound
+
+    def run() -> list[dict[str, Any]]:
+        rng = random.Random(11)
+        eng = Counting("IN-GJ", "cotton", profile="quality")
+        cmds: list[Any] = []
+        for i in range(400):
+            loc = (21.0 + rng.random() * 3, 69.5 + rng.random() * 4)
+            cmds.append(
+                sell(
+                    f"s{i}",
+                    f"S{i % 40}",
+                    rng.randint(1, 20) * 170,
+                    6600 + 10 * rng.randint(0, 80),
+                    i,
+                    loc=loc,
+                )
+            )
+        for i in range(200):
+            loc = (21.0 + rng.random() * 3, 69.5 + rng.random() * 4)
+            cmds.append(
+                buy(
+                    f"b{i}",
+                    f"B{i % 30}",
+                    rng.randint(1, 30) * 170,
+                    6900 + 10 * rng.randint(0, 60),
+                    400 + i,
+                    loc=loc,
+                )
+            )
+        return [e.to_dict() for k in range(0, 600, 50) for e in eng.execute(cmds[k : k + 50]).events]
+
+    pruned = run()
+    assert Counting.pruned > 50
+    ShardEngine.prune_quality_scan = False
+    try:
+        full = run()
+    finally:
+        ShardEngine.prune_quality_scan = True
+    assert sum(1 for e in pruned if e["type"] == "ALLOCATED") > 100
+    assert pruned == full
