@@ -393,6 +393,8 @@ class ShardEngine:
     # ------------------------------------------------------------------ place
 
     def _spec_of(self, commodity: Any) -> Any:
+        if commodity == self.commodity:
+            return self.spec
         canon = canonical_commodity(commodity) if isinstance(commodity, str) else None
         return get_spec(canon) if canon else None
 

@@ -150,7 +150,6 @@ def check_place(
 
 
 def _check_quality(cmd: PlaceOrder, spec: CommoditySpec) -> Problem | None:
-    names = spec.param_names
     for attr in ("quality", "quality_ranges", "quality_target"):
         if not isinstance(getattr(cmd, attr), dict):
             return INVALID_QUALITY, f"{attr} must be an object"
@@ -158,6 +157,9 @@ def _check_quality(cmd: PlaceOrder, spec: CommoditySpec) -> Problem | None:
         return INVALID_QUALITY, "an availability states measured quality values, not ranges"
     if cmd.side == Side.BUY and cmd.quality:
         return INVALID_QUALITY, "a requirement states quality ranges, not measured values"
+    if not (cmd.quality or cmd.quality_ranges or cmd.quality_target):
+        return None
+    names = spec.param_names
     for k, v in cmd.quality.items():
         if k not in names:
             return UNKNOWN_QUALITY_PARAMETER, f"{k!r} is not a quality parameter of {spec.name}"
