@@ -472,6 +472,16 @@ class ShardService:
 ShardActor = ray.remote(max_restarts=-1, max_task_retries=0)(ShardService)
 
 
+MATCHING_RESOURCE = "tradedesk_matching"  # custom resource of the matching node type (cluster.yaml)
+
+
+def matching_placement(cluster_resources: dict[str, float]) -> dict[str, Any]:
+    """Actor options that pin a shard to matching nodes when the cluster has any, else nothing."""
+    if cluster_resources.get(MATCHING_RESOURCE, 0) > 0:
+        return {"resources": {MATCHING_RESOURCE: 1}}
+    return {}
+
+
 def create_shard_actor(
     region: str,
     commodity: str,
@@ -486,7 +496,12 @@ def create_shard_actor(
     detached: bool = False,
     num_cpus: float = 0,
 ) -> Any:
-    """Create (or get, if it exists) the named shard actor ``shard:<region>.<commodity>``."""
+    """Create (or get, if it exists) the named shard actor ``shard:<region>.<commodity>``.
+
+    When the cluster offers the custom resource :data:`MATCHING_RESOURCE` (the ``matching`` node type
+    of ``cluster.yaml``), each shard asks for 1 unit of it, so shards land on matching nodes only
+    (100 units per node = at most 100 shards per node); spread over them with ``scheduling_strategy``.
+    """
     from actors.engine import shard_id_for
 
     opts: dict[str, Any] = {
@@ -499,6 +514,7 @@ def create_shard_actor(
         opts["namespace"] = namespace
     if detached:
         opts["lifetime"] = "detached"
+    opts.update(matching_placement(ray.cluster_resources()))
     return ShardActor.options(**opts).remote(  # type: ignore[attr-defined]
         region, commodity, persistence, durability, snapshot_every, decider, profile
     )
