@@ -47,7 +47,7 @@ def to_kg(value: float | int | str, unit: str = "kg") -> int:
     """Convert ``value`` ``unit`` to integer kilograms, rounding half up to the nearest kg.
 
     Raises:
-        ValueError: unknown unit, or a value that is not a finite number.
+        ValueError: unknown unit, a value that is not a finite number, or one too large to convert.
     """
     if isinstance(value, bool):
         raise ValueError("quantity must be a number")
@@ -59,7 +59,10 @@ def to_kg(value: float | int | str, unit: str = "kg") -> int:
         raise ValueError(f"quantity {value!r} is not a number") from exc
     if not dec.is_finite():
         raise ValueError("quantity must be finite")
-    return int((dec * kg_per_unit(unit)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    try:
+        return int((dec * kg_per_unit(unit)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except ArithmeticError as exc:  # decimal.InvalidOperation for values beyond the context precision
+        raise ValueError(f"quantity {value!r} {unit} is out of range") from exc
 
 
 def from_kg(kg: int, unit: str = "kg") -> float:
