@@ -265,11 +265,15 @@ class Registry:
 
     def versions(self, model: str) -> list[VersionInfo]:
         """All versions of ``model``, newest first."""
+        name = registered_name(model)
         try:
-            mvs = self.client.search_model_versions(f"name = '{registered_name(model)}'")
+            mvs = self.client.search_model_versions(f"name = '{name}'")
+            aliases = dict(self.client.get_registered_model(name).aliases or {})
         except Exception:
             return []
         infos = [self._info(model, mv) for mv in mvs]
+        for info in infos:  # search results do not carry aliases on every backend
+            info.aliases = sorted(a for a, v in aliases.items() if str(v) == info.version)
         return sorted(infos, key=lambda v: int(v.version), reverse=True)
 
     def list_models(self) -> list[VersionInfo]:

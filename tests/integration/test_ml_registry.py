@@ -66,6 +66,7 @@ def test_runs_are_tracked(store: Registry, runs: dict[str, T.TrainResult]) -> No
     assert {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots/feature_importance.png"} <= arts
     assert 0.6 < runs["pd2"].metrics["roc_auc"] < 1.0
     assert _alias(store, CHALLENGER) == "2"  # newest version is challenger
+    assert [v.aliases for v in store.versions("payment_default")] == [[CHALLENGER], []]
     assert load_models(store.tracking_uri, artifact_dir=str(store.artifact_dir)) is None  # no champion yet
 
 
