@@ -44,15 +44,6 @@ def _req(n: int) -> RiskRequest:
     return RiskRequest(queries=[RiskQuery(f"HB{n}", f"HS{n}", "HB", "HS", "cotton", "IN-GJ", 1000, 7500, T0)])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "actors.risk_pool.build_risk_app deploys without a stable code version, so serve.run gives"
-        " every push a random one and Serve restarts the replica instead of calling reconfigure"
-        " (requests fail closed meanwhile); with .options(version=<stable>, _internal=True) on the"
-        " deployment this test passes"
-    ),
-)
 def test_promotion_hot_reloads_running_pool(
     ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
