@@ -182,6 +182,7 @@ class ShardEngine:
         seen: set[tuple[str, str]] = set()
         incoming: list[tuple[str, Order]] = []
         notional_cap: dict[str, int] = {}
+        capped: set[str] = set()
         for cmd in commands:
             try:
                 taker: Order | None = None
@@ -241,17 +242,15 @@ class ShardEngine:
                     req.credit_requests[buy.party_id] = (
                         req.credit_requests.get(buy.party_id, 0) + qty * resting.price
                     )
-                if taker.side == "BUY":
-                    notional_cap[taker.party_id] = (
-                        notional_cap.get(taker.party_id, 0) + taker.open_kg * taker.price
-                    )
+                    if buy_ref not in capped:  # a buyer never needs more than its orders' notional
+                        capped.add(buy_ref)
+                        notional_cap[buy.party_id] = (
+                            notional_cap.get(buy.party_id, 0) + buy.open_kg * buy.price
+                        )
             except Exception:  # noqa: BLE001 - planning is advisory; execute() validates again
                 continue
         for buyer, amount in list(req.credit_requests.items()):
-            cap = notional_cap.get(buyer)
-            if cap is None:
-                cap = sum(o.open_kg * o.price for o in self._open_buys_of(buyer))
-            req.credit_requests[buyer] = min(amount, cap)
+            req.credit_requests[buyer] = min(amount, notional_cap.get(buyer, amount))
         return req
 
     def execute(self, commands: Sequence[Any], verdicts: RiskVerdicts = PASS_ALL) -> BatchResult:
@@ -657,9 +656,6 @@ class ShardEngine:
             if hard_filters(buy, sell) is not None:
                 yield ref, other
 
-    def _open_buys_of(self, party: str) -> Iterable[Order]:
-        return (o for o in self.orders.values() if o.party_id == party and o.side == "BUY" and o.open_kg > 0)
-
     # ------------------------------------------------------------------ cancel / amend
 
     def _owned_live_order(self, cmd: Any) -> Order | dict[str, Any]:
@@ -958,23 +954,21 @@ class ShardEngine:
                 o.refresh_status()
             o.updated_ts = ev.ts
 
-    def _ap_cancelled(self, ev: Event) -> None:
+    def _close_open(self, ev: Event, kg_field: str, status: str) -> None:
+        """Move an order's open quantity ``ev.payload[kg_field]`` to that bucket and close it."""
         o = self.orders[ev.payload["order_id"]]
-        q = ev.payload["cancelled_kg"]
+        q = ev.payload[kg_field]
         (self.bids if o.side == "BUY" else self.asks).remove(o)
         o.open_kg -= q
-        o.cancelled_kg += q
-        o.status = st.CANCELLED
+        setattr(o, kg_field, getattr(o, kg_field) + q)
+        o.status = status
         o.updated_ts = ev.ts
 
+    def _ap_cancelled(self, ev: Event) -> None:
+        self._close_open(ev, "cancelled_kg", st.CANCELLED)
+
     def _ap_expired(self, ev: Event) -> None:
-        o = self.orders[ev.payload["order_id"]]
-        q = ev.payload["expired_kg"]
-        (self.bids if o.side == "BUY" else self.asks).remove(o)
-        o.open_kg -= q
-        o.expired_kg += q
-        o.status = st.EXPIRED
-        o.updated_ts = ev.ts
+        self._close_open(ev, "expired_kg", st.EXPIRED)
 
     def _ap_amended(self, ev: Event) -> None:
         p = ev.payload

@@ -11,13 +11,13 @@ RAJKOT = (22.30, 70.80)
 AHMEDABAD = (23.02, 72.57)  # about 190 km from Rajkot
 
 
-def sell(coid: str, party: str, qty: int, price: int, ts: int, **kw: Any) -> PlaceOrder:
+def _place(side: str, coid: str, party: str, qty: int, price: int, ts: int, **kw: Any) -> PlaceOrder:
     lat, lon = kw.pop("loc", RAJKOT)
     return PlaceOrder(
         ts=ts,
         party_id=party,
         client_order_id=coid,
-        side="SELL",
+        side=side,
         commodity="cotton",
         region=REGION,
         quantity_kg=qty,
@@ -26,23 +26,16 @@ def sell(coid: str, party: str, qty: int, price: int, ts: int, **kw: Any) -> Pla
         lon=lon,
         **kw,
     )
+
+
+def sell(coid: str, party: str, qty: int, price: int, ts: int, **kw: Any) -> PlaceOrder:
+    """An availability (kg, paise/kg, epoch ms) at Rajkot unless ``loc=(lat, lon)`` is given."""
+    return _place("SELL", coid, party, qty, price, ts, **kw)
 
 
 def buy(coid: str, party: str, qty: int, price: int, ts: int, **kw: Any) -> PlaceOrder:
-    lat, lon = kw.pop("loc", RAJKOT)
-    return PlaceOrder(
-        ts=ts,
-        party_id=party,
-        client_order_id=coid,
-        side="BUY",
-        commodity="cotton",
-        region=REGION,
-        quantity_kg=qty,
-        price=price,
-        lat=lat,
-        lon=lon,
-        **kw,
-    )
+    """A requirement (kg, max paise/kg, epoch ms) at Rajkot unless ``loc=(lat, lon)`` is given."""
+    return _place("BUY", coid, party, qty, price, ts, **kw)
 
 
 def oid(seq: int) -> str:

@@ -294,6 +294,15 @@ def test_credit_grant_caps_allocation() -> None:
     assert dec.requests[0].credit_requests == {"C": 7_000_000}
 
 
+def test_credit_request_of_a_resting_buyer_is_capped_by_its_open_notional() -> None:
+    pt = ShardEngine("IN-GJ", "cotton", profile="price_time")
+    pt.process([buy("b1", "C", 500, 7000, 1)])
+    dec = _Decider({})
+    pt.process([sell("s1", "A", 500, 6900, 2), sell("s2", "B", 500, 6950, 3)], dec)
+    assert len(dec.requests[0].queries) == 2  # both availabilities could meet the one requirement
+    assert dec.requests[0].credit_requests == {"C": 500 * 7000}
+
+
 def test_missing_decision_means_no_allocation() -> None:
     pt = ShardEngine("IN-GJ", "cotton", profile="price_time")
     pt.execute([sell("s1", "A", 1000, 7000, 1)])
