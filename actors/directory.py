@@ -14,11 +14,12 @@ from typing import Any
 
 import ray
 
+from actors.core.ids import DIRECTORY_ACTOR
 from actors.shard_actor import create_shard_actor
 
 log = logging.getLogger(__name__)
 
-ACTOR_NAME = "shard-directory"
+ACTOR_NAME = DIRECTORY_ACTOR
 
 
 class ShardDirectoryService:
@@ -58,7 +59,7 @@ class ShardDirectoryService:
                 log.warning("shard directory: could not restore shards: %s", exc)
 
     def _ensure(self, region: str, commodity: str, scheduling_strategy: Any = "SPREAD") -> Any:
-        from actors.engine import shard_id_for
+        from actors.core.ids import shard_id_for
 
         sid = shard_id_for(region, commodity)
         h = self.handles.get(sid)
@@ -81,7 +82,7 @@ class ShardDirectoryService:
 
     def get_or_create(self, region: str, commodity: str) -> Any:
         """Handle of the shard actor for (region, commodity), created and registered if new."""
-        from actors.engine import shard_id_for
+        from actors.core.ids import shard_id_for
 
         sid = shard_id_for(region, commodity)
         known = sid in self.handles

@@ -7,13 +7,13 @@ on a replica. Per evaluation a replica:
 
 1. refreshes its party cache (one Redis ``GET`` of ``<prefix>parties:version``; a change empties the
    cache; misses are read from PostgreSQL in one query);
-2. reserves credit for every buyer atomically in Redis (:mod:`actors.exposure`), which also returns
+2. reserves credit for every buyer atomically in Redis (:mod:`persistence.exposure`), which also returns
    each buyer's exposure before the batch;
-3. runs the rules tier (:mod:`actors.risk_rules`) on every pair;
-4. runs the ML tier behind a circuit breaker (:mod:`actors.circuit_breaker`) with a timeout:
+3. runs the rules tier (:mod:`actors.core.risk.rules`) on every pair;
+4. runs the ML tier behind a circuit breaker (:mod:`actors.core.risk.breaker`) with a timeout:
    buyer-level scores (payment-default probability, suggested credit limit) are cached per
    (party, party version, model versions); order anomaly scores are computed per pair, vectorised;
-5. fuses both (:mod:`actors.risk_fusion`) into one decision per pair.
+5. fuses both (:mod:`actors.core.risk.fusion`) into one decision per pair.
 
 Replicas are stateless (caches only): any replica can answer any request. Overload is refused, not
 queued forever (``max_ongoing_requests`` / ``max_queued_requests``); the client then fails closed
@@ -42,8 +42,14 @@ from typing import Any, NamedTuple
 
 from ray import serve
 
-from actors.circuit_breaker import CircuitBreaker
-from actors.exposure import (
+from actors.core.ids import EVENTS_CHANNEL_PATTERN
+from actors.core.risk.breaker import CircuitBreaker
+from actors.core.risk.fusion import FusionConfig, MlScores, fuse
+from actors.core.risk.market import MarketReference
+from actors.core.risk.rules import AllocationHistory, Party, RulesConfig, RulesEngine
+from actors.core.risk.types import RiskDecision, RiskRequest, RiskVerdicts
+from persistence.agmarknet import default_agmarknet_paths, load_price_points
+from persistence.exposure import (
     ADJUST_LUA,
     DEFAULT_PREFIX,
     RESERVE_LUA,
@@ -51,10 +57,6 @@ from actors.exposure import (
     pack_reserve,
     unpack_reserve,
 )
-from actors.market_reference import MarketReference
-from actors.risk import RiskDecision, RiskRequest, RiskVerdicts
-from actors.risk_fusion import FusionConfig, MlScores, fuse
-from actors.risk_rules import AllocationHistory, Party, RulesConfig, RulesEngine
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ BATCH_MAX_REQUESTS = 16
 BATCH_WAIT_S = 0.002
 BATCH_CONCURRENCY = 2  # a second batch runs its rules while the first waits on Redis or the ML thread
 PARTY_SCORE_TTL_S = 300.0
-EVENTS_PATTERN = "td:events:*"
+EVENTS_PATTERN = EVENTS_CHANNEL_PATTERN
 MODEL_CONFIG_KEY = "risk:model_config"  # JSON user_config of the promoted models (under the prefix)
 MODEL_CONFIG_VERSION_KEY = "risk:model_config_version"  # bumped on every promotion
 ANOMALY_OFFSET = 0.5  # IsolationForest score of an unremarkable point
@@ -410,7 +412,7 @@ class RiskPoolReplica:
         rc = dict(rules_config or {})
         if "sanctioned_countries" in rc:
             rc["sanctioned_countries"] = frozenset(rc["sanctioned_countries"])
-        self.market = MarketReference.from_agmarknet(window=market_window)
+        self.market = MarketReference(window=market_window).seed(load_price_points(default_agmarknet_paths()))
         self.rules = RulesEngine(RulesConfig(**rc), self.market, AllocationHistory())
         self.fusion = FusionConfig()
         self.breaker = CircuitBreaker()
@@ -761,7 +763,7 @@ def _encode(d: RiskDecision) -> tuple[Any, ...]:
 
 
 def _decode(t: Sequence[Any]) -> RiskDecision:
-    from actors.risk import Outcome
+    from actors.core.risk.types import Outcome
 
     return RiskDecision(Outcome(t[0]), tuple(t[1]), t[2], t[3], t[4], tuple(t[5]), dict(t[6]))
 
@@ -813,7 +815,7 @@ class PoolUnavailable(RuntimeError):
 
 
 class RiskPoolClient:
-    """The :class:`~actors.risk.RiskDecider` a shard actor uses: one Serve call per batch.
+    """The :class:`~actors.core.risk.types.RiskDecider` a shard actor uses: one Serve call per batch.
 
     Picklable (handles and Redis clients are created lazily in the process that uses it).
     ``decide`` fails closed: if the pool does not answer within ``timeout_s`` or refuses the request,
@@ -933,7 +935,7 @@ def deploy_risk_pool(
     ``risk_ml_weight``, ``mlflow_tracking_uri``); ``user_config`` overrides the model part.
     """
     if rebuild and dsn:
-        from actors.exposure import rebuild_exposure
+        from persistence.exposure import rebuild_exposure
 
         store = ExposureStore.from_url(redis_url, prefix)
         asyncio.run(rebuild_exposure(dsn, store))

@@ -1,4 +1,4 @@
-"""The shard actor: a thin Ray shell around the pure :class:`actors.engine.ShardEngine`.
+"""The shard actor: a thin Ray shell around the pure :class:`actors.core.engine.ShardEngine`.
 
 One named actor per (region, commodity): ``shard:<shard_id>``, ``max_restarts=-1`` and
 ``max_task_retries=0`` (a batch is never re-run behind the client's back; the client retries with the
@@ -42,8 +42,9 @@ from typing import Any
 
 import ray
 
-from actors.events import Event
-from actors.risk import PassAllDecider, RiskRequest, RiskVerdicts
+from actors.core.events import Event
+from actors.core.ids import shard_actor_name
+from actors.core.risk.types import PassAllDecider, RiskRequest, RiskVerdicts
 from persistence.event_store import batch_rows, decode_snapshot, encode_snapshot, order_ids_of
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,7 @@ class ShardUnavailable(RuntimeError):
     acknowledged; retry with the same client order ids."""
 
 
-def actor_name(shard_id: str) -> str:
-    """Ray actor name of a shard."""
-    return f"shard:{shard_id}"
+actor_name = shard_actor_name
 
 
 def make_decider(decider: Any) -> Any:
@@ -128,7 +127,7 @@ class ShardService:
         recovery_page: int = 20_000,
         recovery_wait_s: float = 30.0,
     ) -> None:
-        from actors.engine import shard_id_for
+        from actors.core.ids import shard_id_for
         from actors.gc_tuning import tune_gc_for_matching
 
         tune_gc_for_matching()  # the actor process hosts one book: avoid long gen-2 pauses
@@ -186,7 +185,7 @@ class ShardService:
 
     # -- recovery -----------------------------------------------------------------------------
     def _engine_from(self, snap: Any) -> tuple[Any, int, float]:
-        from actors.engine import ShardEngine
+        from actors.core.engine import ShardEngine
 
         t0 = time.perf_counter()
         self.recovered_events = 0
@@ -502,7 +501,7 @@ def create_shard_actor(
     of ``cluster.yaml``), each shard asks for 1 unit of it, so shards land on matching nodes only
     (100 units per node = at most 100 shards per node); spread over them with ``scheduling_strategy``.
     """
-    from actors.engine import shard_id_for
+    from actors.core.ids import shard_id_for
 
     opts: dict[str, Any] = {
         "name": actor_name(shard_id_for(region, commodity)),

@@ -18,11 +18,11 @@ import sys
 import time
 from typing import Any
 
-from actors.commands import AmendOrder, CancelOrder, PlaceOrder
-from actors.engine import ShardEngine
+from actors.core.commands import AmendOrder, CancelOrder, PlaceOrder
+from actors.core.engine import ShardEngine
+from actors.core.orders import Order
+from actors.core.scoring import hard_filters
 from actors.gc_tuning import tune_gc_for_matching
-from actors.orders import Order
-from actors.scoring import hard_filters
 
 REGION = "IN-GJ"
 MID = 7_000  # paise/kg, about the Gujarat kapas modal price in the Agmarknet data (Rs 7,000/quintal)

@@ -42,6 +42,9 @@ import time
 import uuid
 from typing import Any
 
+from actors.core.regions import REGIONS
+from bench import BENCH_REGIONS
+
 # ----------------------------------------------------------------------------- load generator
 
 
@@ -119,7 +122,8 @@ class _Orders:
 
     def order(self, i: int) -> tuple[str, dict[str, Any]]:
         region = self.regions[(i // 2) % len(self.regions)]
-        loc = {"lat": 21.17, "lon": 72.83, "region": region}
+        lat, lon = REGIONS[region].center
+        loc = {"lat": round(lat, 4), "lon": round(lon, 4), "region": region}
         qty = {"value": 1, "unit": "tonne"}
         extra = {"profile": self.profile} if self.profile else {}
         if i % 2 == 0:
@@ -324,7 +328,7 @@ def _server(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
             r = c.post("/v1/admin/api-keys", json={"party_id": pid, "roles": ["trader"]})
             r.raise_for_status()
             tokens.append(r.json()["token"])
-    regions = [f"IN-BG{chr(65 + i)}" for i in range(args.shards)]
+    regions = BENCH_REGIONS[: args.shards]
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60) as c:
         for reg in regions:  # start the shard actors before timing
             c.post("/v1/admin/shards", json={"region": reg, "commodity": "cotton"}).raise_for_status()

@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from actors.risk import RiskQuery, RiskRequest
+from actors.core.risk.types import RiskQuery, RiskRequest
 
 TARGET_DPS = 20_000
 TARGET_P99_MS = 20.0
@@ -100,11 +100,12 @@ def fit_models(seed: int = 0) -> dict[str, Any]:
 
 def baseline(batches: list[RiskRequest]) -> dict[str, Any]:
     """Rules tier + fusion in-process (one thread, no I/O): decisions/s and per-batch latency."""
-    from actors.market_reference import MarketReference
-    from actors.risk_fusion import fuse
-    from actors.risk_rules import Party, Role, RulesEngine
+    from actors.core.risk.fusion import fuse
+    from actors.core.risk.market import MarketReference
+    from actors.core.risk.rules import Party, Role, RulesEngine
+    from persistence.agmarknet import default_agmarknet_paths, load_price_points
 
-    eng = RulesEngine(market=MarketReference.from_agmarknet())
+    eng = RulesEngine(market=MarketReference().seed(load_price_points(default_agmarknet_paths())))
     parties: dict[str, Party] = {}
     for q in (q for r in batches for q in r.queries):
         parties.setdefault(q.buyer_id, Party(q.buyer_id, role=Role.BUYER, credit_limit=10**15))

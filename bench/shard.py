@@ -35,7 +35,8 @@ import time
 import uuid
 from typing import Any
 
-from actors.commands import PlaceOrder
+from actors.core.commands import PlaceOrder
+from bench import BENCH_REGIONS
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, epoch ms
 
@@ -116,7 +117,7 @@ def _dsn(args: argparse.Namespace) -> tuple[str, Any]:
 def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[str, Any]:
     import ray
 
-    regions = [f"IN-B{i}" for i in range(k)]
+    regions = list(BENCH_REGIONS[:k])
     handles = [rt.shard(r, "cotton") for r in regions]
     ray.get([h.info.remote() for h in handles])
     per = n // k
@@ -173,13 +174,13 @@ def _baseline(dsn: str, n: int) -> dict[str, Any]:
 
     import asyncpg
 
-    from actors.engine import ShardEngine
+    from actors.core.engine import ShardEngine
     from persistence.event_store import batch_rows, order_ids_of
 
     async def run() -> float:
         conn = await asyncpg.connect(dsn)
-        eng = ShardEngine("IN-BASE", "cotton")
-        cmds = make_orders("IN-BASE", "cotton", n, seed=99, prefix="x")
+        eng = ShardEngine("IN-KA", "cotton")
+        cmds = make_orders("IN-KA", "cotton", n, seed=99, prefix="x")
         from persistence.event_store import EventStore, init_connection
 
         await init_connection(conn)
@@ -219,7 +220,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
 
     import asyncpg
 
-    from actors.engine import ShardEngine
+    from actors.core.engine import ShardEngine
     from persistence.event_store import EventStore, batch_rows, init_connection, order_ids_of
 
     out: dict[str, Any] = {}
@@ -258,7 +259,7 @@ def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: 
 
     import asyncpg
 
-    from actors.engine import ShardEngine
+    from actors.core.engine import ShardEngine
     from persistence.event_store import EventStore, batch_rows, encode_snapshot, init_connection, order_ids_of
 
     async def run() -> int:
@@ -298,7 +299,7 @@ def _recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int)
     kill it with restart and time the second recovery too."""
     import ray
 
-    region = "IN-REC"
+    region = "IN-RJ"
     seq, fill_s = _fill_log(dsn, region, n_events, snapshot_every, batch)
     t0 = time.perf_counter()
     h = rt.shard(region, "cotton")

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actors.core.ids import KEY_PREFIX
 from actors.settings import Settings
 from gateway import problems
 from gateway.auth import Authenticator
@@ -78,7 +79,7 @@ def create_app(
     dsn: str | None = None,
     redis_url: str | None = None,
     *,
-    key_prefix: str = "td:",
+    key_prefix: str = KEY_PREFIX,
     directory: Any = None,
     risk: Any = None,
     auth_cache_ttl_s: float = 5.0,

@@ -25,6 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actors.core.ids import KEY_PREFIX
 from gateway.problems import problem_body
 
 HEADER = b"idempotency-key"
@@ -68,7 +69,7 @@ class IdempotencyMiddleware:
         get_redis: Callable[[], Any],
         resolve: Resolver,
         ttl_s: int = 24 * 3600,
-        prefix: str = "td:",
+        prefix: str = KEY_PREFIX,
     ) -> None:
         self.app = app
         self.get_redis = get_redis

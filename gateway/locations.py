@@ -31,54 +31,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.geo import haversine_km
+from actors.core.geo import haversine_km
+from actors.core.regions import region_for_state
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "locations"
-
-# Agmarknet / GeoNames / simplemaps state spellings -> ISO 3166-2 code
-STATE_CODES: dict[str, str] = {
-    "andaman and nicobar islands": "IN-AN",
-    "andaman and nicobar": "IN-AN",
-    "andhra pradesh": "IN-AP",
-    "arunachal pradesh": "IN-AR",
-    "assam": "IN-AS",
-    "bihar": "IN-BR",
-    "chandigarh": "IN-CH",
-    "chhattisgarh": "IN-CT",
-    "chattisgarh": "IN-CT",
-    "dadra and nagar haveli and daman and diu": "IN-DH",
-    "delhi": "IN-DL",
-    "nct of delhi": "IN-DL",
-    "goa": "IN-GA",
-    "gujarat": "IN-GJ",
-    "haryana": "IN-HR",
-    "himachal pradesh": "IN-HP",
-    "jammu and kashmir": "IN-JK",
-    "jharkhand": "IN-JH",
-    "karnataka": "IN-KA",
-    "kerala": "IN-KL",
-    "lakshadweep": "IN-LD",
-    "madhya pradesh": "IN-MP",
-    "maharashtra": "IN-MH",
-    "manipur": "IN-MN",
-    "meghalaya": "IN-ML",
-    "mizoram": "IN-MZ",
-    "nagaland": "IN-NL",
-    "odisha": "IN-OR",
-    "orissa": "IN-OR",
-    "puducherry": "IN-PY",
-    "pondicherry": "IN-PY",
-    "punjab": "IN-PB",
-    "rajasthan": "IN-RJ",
-    "sikkim": "IN-SK",
-    "tamil nadu": "IN-TN",
-    "telangana": "IN-TG",
-    "tripura": "IN-TR",
-    "uttar pradesh": "IN-UP",
-    "uttarakhand": "IN-UT",
-    "uttaranchal": "IN-UT",
-    "west bengal": "IN-WB",
-}
 
 # Agmarknet district spelling -> GeoNames district name(s) or headquarters town (new districts)
 DISTRICT_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -188,8 +144,8 @@ def _key(name: str) -> str:
 
 
 def region_of(state: str) -> str | None:
-    """ISO 3166-2 code of an Indian state name in any of the spellings the data uses."""
-    return STATE_CODES.get(norm(state).replace("(", "").replace(")", ""))
+    """Current ISO 3166-2 code of an Indian state name in any of the spellings the data uses."""
+    return region_for_state(state)
 
 
 def market_stems(market: str) -> list[str]:

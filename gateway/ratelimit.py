@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from actors.core.ids import KEY_PREFIX
+
 LUA_TOKEN_BUCKET = """
 local key = KEYS[1]
 local rate = tonumber(ARGV[1])
@@ -88,7 +90,7 @@ class RateLimiter:
         self,
         redis: Any,
         limits: dict[str, RoleLimit],
-        prefix: str = "td:",
+        prefix: str = KEY_PREFIX,
         lease_fraction: float = 0.02,
         max_lease: int = 50,
         lease_ttl_s: float = 0.5,

@@ -44,8 +44,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gateway.agmarknet import AgmarknetFormatError, MarketRow, in_date_order, read_file
 from gateway.locations import City, Location, Locator, load_cities
+from persistence.agmarknet import AgmarknetFormatError, MarketRow, in_date_order, read_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILES = (ROOT / "data" / "agmarknet" / "trinetra_cotton_2025-11_2026-01.csv",)

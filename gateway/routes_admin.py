@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from actors.core.ids import KEY_PREFIX
 from gateway.auth import Principal, require
 from gateway.problems import Problem
 from gateway.routes_orders import gw
@@ -31,7 +32,7 @@ OPS = require("operator", "admin")
 
 def _parties(request: Request) -> PartyRepository:
     g = gw(request)
-    return PartyRepository(g.pool, g.redis, "td:")
+    return PartyRepository(g.pool, g.redis, KEY_PREFIX)
 
 
 def _party_view(p: Any) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from actors.commodities import canonical_commodity
-from actors.engine import shard_id_for
+from actors.core.commodities import canonical_commodity
+from actors.core.ids import shard_id_for
 from gateway.auth import MARKET_DATA, Principal, require
 from gateway.problems import Problem
 from gateway.routes_orders import arrival_ms, gw

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
-from actors.commands import ConfirmReservation, RejectProposal, ReleaseReservation
+from actors.core.commands import ConfirmReservation, RejectProposal, ReleaseReservation
 from gateway.auth import STAFF, TRADING, Principal, require
 from gateway.problems import Problem
 from gateway.routes_orders import arrival_ms, command_result, decode_cursor, encode_cursor, gw

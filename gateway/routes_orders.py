@@ -17,8 +17,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from actors.commands import CancelOrder
-from actors.engine import shard_id_for
+from actors.core.commands import CancelOrder
+from actors.core.ids import shard_id_for
 from gateway.auth import STAFF, TRADING, Principal, charge, require
 from gateway.problems import Problem
 from gateway.schemas import AmendIn, AvailabilityIn, BatchIn, RequirementIn, to_jsonable

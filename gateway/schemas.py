@@ -3,9 +3,9 @@
 Units at the edge (ARCHITECTURE.md "Units"):
 
 - Quantities are ``{"value": number, "unit": "kg"|"quintal"|"tonne"|"bale"|"candy"}`` and are converted
-  exactly once, here, to integer kg with :func:`actors.units.to_kg` (``Quantity.kg``).
+  exactly once, here, to integer kg with :func:`actors.core.units.to_kg` (``Quantity.kg``).
 - Prices are integer paise per kg (``*_paise_per_kg``). 1 Rs/quintal == 1 paise/kg.
-- Quality values are floats in the unit of the commodity spec (``actors.commodities``).
+- Quality values are floats in the unit of the commodity spec (``actors.core.commodities``).
 - Locations are WGS84 ``lat``/``lon`` plus an ISO 3166-2 ``region`` code (``IN-GJ``).
 - Times are epoch milliseconds (``*_ms``/``valid_until``).
 
@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from actors.commands import AcceptProposal, AmendOrder, PlaceOrder, Side
-from actors.commodities import canonical_commodity, get_spec
-from actors.units import UNITS, to_kg
+from actors.core.commands import AcceptProposal, AmendOrder, PlaceOrder, Side
+from actors.core.commodities import canonical_commodity, get_spec
+from actors.core.units import UNITS, to_kg
 
 MAX_KG = 10**12
 MAX_PRICE = 10**9

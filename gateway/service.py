@@ -3,7 +3,7 @@ the micro-batcher, linked-party lookups and Prometheus metrics.
 
 Shard routing: a place command goes to ``(region, commodity)`` via the directory actor
 ``shard-directory`` (``get_or_create``); a command on an existing id (``O-``, ``P-``, ``R-``, ``A-``)
-goes to ``actors.engine.shard_of(id)``. Handles are cached per shard id.
+goes to ``actors.core.ids.shard_of(id)``. Handles are cached per shard id.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from actors.engine import shard_id_for, shard_of
+from actors.core.ids import DIRECTORY_ACTOR, KEY_PREFIX, shard_actor_name, shard_id_for, shard_of
 from actors.settings import Settings
 from gateway.batching import BatchFailed, MicroBatcher, Overloaded
 from gateway.problems import Problem
 
-DIRECTORY_NAME = "shard-directory"
+DIRECTORY_NAME = DIRECTORY_ACTOR
 
 
 class Metrics:
@@ -78,7 +78,12 @@ class GatewayService:
     """Connections and routing. ``start()`` inside the app's event loop, ``close()`` on shutdown."""
 
     def __init__(
-        self, settings: Settings, dsn: str, redis_url: str, key_prefix: str = "td:", directory: Any = None
+        self,
+        settings: Settings,
+        dsn: str,
+        redis_url: str,
+        key_prefix: str = KEY_PREFIX,
+        directory: Any = None,
     ) -> None:
         self.settings = settings
         self.dsn = dsn
@@ -99,7 +104,7 @@ class GatewayService:
         import ray
         import redis.asyncio as aioredis
 
-        from actors.units import UNITS, to_kg
+        from actors.core.units import UNITS, to_kg
 
         for u in UNITS:  # build the unit registry now, not inside the first request (seconds)
             to_kg(1, u)
@@ -162,7 +167,7 @@ class GatewayService:
         import ray
 
         try:
-            h = ray.get_actor(f"shard:{shard_id}", namespace=self.namespace)
+            h = ray.get_actor(shard_actor_name(shard_id), namespace=self.namespace)
         except ValueError:
             h = None
         if h is None:

@@ -40,6 +40,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from actors.core.ids import events_channel
 from gateway.auth import MARKET_DATA, Principal
 from gateway.problems import problem_type
 
@@ -64,8 +65,7 @@ _BOOK_TYPES = {
 _TRADE_TYPES = {"ALLOCATED", "CONFIRMED"}
 
 
-def _channel(shard_id: str) -> str:
-    return f"td:events:{shard_id}"
+_channel = events_channel
 
 
 class StreamHub:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from actors.core.regions import region_for_state
 from ml import features as F
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,11 +99,7 @@ def _num(s: pd.Series) -> pd.Series:
 
 
 def _region_of(state: str) -> str:
-    try:
-        from actors.market_reference import STATE_TO_REGION  # type: ignore[import-not-found]
-    except Exception:  # pragma: no cover - the table lives with the risk engine
-        return state.strip().lower()
-    return str(STATE_TO_REGION.get(state.strip().lower(), state.strip().lower()))
+    return region_for_state(state) or state.strip().lower()
 
 
 def agmarknet_records(paths: list[Path]) -> pd.DataFrame:

@@ -20,16 +20,12 @@ from typing import Any
 
 import ray
 
+from actors.core.ids import PERSISTENCE_ACTOR, events_channel
 from persistence.event_store import BatchRows, EventStore, init_connection
 
 log = logging.getLogger(__name__)
 
-ACTOR_NAME = "persistence"
-
-
-def channel_for(shard_id: str) -> str:
-    """Redis pub/sub channel of a shard's committed events."""
-    return f"td:events:{shard_id}"
+ACTOR_NAME = PERSISTENCE_ACTOR
 
 
 class PersistenceService:
@@ -97,7 +93,7 @@ class PersistenceService:
             for (_s, seq, typ, _v, payload, ts) in rows.events
         ]
         try:
-            self._pubq.put_nowait((channel_for(rows.shard_id), msgs))
+            self._pubq.put_nowait((events_channel(rows.shard_id), msgs))
         except asyncio.QueueFull:
             log.warning("event publish queue full; dropping %d events of %s", len(msgs), rows.shard_id)
 

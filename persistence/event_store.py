@@ -3,7 +3,7 @@ read events back for recovery, save and load snapshots.
 
 Two halves:
 
-- :func:`batch_rows` is pure (no I/O): it turns a batch of :class:`actors.events.Event` plus the current
+- :func:`batch_rows` is pure (no I/O): it turns a batch of :class:`actors.core.events.Event` plus the current
   state of the orders the batch touched into row tuples for each table (:class:`BatchRows`). The shard
   actor runs it, so the JSON encoding happens in the shard's process and the persistence actor only
   moves rows.
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors import events as ev
+from actors.core import events as ev
 
 CONFIRMED = getattr(ev, "CONFIRMED", "CONFIRMED")
 _ALLOCATING = frozenset({ev.ALLOCATED, CONFIRMED})
@@ -132,7 +132,7 @@ def order_ids_of(event: ev.Event) -> list[str]:
 
 
 def order_row(shard_id: str, doc: dict[str, Any], last_seq: int) -> tuple[Any, ...]:
-    """One ``orders`` projection row from an order dict (``actors.orders.Order.to_dict``)."""
+    """One ``orders`` projection row from an order dict (``actors.core.orders.Order.to_dict``)."""
     return (
         doc["order_id"],
         shard_id,

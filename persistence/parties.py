@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from actors.risk_rules import KycStatus, Party, Role, linked_by_identity
+from actors.core.ids import KEY_PREFIX
+from actors.core.risk.rules import KycStatus, Party, Role, linked_by_identity
 
 PAN_RE = re.compile(r"^[A-Z]{5}[0-9]{4}[A-Z]$")
 GSTIN_RE = re.compile(r"^[0-9]{2}[A-Z0-9]{13}$")
@@ -150,7 +151,7 @@ class PartyRepository:
         prefix: Redis key prefix (``td:``).
     """
 
-    def __init__(self, db: Any, redis: Any = None, prefix: str = "td:") -> None:
+    def __init__(self, db: Any, redis: Any = None, prefix: str = KEY_PREFIX) -> None:
         self.db = db
         self.redis = redis
         self.prefix = prefix

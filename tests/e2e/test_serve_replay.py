@@ -157,7 +157,7 @@ def test_replay_summary_and_clean_shutdown(replayed: Any) -> None:
 
 
 def test_allocations_respect_both_orders(replayed: Any) -> None:
-    from actors.geo import haversine_km
+    from actors.core.geo import haversine_km
 
     dsn = replayed[0]
     orders = {o["order_id"]: o for o in _fetch(dsn, "SELECT * FROM orders")}
@@ -192,8 +192,8 @@ def test_allocations_respect_both_orders(replayed: Any) -> None:
 
 
 def test_event_logs_gap_free_and_projections_match_replayed_state(replayed: Any) -> None:
-    from actors.engine import ShardEngine
-    from actors.events import Event
+    from actors.core.engine import ShardEngine
+    from actors.core.events import Event
 
     dsn = replayed[0]
     events = _fetch(

@@ -7,23 +7,32 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import string
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from actors.events import Event
+from actors.core.events import Event
 
 _EVENT_SQL = (
     "SELECT seq, type, ts, schema_version, payload::text FROM events WHERE shard_id = %s ORDER BY seq"
 )
 
 
+_UNUSED_REGIONS: list[str] = []
+
+
 def unique_region() -> str:
-    """A region code no other test uses (shard ids and Redis channels stay private to a test)."""
-    return "IN-" + "".join(random.choices(string.ascii_uppercase, k=6))
+    """A real ISO 3166-2 code (outside India) no other test of the session uses, so shard ids and
+    Redis channels stay private to a test."""
+    if not _UNUSED_REGIONS:
+        from actors.core.regions import REGIONS, iso_subdivision_codes
+
+        codes = sorted(iso_subdivision_codes() - set(REGIONS))
+        random.Random(uuid.uuid4().int).shuffle(codes)
+        _UNUSED_REGIONS.extend(codes)
+    return _UNUSED_REGIONS.pop()
 
 
 def kill_namespace(namespace: str) -> None:
@@ -90,7 +99,7 @@ def db_rows(dsn: str, sql: str, *args: Any) -> list[dict[str, Any]]:
 
 def replay(region: str, commodity: str, events: list[Event]) -> Any:
     """A fresh engine with the whole log applied."""
-    from actors.engine import ShardEngine
+    from actors.core.engine import ShardEngine
 
     eng = ShardEngine(region, commodity)
     for e in events:

@@ -17,7 +17,7 @@ from tests.integration.gateway_server import Gateway
 
 pytestmark = pytest.mark.integration
 
-REGION = "IN-SCHEMA"
+REGION = "IN-GJ"
 
 
 @pytest.fixture(scope="module")

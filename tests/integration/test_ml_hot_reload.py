@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aredis
 
-from actors.risk import RiskQuery, RiskRequest
+from actors.core.risk.types import RiskQuery, RiskRequest
 from actors.settings import Settings
 from ml import train as T
 from ml.registry import Registry

@@ -9,8 +9,8 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from actors.exposure import ExposureStore, rebuild_exposure
-from actors.risk_rules import Reason
+from actors.core.risk.rules import Reason
+from persistence.exposure import ExposureStore, rebuild_exposure
 from persistence.migrate import apply_migrations
 from persistence.parties import PartyExists, PartyNotFound, PartyRepository
 

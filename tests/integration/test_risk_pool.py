@@ -24,10 +24,10 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from actors.commands import PlaceOrder
-from actors.risk import Outcome, RiskQuery, RiskRequest
-from actors.risk_fusion import ML_UNAVAILABLE
-from actors.risk_rules import Reason
+from actors.core.commands import PlaceOrder
+from actors.core.risk.fusion import ML_UNAVAILABLE
+from actors.core.risk.rules import Reason
+from actors.core.risk.types import Outcome, RiskQuery, RiskRequest
 from actors.settings import Settings
 from persistence.migrate import apply_migrations
 from persistence.parties import PartyRepository
@@ -270,7 +270,7 @@ def test_two_shards_never_exceed_buyer_credit_limit(pool: dict[str, Any]) -> Non
         """A shard engine calling the pool exactly like the shard actor: plan, decide, execute, settle."""
 
         def __init__(self, region: str, decider: Any) -> None:
-            from actors.engine import ShardEngine
+            from actors.core.engine import ShardEngine
 
             self.engine = ShardEngine(region, "cotton")
             self.decider = decider

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import ray
 
-from actors.engine import ShardEngine
+from actors.core.engine import ShardEngine
 from bench.shard import make_orders
 from persistence import event_store as es
 from persistence.migrate import apply_migrations, current_version

@@ -10,7 +10,7 @@ import time
 import pytest
 import ray
 
-from actors.commands import CancelOrder
+from actors.core.commands import CancelOrder
 from bench.shard import make_orders
 from tests.integration.conftest import (
     assert_gap_free,

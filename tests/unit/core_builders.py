@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.commands import PlaceOrder
+from actors.core.commands import PlaceOrder
 
 REGION = "IN-GJ"
 RAJKOT = (22.30, 70.80)

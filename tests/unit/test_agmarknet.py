@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.agmarknet import (
+from persistence.agmarknet import (
     AgmarknetFormatError,
     detect_date_format,
     in_date_order,

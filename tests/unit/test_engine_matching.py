@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from actors.commands import AmendOrder, CancelOrder, Tick
-from actors.engine import ShardEngine
-from actors.risk import Outcome, RiskDecision, RiskRequest, RiskVerdicts
+from actors.core.commands import AmendOrder, CancelOrder, Tick
+from actors.core.engine import ShardEngine
+from actors.core.risk.types import Outcome, RiskDecision, RiskRequest, RiskVerdicts
 from tests.unit.core_builders import AHMEDABAD, buy, fills, oid, sell
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.commands import (
+from actors.core.commands import (
     AcceptProposal,
     CancelOrder,
     ConfirmReservation,
@@ -10,7 +10,7 @@ from actors.commands import (
     ReleaseReservation,
     Tick,
 )
-from actors.engine import ShardEngine
+from actors.core.engine import ShardEngine
 from tests.unit.core_builders import buy, fills, oid, sell
 
 
@@ -76,7 +76,7 @@ def test_release_of_a_cancelled_order_goes_to_cancelled() -> None:
 
 
 def test_accept_when_the_seller_sold_out_is_stale_not_a_credit_problem() -> None:
-    from actors.risk import RiskVerdicts
+    from actors.core.risk.types import RiskVerdicts
 
     e, pid = _proposed()
     e.execute([buy("b2", "D", 1000, 7000, 5)])  # a direct buyer takes the whole availability

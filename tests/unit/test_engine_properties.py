@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
 
-from actors.commands import (
+from actors.core.commands import (
     AcceptProposal,
     AmendOrder,
     CancelOrder,
@@ -18,10 +18,10 @@ from actors.commands import (
     ReleaseReservation,
     Tick,
 )
-from actors.engine import ShardEngine
-from actors.events import Event
-from actors.geo import haversine_km
-from actors.scoring import distance_limit, parties_may_trade, quality_within
+from actors.core.engine import ShardEngine
+from actors.core.events import Event
+from actors.core.geo import haversine_km
+from actors.core.scoring import distance_limit, parties_may_trade, quality_within
 from tests.unit.core_builders import buy, sell
 
 PARTIES = ["A", "B", "C", "D"]

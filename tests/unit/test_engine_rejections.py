@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from actors.commands import AmendOrder, CancelOrder
-from actors.engine import ShardEngine
+from actors.core.commands import AmendOrder, CancelOrder
+from actors.core.engine import ShardEngine
 from tests.unit.core_builders import buy, sell
 
 

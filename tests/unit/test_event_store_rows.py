@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.commands import AcceptProposal, CancelOrder, ConfirmReservation, PlaceOrder
-from actors.engine import ShardEngine
+from actors.core.commands import AcceptProposal, CancelOrder, ConfirmReservation, PlaceOrder
+from actors.core.engine import ShardEngine
 from persistence import event_store as es
 from persistence.migrate import discover
 

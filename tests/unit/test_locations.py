@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from actors.geo import haversine_km
-from gateway.agmarknet import read_file
+from actors.core.geo import haversine_km
 from gateway.locations import Locator, load_cities, market_stems, region_of
+from persistence.agmarknet import read_file
 from tests.unit.test_agmarknet import COTTON
 
 
@@ -19,7 +19,8 @@ def locator() -> Locator:
 
 def test_region_codes() -> None:
     assert region_of("Gujarat") == "IN-GJ"
-    assert region_of("Chattisgarh") == "IN-CT"
+    assert region_of("Chattisgarh") == "IN-CG"
+    assert region_of("Telangana") == "IN-TS"
     assert region_of("NCT of Delhi") == "IN-DL"
     assert region_of("Andaman & Nicobar Islands") == "IN-AN"
     assert region_of("Atlantis") is None

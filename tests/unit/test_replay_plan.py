@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.commodities import get_spec
+from actors.core.commodities import get_spec
 from gateway.locations import Locator, load_cities
 from gateway.replay import DEFAULT_FILES, Endpoints, build_plan, load_hvi, load_rows, staple_from_variety
 

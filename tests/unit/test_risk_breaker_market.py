@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from actors.circuit_breaker import BreakerState, CircuitBreaker
-from actors.market_reference import (
-    MarketReference,
-    PriceStats,
-    default_agmarknet_paths,
-    load_agmarknet,
-    normalize_region,
-    parse_price,
-    region_for_state,
-)
+from actors.core.regions import normalize_region, region_for_state
+from actors.core.risk.breaker import BreakerState, CircuitBreaker
+from actors.core.risk.market import MarketReference, PriceStats
+from persistence.agmarknet import default_agmarknet_paths, load_price_points, parse_number
 
 
 class Clock:
@@ -90,10 +86,9 @@ def test_state_region_codes() -> None:
 
 
 def test_parse_price_commas() -> None:
-    assert parse_price("7,700.00") == 7700
-    assert parse_price("4,029.50") == 4030
-    with pytest.raises(ValueError):
-        parse_price("")
+    assert parse_number("7,700.00") == 7700
+    assert parse_number("4,029.50") == Decimal("4029.50")
+    assert parse_number("") is None
 
 
 def test_robust_z_and_mad_floor() -> None:
@@ -104,7 +99,7 @@ def test_robust_z_and_mad_floor() -> None:
 
 
 def test_agmarknet_seed_real_data() -> None:
-    points = load_agmarknet(default_agmarknet_paths())
+    points = load_price_points(default_agmarknet_paths())
     commodities = {p.commodity for p in points}
     assert commodities == {"cotton", "soybean", "mustard", "chana"}
     assert all(p.price > 0 for p in points)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.risk import Outcome
-from actors.risk_fusion import (
+from actors.core.risk.fusion import (
     ML_ABOVE_SUGGESTED_LIMIT,
     ML_DEFAULT_RISK,
     ML_ORDER_ANOMALY,
@@ -15,7 +14,8 @@ from actors.risk_fusion import (
     MlScores,
     fuse,
 )
-from actors.risk_rules import RuleResult
+from actors.core.risk.rules import RuleResult
+from actors.core.risk.types import Outcome
 
 PASS = RuleResult(Outcome.PASS, (), 0.0)
 WARN = RuleResult(Outcome.WARN, ("LINKED_MOBILE",), 0.5)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.market_reference import MarketReference
-from actors.risk import Outcome, RiskQuery
-from actors.risk_rules import (
+from actors.core.risk.market import MarketReference
+from actors.core.risk.rules import (
     DAY_MS,
     AllocationHistory,
     KycStatus,
@@ -17,6 +16,7 @@ from actors.risk_rules import (
     RulesEngine,
     linked_by_identity,
 )
+from actors.core.risk.types import Outcome, RiskQuery
 
 T0 = 1_764_000_000_000  # epoch ms
 

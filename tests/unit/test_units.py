@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from actors.units import from_kg, to_kg
+from actors.core.units import from_kg, to_kg
 
 
 @pytest.mark.parametrize(

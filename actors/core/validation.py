@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from actors.commands import Intent, PlaceOrder, Side, Visibility
-from actors.commodities import CommoditySpec
+from actors.core.commands import Intent, PlaceOrder, Side, Visibility
+from actors.core.commodities import CommoditySpec
 
 MAX_QUANTITY_KG = 10**10
 MAX_PRICE = 10**8

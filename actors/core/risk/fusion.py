@@ -1,4 +1,4 @@
-"""Fusion of the rules and ML tiers into one :class:`~actors.risk.RiskDecision` per pair.
+"""Fusion of the rules and ML tiers into one :class:`~actors.core.risk.types.RiskDecision` per pair.
 
 ``combined = w_rules * rules_score + w_ml * ml_score`` (default 0.7 / 0.3, from the risk-engine
 specification; configurable via ``TRADEDESK_RISK_RULES_WEIGHT`` / ``TRADEDESK_RISK_ML_WEIGHT``).
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from actors.risk import Outcome, RiskDecision
-from actors.risk_rules import RuleResult, worst
+from actors.core.risk.rules import RuleResult, worst
+from actors.core.risk.types import Outcome, RiskDecision
 
 ML_DEFAULT_RISK = "ML_DEFAULT_RISK"
 ML_ORDER_ANOMALY = "ML_ORDER_ANOMALY"

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from actors.market_reference import MarketReference
-from actors.risk import Outcome
+from actors.core.risk.market import MarketReference
+from actors.core.risk.types import Outcome
 
 DAY_MS = 86_400_000
 
 
 class PairLike(Protocol):
-    """A candidate pair as the rules read it: :class:`actors.risk.RiskQuery` or any object with
+    """A candidate pair as the rules read it: :class:`actors.core.risk.types.RiskQuery` or any object with
     these attributes (the risk pool uses a lighter named tuple on the wire)."""
 
     @property

@@ -3,7 +3,7 @@
 A shard owns the book of one (region, commodity). It takes a batch of commands, asks risk about
 every candidate pair of the batch at once (:meth:`ShardEngine.plan` then the decider), and
 executes the batch serially (:meth:`ShardEngine.execute`). Every state change is an
-:class:`~actors.events.Event` with the next gap-free sequence number, and the live path changes
+:class:`~actors.core.events.Event` with the next gap-free sequence number, and the live path changes
 state **only** by applying its own events, so ``apply(events)`` rebuilds exactly the live state and
 recovery never re-runs matching or risk. The engine never reads the wall clock: time is the
 commands' ``ts`` (epoch ms).
@@ -19,10 +19,10 @@ import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from actors import orders as st
-from actors import validation as v
-from actors.book import BookSide
-from actors.commands import (
+from actors.core import orders as st
+from actors.core import validation as v
+from actors.core.book import BookSide
+from actors.core.commands import (
     AcceptProposal,
     AmendOrder,
     CancelOrder,
@@ -33,8 +33,8 @@ from actors.commands import (
     Tick,
     command_kind,
 )
-from actors.commodities import canonical_commodity, get_spec
-from actors.events import (
+from actors.core.commodities import canonical_commodity, get_spec
+from actors.core.events import (
     ALLOCATED,
     AMENDED,
     CANCELLED,
@@ -49,9 +49,11 @@ from actors.events import (
     RESERVED,
     Event,
 )
-from actors.geo import haversine_km
-from actors.orders import Order
-from actors.risk import (
+from actors.core.geo import haversine_km
+from actors.core.ids import shard_id_for
+from actors.core.orders import Order
+from actors.core.regions import normalize_region
+from actors.core.risk.types import (
     PASS_DECISION,
     Outcome,
     PassAllDecider,
@@ -61,7 +63,7 @@ from actors.risk import (
     RiskRequest,
     RiskVerdicts,
 )
-from actors.scoring import (
+from actors.core.scoring import (
     distance_component,
     distance_limit,
     hard_filters,
@@ -72,19 +74,6 @@ from actors.scoring import (
 PASS_ALL = RiskVerdicts(pass_all=True)
 _PASS_RISK = PASS_DECISION.to_dict()
 MAX_HOLD_MS = 7 * 24 * 3600 * 1000
-
-
-def shard_id_for(region: str, commodity: str) -> str:
-    """Shard id of (region, commodity), e.g. ``IN-GJ.cotton``. Commodity names are canonicalised."""
-    return f"{region}.{canonical_commodity(commodity) or commodity}"
-
-
-def shard_of(entity_id: str) -> str | None:
-    """Shard id inside an order/allocation/proposal/reservation id ``X-<shard>-<seq>``, or None."""
-    if not isinstance(entity_id, str) or len(entity_id) < 5 or entity_id[1] != "-":
-        return None
-    body, _, seq = entity_id[2:].rpartition("-")
-    return body if body and seq.isdigit() else None
 
 
 def _ref(cmd: PlaceOrder) -> str:
@@ -124,7 +113,7 @@ class ShardEngine:
 
     Args:
         region: ISO 3166-2 code, e.g. ``IN-GJ``.
-        commodity: a commodity in :mod:`actors.commodities` (aliases accepted).
+        commodity: a commodity in :mod:`actors.core.commodities` (aliases accepted).
         profile: default ranking profile, ``price_time`` or ``quality`` (default: the commodity's).
 
     Raises:
@@ -135,7 +124,7 @@ class ShardEngine:
 
     def __init__(self, region: str, commodity: str, profile: str | None = None):
         self.spec = get_spec(commodity)
-        self.region = region
+        self.region = normalize_region(region)
         self.commodity = self.spec.name
         self.shard_id = shard_id_for(region, self.commodity)
         self.profile = profile or self.spec.default_profile

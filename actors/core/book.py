@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
-from actors.orders import Order
+from actors.core.orders import Order
 
 
 class BookSide:

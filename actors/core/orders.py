@@ -55,7 +55,7 @@ _FIELDS = (
 
 
 class Order:
-    """One order. Mutated only by :meth:`actors.engine.ShardEngine.apply`.
+    """One order. Mutated only by :meth:`actors.core.engine.ShardEngine.apply`.
 
     ``quality``: availability's measured values ``{param: value}``; ``quality_ranges``: a
     requirement's accepted ``{param: [low, high]}``; ``quality_target``: its preferred values.

@@ -1,4 +1,4 @@
-"""Reader of Agmarknet mandi price/arrival CSV files (pure: no I/O except reading the given file).
+"""The one reader of Agmarknet mandi price/arrival CSV files (no I/O except reading the given files).
 
 Layouts of the same portal that are recognised:
 
@@ -32,7 +32,9 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
-from actors.commodities import canonical_commodity
+from actors.core.commodities import canonical_commodity
+from actors.core.regions import region_for_state
+from actors.core.risk.market import PricePoint
 
 
 class AgmarknetFormatError(ValueError):
@@ -328,3 +330,30 @@ def read_file(path: str | Path) -> tuple[list[MarketRow], ReadReport]:
 def in_date_order(rows: Iterable[MarketRow]) -> Iterator[MarketRow]:
     """Rows sorted by (day, source, line): a stable, reproducible replay order."""
     return iter(sorted(rows, key=lambda r: (r.day, r.source, r.line)))
+
+
+def default_agmarknet_paths(data_dir: str | Path | None = None) -> list[Path]:
+    """The Agmarknet CSV files shipped in ``data/agmarknet`` (repository root by default)."""
+    base = Path(data_dir) if data_dir is not None else Path(__file__).resolve().parent.parent / "data"
+    return sorted((base / "agmarknet").glob("*.csv"))
+
+
+def load_price_points(paths: Iterable[str | Path]) -> list[PricePoint]:
+    """Modal prices of Agmarknet files as market price points, oldest first.
+
+    Each kept row (see :func:`read_file`) of a state in the region table gives one
+    :class:`~actors.core.risk.market.PricePoint` (commodity, ISO 3166-2 region, day, modal paise/kg);
+    rows of unknown states are left out.
+
+    Raises:
+        AgmarknetFormatError: a file is not an Agmarknet layout.
+    """
+    points: list[PricePoint] = []
+    for path in paths:
+        rows, _ = read_file(path)
+        for row in rows:
+            region = region_for_state(row.state)
+            if region is not None:
+                points.append(PricePoint(row.commodity, region, row.day, row.modal_price))
+    points.sort(key=lambda p: p.day)
+    return points

@@ -19,7 +19,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-DEFAULT_PREFIX = "td:"
+from actors.core.ids import KEY_PREFIX
+
+DEFAULT_PREFIX = KEY_PREFIX
 
 # KEYS: the distinct exposure keys of the call. ARGV[1]: JSON list of entries [key index (1-based),
 # amount (paise), limit (paise, -1 = none)], applied in order. Returns a JSON list of

@@ -1,15 +1,15 @@
 """Hard filters and candidate scores for matching (ARCHITECTURE.md, "Matching semantics").
 
 All functions are pure and take a requirement (``buy``) and an availability (``sell``) as
-:class:`actors.orders.Order`. Scores are floats in [0, 1]; the quality-profile total is the
-weighted sum of components with the commodity's :class:`~actors.commodities.ScoringWeights`.
+:class:`actors.core.orders.Order`. Scores are floats in [0, 1]; the quality-profile total is the
+weighted sum of components with the commodity's :class:`~actors.core.commodities.ScoringWeights`.
 """
 
 from __future__ import annotations
 
-from actors.commodities import CommoditySpec
-from actors.geo import haversine_km
-from actors.orders import Order
+from actors.core.commodities import CommoditySpec
+from actors.core.geo import haversine_km
+from actors.core.orders import Order
 
 PRIVATE = "PRIVATE"
 

@@ -1,0 +1,1 @@
+"""The pure matching kernel: no Ray, asyncpg, Redis, FastAPI, file or clock access (ARCHITECTURE.md)."""

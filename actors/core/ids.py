@@ -1,0 +1,53 @@
+"""Names and ids: shard ids, the ids a shard assigns, Ray actor names, Redis keys and channels (pure).
+
+One source for every name that two modules share (docs/contracts.md):
+
+- shard id ``<region>.<commodity>`` with the region's current ISO 3166-2 code (``IN-TG`` -> ``IN-TS``)
+  and the canonical commodity name: ``IN-TS.cotton``;
+- ids a shard assigns: ``O-<shard>-<seq>`` (order), ``A-`` (allocation), ``P-`` (proposal),
+  ``R-`` (reservation);
+- Ray actor names: ``shard:<shard id>``, ``shard-directory``, ``persistence``;
+- Redis: every key starts with :data:`KEY_PREFIX`; committed events are published on
+  ``td:events:<shard id>``.
+"""
+
+from __future__ import annotations
+
+from actors.core.commodities import canonical_commodity
+from actors.core.regions import normalize_region
+
+KEY_PREFIX = "td:"
+EVENTS_CHANNEL_PREFIX = f"{KEY_PREFIX}events:"
+EVENTS_CHANNEL_PATTERN = f"{EVENTS_CHANNEL_PREFIX}*"
+
+DIRECTORY_ACTOR = "shard-directory"
+PERSISTENCE_ACTOR = "persistence"
+SHARD_ACTOR_PREFIX = "shard:"
+
+
+def shard_id_for(region: str, commodity: str) -> str:
+    """Shard id of (region, commodity), e.g. ``IN-GJ.cotton``.
+
+    The region is normalised to its current ISO 3166-2 code (``IN-TG`` -> ``IN-TS``) and the commodity
+    canonicalised (``Kapas`` -> ``cotton``). Raises :class:`~actors.core.regions.UnknownRegion` for a
+    region outside the table.
+    """
+    return f"{normalize_region(region)}.{canonical_commodity(commodity) or commodity}"
+
+
+def shard_of(entity_id: str) -> str | None:
+    """Shard id inside an order/allocation/proposal/reservation id ``X-<shard>-<seq>``, or None."""
+    if not isinstance(entity_id, str) or len(entity_id) < 5 or entity_id[1] != "-":
+        return None
+    body, _, seq = entity_id[2:].rpartition("-")
+    return body if body and seq.isdigit() else None
+
+
+def shard_actor_name(shard_id: str) -> str:
+    """Ray actor name of a shard: ``shard:IN-GJ.cotton``."""
+    return f"{SHARD_ACTOR_PREFIX}{shard_id}"
+
+
+def events_channel(shard_id: str, prefix: str = KEY_PREFIX) -> str:
+    """Redis pub/sub channel of a shard's committed events: ``td:events:IN-GJ.cotton``."""
+    return f"{prefix}events:{shard_id}"
