@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from actors.core.commodities import canonical_commodity
 from actors.core.ids import shard_id_for
+from actors.core.regions import is_region
 from gateway.auth import MARKET_DATA, Principal, require
 from gateway.problems import Problem
 from gateway.routes_orders import arrival_ms, gw
@@ -29,6 +30,8 @@ def _shard(region: str, commodity: str) -> str:
     canon = canonical_commodity(commodity)
     if canon is None:
         raise Problem("not-found", f"unknown commodity {commodity}")
+    if not is_region(region):
+        raise Problem("not-found", f"unknown region {region}: expected an ISO 3166-2 code such as IN-GJ")
     return shard_id_for(region, canon)
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actors.core.commands import AcceptProposal, AmendOrder, PlaceOrder, Side
 from actors.core.commodities import canonical_commodity, get_spec
+from actors.core.regions import UnknownRegion, normalize_region
 from actors.core.units import UNITS, to_kg
 
 MAX_KG = 10**12
@@ -72,12 +73,23 @@ class Quantity(Strict):
         return to_kg(self.value, self.unit)
 
 
+def _check_region(v: str) -> str:
+    try:
+        return normalize_region(v)
+    except UnknownRegion as e:
+        raise ValueError(str(e)) from None
+
+
+# An ISO 3166-2 subdivision code, stored as its current code (superseded codes are aliases).
+RegionCode = Annotated[str, Field(pattern=REGION_PATTERN), AfterValidator(_check_region)]
+
+
 class Location(Strict):
     """Where the goods are (availability) or are wanted (requirement)."""
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    region: str = Field(pattern=REGION_PATTERN, description="ISO 3166-2 code, e.g. IN-GJ; the shard key")
+    region: RegionCode = Field(description="ISO 3166-2 code, e.g. IN-GJ (IN-TG is read as IN-TS); shard key")
     city: str | None = Field(None, max_length=100)
     district: str | None = Field(None, max_length=100)
 
@@ -388,7 +400,7 @@ class ApiKeyIn(Strict):
 class ShardIn(Strict):
     """A shard key."""
 
-    region: str = Field(pattern=REGION_PATTERN)
+    region: RegionCode
     commodity: str
 
     @field_validator("commodity")
