@@ -14,7 +14,7 @@ One source for every name that two modules share (docs/contracts.md):
 from __future__ import annotations
 
 from actors.core.commodities import canonical_commodity
-from actors.core.regions import normalize_region
+from actors.core.regions import current_code, normalize_region
 
 KEY_PREFIX = "td:"
 EVENTS_CHANNEL_PREFIX = f"{KEY_PREFIX}events:"
@@ -36,11 +36,18 @@ def shard_id_for(region: str, commodity: str) -> str:
 
 
 def shard_of(entity_id: str) -> str | None:
-    """Shard id inside an order/allocation/proposal/reservation id ``X-<shard>-<seq>``, or None."""
+    """Shard id of an order/allocation/proposal/reservation id ``X-<shard>-<seq>``, or None.
+
+    The region part is read as its current code: ``O-IN-TG.cotton-5`` (an id from before the region
+    table was unified; migration 0006 merged that shard's log into ``IN-TS.cotton``) -> ``IN-TS.cotton``.
+    """
     if not isinstance(entity_id, str) or len(entity_id) < 5 or entity_id[1] != "-":
         return None
     body, _, seq = entity_id[2:].rpartition("-")
-    return body if body and seq.isdigit() else None
+    if not body or not seq.isdigit():
+        return None
+    region, dot, commodity = body.partition(".")
+    return f"{current_code(region)}{dot}{commodity}"
 
 
 def shard_actor_name(shard_id: str) -> str:
