@@ -1,37 +1,38 @@
-"""Versioned SQL migrations: plain ``NNNN_name.sql`` files applied in order, once each.
+"""Versioned schema migrations, run by Alembic over asyncpg.
 
-Applied versions are recorded in ``schema_migrations(version, name, applied_at)``. Each file runs in
-its own transaction together with its ``schema_migrations`` row, so a failing file leaves nothing
-half-applied. A PostgreSQL advisory lock serialises concurrent runners (several processes starting at
-once). Files are read from ``persistence/migrations`` plus any extra directories given.
+The schema's one source is the plain SQL in ``persistence/migrations/NNNN_name.sql``; Alembic
+(``persistence/alembic``) orders and records them: revision ``NNNN`` applies file ``NNNN_name.sql``
+(:func:`sql_step`), each in its own transaction with its ``alembic_version`` row, so a failing file
+leaves nothing half-applied. A PostgreSQL advisory lock serialises concurrent runners. Databases
+migrated by the earlier in-house runner (table ``schema_migrations``) are adopted at their version.
 
 Usage::
 
     from persistence.migrate import apply_migrations
     applied = apply_migrations("postgresql://postgres@127.0.0.1:5432/test")   # -> ["0001_core", ...]
 
-or ``python -m persistence.migrate DSN``.
+or ``python -m persistence.migrate DSN``. A new migration is a new ``NNNN_name.sql`` plus a
+three-line revision in ``persistence/alembic/versions/NNNN_name.py`` (a unit test checks the pairs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy import Connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
+LOCK_KEY = 7_301_995_001  # advisory lock id for migration runs
 _FILE_RE = re.compile(r"^(\d{4})_([A-Za-z0-9_\-]+)\.sql$")
-_LOCK_KEY = 7_301_995_001  # advisory lock id for migration runs
-
-_CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,86 +47,89 @@ class Migration:
         return self.path.read_text(encoding="utf-8")
 
 
-def discover(dirs: Iterable[Path] | None = None) -> list[Migration]:
-    """All migration files in ``dirs`` (default: the package's ``migrations`` directory), sorted by
-    version. Raises ``ValueError`` when two files share a version."""
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """All migration files, sorted by version. Raises ``ValueError`` when two files share a version."""
     found: dict[int, Migration] = {}
-    for d in list(dirs) if dirs is not None else [MIGRATIONS_DIR]:
-        for p in sorted(Path(d).glob("*.sql")):
-            m = _FILE_RE.match(p.name)
-            if not m:
-                continue
-            version = int(m.group(1))
-            mig = Migration(version, p.stem, p)
-            if version in found and found[version].path != p:
-                raise ValueError(f"duplicate migration version {version}: {found[version].path} and {p}")
-            found[version] = mig
+    for p in sorted(directory.glob("*.sql")):
+        m = _FILE_RE.match(p.name)
+        if not m:
+            continue
+        version = int(m.group(1))
+        if version in found:
+            raise ValueError(f"duplicate migration version {version}: {found[version].path} and {p}")
+        found[version] = Migration(version, p.stem, p)
     return [found[v] for v in sorted(found)]
 
 
-def _to_libpq(dsn: str) -> str:
-    # psycopg2 understands postgresql:// URLs; asyncpg-style "postgres://" is fine too.
-    return dsn
+def sql_step(name: str) -> Callable[[], None]:
+    """An Alembic ``upgrade()`` that runs ``persistence/migrations/<name>.sql`` as one script."""
+
+    def upgrade() -> None:
+        from alembic import op
+
+        sql = (MIGRATIONS_DIR / f"{name}.sql").read_text(encoding="utf-8")
+        # asyncpg's simple-query path runs a multi-statement script (prepared statements cannot)
+        raw = op.get_bind().connection.dbapi_connection
+        raw.run_async(lambda conn: conn.execute(sql))  # type: ignore[union-attr]
+
+    return upgrade
 
 
-def apply_migrations(dsn: str, extra_dirs: Sequence[Path] = ()) -> list[str]:
-    """Apply every pending migration to the database at ``dsn``; return the names applied now
-    (empty when the schema is current). Safe to call from several processes at once."""
-    import psycopg2
+def adopt_legacy_versions(connection: Connection) -> None:
+    """Record in ``alembic_version`` the version a database reached under the earlier runner."""
+    has = connection.exec_driver_sql(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL, to_regclass('alembic_version') IS NOT NULL"
+    ).one()
+    if not has[0] or has[1]:
+        return
+    version = connection.exec_driver_sql("SELECT max(version) FROM schema_migrations").scalar()
+    connection.exec_driver_sql("CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY)")
+    if version:
+        connection.exec_driver_sql(f"INSERT INTO alembic_version VALUES ('{int(version):04d}')")
 
-    migrations = discover([MIGRATIONS_DIR, *extra_dirs])
-    conn = psycopg2.connect(_to_libpq(dsn))
-    applied_now: list[str] = []
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-        try:
-            conn.autocommit = False
-            with conn.cursor() as cur:
-                cur.execute(_CREATE_TABLE)
-                cur.execute("SELECT version FROM schema_migrations")
-                done = {r[0] for r in cur.fetchall()}
-            conn.commit()
-            for mig in migrations:
-                if mig.version in done:
-                    continue
-                with conn.cursor() as cur:
-                    cur.execute(mig.sql())
-                    cur.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (mig.version, mig.name),
-                    )
-                conn.commit()
-                applied_now.append(mig.name)
-        except Exception:
-            conn.rollback()
-            raise
-        finally:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-    finally:
-        conn.close()
-    return applied_now
+
+def _config(dsn: str) -> Config:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    cfg.attributes["dsn"] = dsn
+    return cfg
 
 
 def current_version(dsn: str) -> int:
-    """Highest applied migration version (0 when none)."""
-    import psycopg2
+    """Highest applied migration version (0 when none; the earlier runner's record counts too)."""
+    import asyncpg
 
-    conn = psycopg2.connect(_to_libpq(dsn))
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-            row = cur.fetchone()
-            if not row or not row[0]:
+    async def read() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL"):
+                rev = await conn.fetchval("SELECT version_num FROM alembic_version")
+            elif await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+                rev = await conn.fetchval("SELECT max(version) FROM schema_migrations")  # earlier runner
+            else:
                 return 0
-            cur.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-            row = cur.fetchone()
-            return int(row[0]) if row else 0
-    finally:
-        conn.close()
+            return int(rev) if rev else 0
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def apply_migrations(dsn: str) -> list[str]:
+    """Apply every pending migration to the database at ``dsn``; return the names applied now
+    (empty when the schema is current). Safe to call from several processes at once.
+
+    Raises whatever the failing SQL raises (asyncpg errors); that migration is not recorded.
+    Must not be called from inside a running event loop (it runs its own).
+    """
+    from alembic import command
+
+    before = current_version(dsn)
+    command.upgrade(_config(dsn), "head")
+    after = current_version(dsn)
+    return [m.name for m in discover() if before < m.version <= after]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,11 +134,11 @@ def _insert(conn: psycopg2.extensions.connection, shard_id: str, events: list[Ev
 
 
 def test_migration_merges_old_code_shards_gap_free() -> None:
-    from persistence.migrate import MIGRATIONS_DIR, apply_migrations, discover
+    from persistence.migrate import apply_migrations, discover
 
     name, dsn = create_database()
     try:
-        before = [m for m in discover([MIGRATIONS_DIR]) if m.version < 6]
+        before = [m for m in discover() if m.version < 6]
         conn = psycopg2.connect(dsn)
         with conn.cursor() as cur:
             cur.execute(
