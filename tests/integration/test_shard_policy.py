@@ -273,3 +273,51 @@ def test_restart_lists_every_shard_and_readyz_waits_for_recovery(
             assert depth.status_code == 200 and depth.json()["asks"] == [[4500, 15_000, 3]], depth.text
     finally:
         g2.stop()
+
+
+class SlowDeciderFactory:
+    """A risk decider factory that takes ``delay_s`` seconds: the shard's start (and so its
+    recovery) is that much slower, long enough to watch readiness."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def __call__(self) -> Any:
+        from actors.core.risk.types import PassAllDecider
+
+        time.sleep(self.delay_s)
+        return PassAllDecider()
+
+
+def test_readiness_waits_for_active_shards_to_recover(ray_session: None) -> None:
+    from actors.runtime import start_runtime
+    from actors.settings import Settings
+    from bench.shard import make_orders
+    from tests.integration.conftest import kill_namespace, start_test_runtime
+
+    name, dsn = create_database()
+    try:
+        rt = start_test_runtime(dsn)
+        region = unique_region()
+        sid = f"{region}.cotton"
+        h = rt.shard(region, "cotton")
+        cmds = make_orders(region, "cotton", 20, seed=3, prefix="rd")
+        assert len(ray.get(h.submit.remote(cmds))) == 20
+        assert ray.get(rt.directory.readiness.remote()) == {"ready": True, "shards": {sid: "ready"}}
+        kill_namespace(rt.namespace)
+        s = Settings(ray_namespace=f"tdt-{name[-10:]}", shard_creation="any", shard_idle_timeout_s=0)
+        rt2 = start_runtime(s, dsn, decider=SlowDeciderFactory(4.0))
+        try:
+            got = ray.get(rt2.directory.readiness.remote())
+            assert got == {"ready": False, "shards": {sid: "recovering"}}
+            assert {r["shard_id"]: r["status"] for r in rt2.list_shards()} == {sid: "RECOVERING"}
+            deadline = time.monotonic() + 60
+            while not (got := ray.get(rt2.directory.readiness.remote()))["ready"]:
+                assert time.monotonic() < deadline, got
+            assert got == {"ready": True, "shards": {sid: "ready"}}
+            info = ray.get(rt2.shard(region, "cotton").info.remote(), timeout=1)
+            assert info["seq"] == info["committed_seq"] > 0 and info["recoveries"] == 1
+        finally:
+            kill_namespace(rt2.namespace)
+    finally:
+        drop_database(name)
