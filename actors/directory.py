@@ -33,7 +33,8 @@ from actors.shard_policy import ACTIVE, DRAINED, IDLE, ShardPolicy
 log = logging.getLogger(__name__)
 
 ACTOR_NAME = DIRECTORY_ACTOR
-_INFO_WAIT_S = 5.0  # how long list/reap wait for a shard's info
+_INFO_WAIT_S = 5.0  # how long a listing waits for a shard's info
+_REAP_WAIT_S = 1.0  # how long an idle check waits (a recovering shard must not hold the directory)
 _START_WAIT_S = 30.0  # a stopped actor's name is released asynchronously: retry a restart this long
 
 
@@ -219,12 +220,18 @@ class ShardDirectoryService:
         return {**info, "status": "UP"}
 
     def flush_all(self) -> list[dict[str, Any]]:
-        """Shutdown: drain every running shard (flush pending commits, snapshot) and keep each one's
-        table status, so ACTIVE shards start again with the next runtime. Returns their infos."""
+        """Shutdown: flush every running shard's pending commits and snapshot it, keeping each one's
+        table status, so ACTIVE shards start again with the next runtime. A local runtime's shards
+        are drained too (the runtime ends); a detached runtime's keep serving the next gateway.
+        Returns their infos."""
         out: list[dict[str, Any]] = []
         for sid, h in sorted(self.handles.items()):
             try:
-                out.append(ray.get(h.drain.remote(), timeout=60))
+                if self.detached:
+                    ray.get(h.snapshot_now.remote(), timeout=60)
+                    out.append(ray.get(h.info.remote(), timeout=60))
+                else:
+                    out.append(ray.get(h.drain.remote(), timeout=60))
             except Exception as exc:
                 log.warning("shard directory: flush of %s failed: %s", sid, exc)
             finally:
@@ -295,7 +302,7 @@ class ShardDirectoryService:
             out.append(row)
         return sorted(out, key=lambda d: d["shard_id"])
 
-    def readiness(self, wait_s: float = 1.0) -> dict[str, Any]:
+    def readiness(self, wait_s: float = 0.25) -> dict[str, Any]:
         """``{"ready": bool, "shards": {shard_id: "ready" | "recovering" | "down"}}`` over the ACTIVE
         shards (IDLE and DRAINED ones take no orders until started or resumed). Ready = every ACTIVE
         shard is running, answered within ``wait_s`` seconds and has recovered its state."""
@@ -319,7 +326,7 @@ class ShardDirectoryService:
         ACTIVE one becomes IDLE, a DRAINED one stays DRAINED); return their ids."""
         now = time.monotonic()
         stopped: builtins.list[str] = []
-        for sid, info in self._infos(_INFO_WAIT_S).items():
+        for sid, info in self._infos(_REAP_WAIT_S).items():
             if not isinstance(info, dict):
                 continue
             seen, since = self.activity.get(sid, (-1, now))

@@ -304,6 +304,10 @@ def test_readiness_waits_for_active_shards_to_recover(ray_session: None) -> None
         cmds = make_orders(region, "cotton", 20, seed=3, prefix="rd")
         assert len(ray.get(h.submit.remote(cmds))) == 20
         assert ray.get(rt.directory.readiness.remote()) == {"ready": True, "shards": {sid: "ready"}}
+        # shutdown (tradedesk serve): flush and snapshot, the status stays ACTIVE for the next start
+        (flushed,) = rt.flush_all()
+        assert flushed["shard_id"] == sid and flushed["last_snapshot_seq"] == flushed["committed_seq"] > 0
+        assert db_rows(dsn, "SELECT status FROM shards WHERE shard_id = %s", sid) == [{"status": "ACTIVE"}]
         kill_namespace(rt.namespace)
         s = Settings(ray_namespace=f"tdt-{name[-10:]}", shard_creation="any", shard_idle_timeout_s=0)
         rt2 = start_runtime(s, dsn, decider=SlowDeciderFactory(4.0))
