@@ -27,12 +27,18 @@ class Runtime:
     redis_url: str | None = None
 
     def shard(self, region: str, commodity: str) -> Any:
-        """Handle of the shard actor for (region, commodity), created if new."""
-        return ray.get(self.directory.get_or_create.remote(region, commodity))
+        """Handle of the shard actor for (region, commodity), created if new: an operator's call, so
+        the creation policy does not apply (the shard cap does)."""
+        return ray.get(self.directory.get_or_create.remote(region, commodity, True))
 
     def list_shards(self) -> list[dict[str, Any]]:
-        """The directory's shard listing (node, seq, book size, queue depth)."""
+        """The directory's listing of every known shard (status, node, seq, book size, queue depth)."""
         result: list[dict[str, Any]] = ray.get(self.directory.list.remote())
+        return result
+
+    def flush_all(self) -> list[dict[str, Any]]:
+        """Flush and snapshot every running shard, keeping their statuses (shutdown)."""
+        result: list[dict[str, Any]] = ray.get(self.directory.flush_all.remote(), timeout=300)
         return result
 
 
@@ -46,9 +52,12 @@ def start_runtime(
     profile: str | None = None,
 ) -> Runtime:
     """Apply migrations to ``dsn``, then get or create the ``persistence`` and ``shard-directory``
-    actors in ``settings.ray_namespace``. ``decider``: a risk decider or picklable factory of one
-    handed to every shard (None = pass-all). Requires ``ray.init`` to have been called."""
+    actors in ``settings.ray_namespace``; the directory follows the settings' shard policy
+    (``shard_creation``, ``max_shards_per_node``, ``shard_idle_timeout_s``). ``decider``: a risk
+    decider or picklable factory of one handed to every shard (None = pass-all). Requires
+    ``ray.init`` to have been called."""
     from actors.directory import get_or_create_directory
+    from actors.shard_policy import ShardPolicy
 
     apply_migrations(dsn)
     ns = settings.ray_namespace
@@ -61,6 +70,7 @@ def start_runtime(
         decider=decider,
         profile=profile,
         detached=detached,
+        policy=ShardPolicy.from_settings(settings),
     )
     ray.get(persistence.ping.remote())
     return Runtime(dsn=dsn, namespace=ns, persistence=persistence, directory=directory, redis_url=redis_url)

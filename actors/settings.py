@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     snapshot_every: int = 100_000
     default_profile: Literal["price_time", "quality"] = "quality"
 
+    # Shards (docs/operators.md): who may open a new (region, commodity) shard, how many shard
+    # processes a node runs (~240 MB each), and when an unused one stops (0 = never).
+    shard_creation: Literal["traded", "any", "operator"] = "traded"
+    max_shards_per_node: int = Field(default=32, ge=1)
+    shard_idle_timeout_s: float = Field(default=900.0, ge=0)
+    shard_idle_check_s: float = Field(default=15.0, gt=0)
+
     risk_min_replicas: int = 1
     risk_max_replicas: int = 2
     risk_ml_timeout_ms: float = 50.0

@@ -9,7 +9,8 @@ processes may serve the same cluster.
 
 Middleware order (outermost first): timing/metrics (records the arrival time, epoch ms, that every
 command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), then routing. Ops:
-``/healthz`` (process up), ``/readyz`` (Ray, PostgreSQL, Redis, risk pool), ``/metrics``.
+``/healthz`` (process up), ``/readyz`` (Ray, PostgreSQL, Redis, risk pool, every ACTIVE shard
+recovered), ``/metrics``.
 """
 
 from __future__ import annotations
@@ -164,10 +165,16 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="Ray, PostgreSQL, Redis and the risk pool are reachable")
+    @app.get(
+        "/readyz", tags=["ops"], summary="Ray, PostgreSQL, Redis, the risk pool and every ACTIVE shard are up"
+    )
     async def readyz(request: Request) -> JSONResponse:
+        """200 ``ready`` once Ray, PostgreSQL and Redis answer, the risk pool is not down and every
+        ACTIVE shard has recovered its book (``shards``: ``{shard_id: ready | recovering | down}``;
+        IDLE and DRAINED shards are not waited for); else 503 ``not ready``."""
         gw: GatewayService = request.app.state.gw
         checks: dict[str, Any] = {}
+        readiness: dict[str, Any] = {"ready": False, "shards": {}}
 
         async def check(name: str, coro: Any) -> None:
             try:
@@ -176,16 +183,25 @@ def create_app(
             except Exception as exc:
                 checks[name] = f"down: {type(exc).__name__}"
 
+        async def shard_readiness() -> None:
+            readiness.update(await gw.directory.readiness.remote())
+
         await asyncio.gather(
-            check("ray", gw.directory.get.remote("__readyz__")),
+            check("ray", shard_readiness()),
             check("postgres", gw.pool.fetchval("SELECT 1")),
             check("redis", gw.redis.ping()),
         )
+        if checks["ray"] == "ok":
+            checks["shards"] = "ok" if readiness["ready"] else "recovering"
         risk = await routes_admin.risk_status(request)
         checks["risk_pool"] = str(risk.get("status", "UNKNOWN")).lower()
-        ok = all(checks[k] == "ok" for k in ("ray", "postgres", "redis")) and checks["risk_pool"] != "down"
+        ok = (
+            all(checks.get(k) == "ok" for k in ("ray", "postgres", "redis", "shards"))
+            and checks["risk_pool"] != "down"
+        )
         return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+            {"status": "ready" if ok else "not ready", "checks": checks, "shards": readiness["shards"]},
+            status_code=200 if ok else 503,
         )
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")

@@ -6,7 +6,7 @@ Commands:
   serve            run the server (embedded PostgreSQL/Redis when no URLs are configured)
   run              serve + replay the real cotton data, leave the server up (the quickstart)
   replay FILES     drive real Agmarknet data through the HTTP API
-  shards           list | add | drain shards (operator, over the admin API)
+  shards           list | add | drain | resume shards (operator, over the admin API)
   bench NAME       benchmarks: core | shard | risk | gateway
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
@@ -50,7 +50,7 @@ def replay(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_PASS)
 def shards(ctx: typer.Context) -> None:
-    """Operator shard commands: list | add | drain."""
+    """Operator shard commands: list | add | drain | resume."""
     _delegate("gateway.operator_cli", ctx.args)
 
 

@@ -37,6 +37,8 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "not-found": (404, "Resource not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict with the current state"),
+    "no-market": (409, "No market for this commodity in this region"),
+    "shard-capacity": (503, "Shard capacity reached, retry later"),
     "idempotency-key-reused": (422, "Idempotency-Key reused with a different request"),
     "idempotency-in-progress": (409, "A request with this Idempotency-Key is still in progress"),
     "order-rejected": (422, "Command rejected by the shard"),

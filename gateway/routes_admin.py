@@ -4,8 +4,9 @@
   ``GET|PATCH /v1/admin/parties/{party_id}``, ``GET /v1/admin/parties/{party_id}/links``.
 - API keys (admin): ``POST /v1/admin/api-keys`` (the token is in this response only),
   ``GET /v1/admin/api-keys``, ``POST /v1/admin/api-keys/{key_id}/revoke``.
-- Shards (operator, admin): ``GET /v1/admin/shards`` (node, seq, book size, queue depths),
-  ``POST /v1/admin/shards`` (add), ``POST /v1/admin/shards/{shard_id}/drain``.
+- Shards (docs/operators.md): ``GET /v1/admin/shards`` (operator, admin: every shard with its
+  status, node, seq, book size, queue depths), ``POST /v1/admin/shards`` (add: admin only),
+  ``POST /v1/admin/shards/{shard_id}/drain`` and ``/resume`` (operator, admin).
 - Risk pool health (operator, admin, data_scientist): ``GET /v1/admin/risk/health``.
 """
 
@@ -125,10 +126,12 @@ async def revoke_key(key_id: str, request: Request, _p: Principal = Depends(ADMI
     return {"key_id": key_id, "revoked": True}
 
 
-@router.get("/shards", summary="List shards with node, seq, book size and queue depth")
+@router.get("/shards", summary="List every shard with its status, node, seq, book size and queue depth")
 async def list_shards(request: Request, _p: Principal = Depends(OPS)) -> Any:
-    """``{"items": [{shard_id, region, commodity, node_id, seq, committed_seq, book_size,
-    queue_depth (actor), gateway_queue_depth (this process), draining, status}]}``."""
+    """``{"items": [{shard_id, region, commodity, status (UP | IDLE | DRAINED | RECOVERING |
+    UNREACHABLE), running, node_id, seq, committed_seq, book_size, queue_depth (actor),
+    gateway_queue_depth (this process), draining}]}``: every shard of the shards table; the
+    actor's fields only for running shards."""
     g = gw(request)
     rows = await g.list_shards()
     depths = g.batcher.depths() if g.batcher else {}
@@ -137,19 +140,38 @@ async def list_shards(request: Request, _p: Principal = Depends(OPS)) -> Any:
     return {"items": to_jsonable(rows)}
 
 
-@router.post("/shards", status_code=201, summary="Add a shard")
-async def add_shard(body: ShardIn, request: Request, _p: Principal = Depends(OPS)) -> Any:
-    g = gw(request)
-    return to_jsonable(await g.directory.add.remote(body.region, body.commodity))
+async def _shard_call(call: Any) -> Any:
+    """Await a directory call on one shard; its refusals become problems."""
+    from actors.shard_policy import ShardRefused
+
+    try:
+        return to_jsonable(await call)
+    except ShardRefused as exc:
+        raise Problem(exc.slug, exc.detail, headers={"Retry-After": "5"}) from None
+    except KeyError:
+        raise Problem("not-found", "no such shard") from None
+    except ValueError as exc:
+        raise Problem("conflict", str(exc).splitlines()[-1][:300]) from None
+
+
+@router.post("/shards", status_code=201, summary="Add a shard (admin)")
+async def add_shard(body: ShardIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+    """Open the (region, commodity) market whatever the creation policy (or start it if IDLE).
+    409 for a DRAINED shard (resume it), 503 ``shard-capacity`` when the nodes are full."""
+    return await _shard_call(gw(request).directory.add.remote(body.region, body.commodity))
 
 
 @router.post("/shards/{shard_id}/drain", summary="Drain a shard (stop taking commands, snapshot)")
 async def drain_shard(shard_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
-    g = gw(request)
-    if await g.directory.get.remote(shard_id) is None:
-        raise Problem("not-found", f"no shard {shard_id}")
-    info = await g.directory.drain.remote(shard_id)
-    return to_jsonable(info)
+    """The shard takes no commands (503 ``unavailable`` "draining") until resumed, also across
+    restarts. Its book stays readable."""
+    return await _shard_call(gw(request).directory.drain.remote(shard_id))
+
+
+@router.post("/shards/{shard_id}/resume", summary="Resume a drained shard (take commands again)")
+async def resume_shard(shard_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+    """The shard takes commands again; its status becomes UP."""
+    return await _shard_call(gw(request).directory.resume.remote(shard_id))
 
 
 @router.get("/risk/health", summary="Health of the risk pool")

@@ -12,7 +12,8 @@ Start-up, in order:
 7. the FastAPI gateway (``gateway.app.create_app``) under uvicorn on 127.0.0.1:8000.
 
 Shutdown (Ctrl-C or SIGTERM): uvicorn stops accepting requests and finishes those in flight, then
-every shard is drained (stops taking commands, flushes its pending events to PostgreSQL, snapshots),
+every running shard is drained (stops taking commands, flushes its pending events to PostgreSQL,
+snapshots; its status in the shards table is kept, so it starts again with the next ``serve``),
 then Ray (when local) and the embedded Redis stop. In ``sync`` durability nothing is acknowledged
 before it is committed, so nothing acknowledged can be lost; the drain also covers ``async`` mode.
 The embedded PostgreSQL keeps running for the next start (``persistence.embedded``).
@@ -185,24 +186,15 @@ class Server:
         server.run()
 
     def drain(self) -> list[dict[str, Any]]:
-        """Drain every shard (flush pending events, snapshot) so nothing acknowledged is lost."""
-        import ray
-
+        """Flush and snapshot every running shard so nothing acknowledged is lost; the shards keep
+        their status in the ``shards`` table (ACTIVE ones start again with the next ``serve``)."""
         if self.runtime is None:
             return []
-        out = []
         try:
-            shards = self.runtime.list_shards()
+            return self.runtime.flush_all()
         except Exception as exc:  # the cluster may already be going away
-            _say(f"could not list shards to drain: {exc}")
+            _say(f"could not drain the shards: {exc}")
             return []
-        for sh in shards:
-            sid = sh.get("shard_id") if isinstance(sh, dict) else str(sh)
-            try:
-                out.append(ray.get(self.runtime.directory.drain.remote(sid), timeout=60))
-            except Exception as exc:
-                _say(f"drain of {sid} failed: {exc}")
-        return out
 
     def shutdown(self) -> None:
         t0 = time.monotonic()

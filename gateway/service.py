@@ -9,6 +9,7 @@ goes to ``actors.core.ids.shard_of(id)``. Handles are cached per shard id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -148,16 +149,47 @@ class GatewayService:
 
     async def _submit(self, shard_id: str, commands: list[Any]) -> list[Any]:
         handle = await self.handle(shard_id)
-        return list(await handle.submit.remote(commands))
+        try:
+            return list(await handle.submit.remote(commands))
+        except Exception:
+            fresh = await self._replaced(shard_id, handle)
+            if fresh is None:
+                raise
+            return list(await fresh.submit.remote(commands))
+
+    async def _replaced(self, shard_id: str, handle: Any) -> Any:
+        """After a failed call on ``handle``: the shard's new actor when the directory stopped the
+        old one on purpose (idle stop, move: it ran nothing after its drain, so the call may be sent
+        again), else None. Drops the cached handle either way."""
+        self.handles.pop(shard_id, None)
+        try:
+            fresh = await self.directory.get.remote(shard_id)
+        except Exception:
+            return None
+        if fresh is None or fresh._actor_id == handle._actor_id:
+            return None
+        self.handles[shard_id] = fresh
+        return fresh
 
     async def handle_for(self, region: str, commodity: str) -> Any:
-        """Handle of the (region, commodity) shard, creating the shard if needed."""
+        """Handle of the (region, commodity) shard, creating the shard if the shard policy allows.
+        Raises problems: 409 ``no-market``, 503 ``shard-capacity`` (actors.shard_policy)."""
         sid = shard_id_for(region, commodity)
         h = self.handles.get(sid)
         if h is None:
-            h = await self.directory.get_or_create.remote(region, commodity)
+            h = await self._ask_directory(self.directory.get_or_create.remote(region, commodity))
             self.handles[sid] = h
         return h
+
+    async def _ask_directory(self, call: Any) -> Any:
+        """Await a directory call that returns a shard handle; a refusal becomes its problem."""
+        from actors.shard_policy import ShardRefused
+
+        try:
+            return await call
+        except ShardRefused as exc:
+            headers = {"Retry-After": "5"} if exc.slug == "shard-capacity" else None
+            raise Problem(exc.slug, exc.detail, headers=headers) from None
 
     async def handle(self, shard_id: str, create: bool = False) -> Any:
         """Handle of an existing shard; raises a 404 problem when the shard is unknown."""
@@ -171,7 +203,7 @@ class GatewayService:
         except ValueError:
             h = None
         if h is None:
-            h = await self.directory.get.remote(shard_id)
+            h = await self._ask_directory(self.directory.get.remote(shard_id))
             if h is None:
                 raise Problem("not-found", f"no shard {shard_id}")
         self.handles[shard_id] = h
@@ -229,7 +261,10 @@ class GatewayService:
         try:
             return await h.query.remote(name, **kw)
         except Exception:
-            self.handles.pop(shard_id, None)
+            fresh = await self._replaced(shard_id, h)
+            if fresh is not None:
+                with contextlib.suppress(Exception):
+                    return await fresh.query.remote(name, **kw)
             raise Problem(
                 "unavailable", f"shard {shard_id} did not answer", headers={"Retry-After": "1"}
             ) from None

@@ -12,6 +12,13 @@ Scoring weights (price, quality, distance, trust) sum to 1; ``min_score`` drops 
 the ``quality`` profile. ``price_band`` is the fraction below (buyer) or above (seller) the incoming
 order's limit at which the price component reaches 1.0. ``reference_distance_km`` scales the
 distance component when the requirement gives no ``max_distance_km``.
+
+``traded_in``: the regions (current ISO 3166-2 codes) where the commodity has a market, i.e. where an
+order may open a new shard under the default ``shard_creation = "traded"`` policy (docs/operators.md).
+Source: the states with at least one arrival in the Agmarknet exports shipped in ``data/agmarknet/``
+(``trinetra_<commodity>_2025-11_2026-01.csv``, Nov 2025 - Jan 2026, agmarknet.gov.in), mapped with
+``actors.core.regions.region_for_state``; ``tests/unit/test_shard_placement.py`` checks the sets
+against the files. Wheat has no export shipped, so it has no market until an operator adds one.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class CommoditySpec:
     flag_near_duplicates: bool = True
     near_duplicate_window_ms: int = 5 * 60 * 1000
     default_profile: str = "quality"
+    traded_in: frozenset[str] = frozenset()
 
     def param(self, name: str) -> QualityParam | None:
         """The parameter called ``name`` or None."""
@@ -78,6 +86,11 @@ class CommoditySpec:
 _PARAM_NAMES: dict[str, frozenset[str]] = {}
 
 
+def _traded(codes: str) -> frozenset[str]:
+    """``"IN-GJ IN-MH"`` -> the set of those region codes (the ``traded_in`` lists below)."""
+    return frozenset(codes.split())
+
+
 _MOISTURE = QualityParam("moisture_pct", "%", 0.0, 30.0, 1.0)
 _FOREIGN = QualityParam("foreign_matter_pct", "%", 0.0, 20.0, 0.5)
 
@@ -86,6 +99,7 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
         "cotton": CommoditySpec(
             name="cotton",
             display_name="Cotton (lint / kapas)",
+            traded_in=_traded("IN-AP IN-GJ IN-HR IN-KA IN-MH IN-MP IN-OD IN-PB IN-RJ IN-TS"),
             units=("kg", "quintal", "tonne", "bale", "candy"),
             params=(
                 QualityParam("staple_length_mm", "mm", 15.0, 40.0, 1.0, 2.0),
@@ -99,16 +113,19 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
         "soybean": CommoditySpec(
             name="soybean",
             display_name="Soybean",
+            traded_in=_traded("IN-AP IN-CG IN-GJ IN-KA IN-MH IN-MN IN-MP IN-RJ IN-TN IN-TS IN-UK IN-UP"),
             params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 10.0, 25.0, 1.0)),
         ),
         "mustard": CommoditySpec(
             name="mustard",
             display_name="Mustard (rapeseed)",
+            traded_in=_traded("IN-CG IN-DL IN-GJ IN-HR IN-KA IN-MH IN-MP IN-PB IN-RJ IN-UK IN-UP IN-WB"),
             params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 25.0, 50.0, 1.0)),
         ),
         "chana": CommoditySpec(
             name="chana",
             display_name="Chana (Bengal gram)",
+            traded_in=_traded("IN-AS IN-KA IN-MH IN-MN IN-RJ IN-UP"),
             params=(_MOISTURE, _FOREIGN),
         ),
         "wheat": CommoditySpec(
@@ -131,6 +148,12 @@ def canonical_commodity(name: str) -> str | None:
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     return key if key in COMMODITIES else None
+
+
+def is_traded(region: str, commodity: str) -> bool:
+    """True when ``commodity`` has a market in ``region`` (a current ISO 3166-2 code, see ``traded_in``)."""
+    canon = canonical_commodity(commodity)
+    return canon is not None and region in COMMODITIES[canon].traded_in
 
 
 def get_spec(name: str) -> CommoditySpec:

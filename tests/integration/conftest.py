@@ -46,7 +46,11 @@ def kill_namespace(namespace: str) -> None:
 
 
 def start_test_runtime(dsn: str, redis_url: str | None = None, **overrides: Any) -> Any:
-    """A runtime in a fresh namespace; ``overrides`` go to :class:`actors.settings.Settings`."""
+    """A runtime in a fresh namespace; ``overrides`` go to :class:`actors.settings.Settings`.
+
+    The harness opens shards for any real region (``shard_creation="any"``: tests use
+    :func:`unique_region`, outside India), never stops idle shards and has room for every shard a
+    test module opens; tests of the shard policy override these."""
     from actors.runtime import start_runtime
     from actors.settings import Settings
 
@@ -54,6 +58,9 @@ def start_test_runtime(dsn: str, redis_url: str | None = None, **overrides: Any)
         "ray_namespace": f"tdt-{uuid.uuid4().hex[:10]}",
         "durability": "sync",
         "snapshot_every": 40,
+        "shard_creation": "any",
+        "max_shards_per_node": 10_000,
+        "shard_idle_timeout_s": 0,
     }
     fields.update(overrides)
     return start_runtime(Settings(**fields), dsn, redis_url=redis_url)

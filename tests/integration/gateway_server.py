@@ -14,16 +14,20 @@ LOC = {"lat": 21.17, "lon": 72.83, "city": "Surat"}
 
 
 class Gateway:
-    """A running gateway: ``base`` URL, ``admin`` token, the app and its runtime."""
+    """A running gateway: ``base`` URL, ``admin`` token, the app and its runtime. ``settings`` go to
+    the gateway's :class:`actors.settings.Settings`, ``runtime`` to the runtime's
+    (``start_test_runtime`` overrides, e.g. the shard policy)."""
 
-    def __init__(self, dsn: str, redis_url: str, key_dir: Path, **settings: Any) -> None:
+    def __init__(
+        self, dsn: str, redis_url: str, key_dir: Path, runtime: dict[str, Any] | None = None, **settings: Any
+    ) -> None:
         from actors.settings import Settings
         from gateway.app import ServerThread, create_app
         from persistence.api_keys import ensure_admin_key_async
         from tests.integration.conftest import start_test_runtime
 
         self.namespace = f"gwt-{uuid.uuid4().hex[:10]}"
-        self.runtime = start_test_runtime(dsn, redis_url, ray_namespace=self.namespace)
+        self.runtime = start_test_runtime(dsn, redis_url, ray_namespace=self.namespace, **(runtime or {}))
         fields: dict[str, Any] = {
             "ray_namespace": self.namespace,
             "rate_limit_per_s": 2000.0,
