@@ -99,9 +99,7 @@ def test_migrations_discovered_in_order(tmp_path: Path):
     (tmp_path / "0007_x.sql").write_text("SELECT 1;")
     (tmp_path / "0006_y.sql").write_text("SELECT 1;")
     (tmp_path / "notes.txt").write_text("")
-    assert [m.version for m in discover([tmp_path])] == [6, 7]
-    other = tmp_path / "b"
-    other.mkdir()
-    (other / "0006_z.sql").write_text("SELECT 1;")
+    assert [m.version for m in discover(tmp_path)] == [6, 7]
+    (tmp_path / "0006_z.sql").write_text("SELECT 1;")
     with pytest.raises(ValueError):
-        discover([tmp_path, other])
+        discover(tmp_path)
