@@ -357,7 +357,12 @@ def test_api_key_token_never_enters_idempotency_store(gw: Gateway) -> None:
         first = r1.json()
         token = first["token"]
         assert token.startswith(f"td_{first['key_id']}_") and first["token_shown_once"] is True
-        raw = redis.Redis.from_url(REDIS_URL).get(f"{gw.prefix}idem:{admin_kid}:{idem}")
+        # the record is stored right after the response is sent: wait for it
+        rkey, deadline = f"{gw.prefix}idem:{admin_kid}:{idem}", time.monotonic() + 5
+        raw = redis.Redis.from_url(REDIS_URL).get(rkey)
+        while (raw is None or b'"pending"' in raw) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            raw = redis.Redis.from_url(REDIS_URL).get(rkey)
         assert raw is not None
         assert token.encode() not in raw and token.split("_")[2].encode() not in raw
         rec = json.loads(raw)
@@ -416,13 +421,22 @@ def test_embedded_redis_tightens_existing_dir(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_embedded_postgres_data_dir_private(tmp_path: Path) -> None:
+def test_embedded_postgres_data_dir_private() -> None:
+    import shutil
+    import tempfile
+
     from persistence.embedded import embedded_dsn, stop_embedded
 
-    pgdata = tmp_path / "pgdata"
-    dsn = embedded_dsn(pgdata)
+    # not under pytest's tmp root: run as root, pgserver's own user must traverse the path, and a
+    # concurrent pytest session resets that root to 0700
+    base = Path(tempfile.mkdtemp(prefix="tdpg-"))
+    pgdata = base / "pgdata"
     try:
-        assert _mode(pgdata) == 0o700
-        assert "host=" not in dsn or str(pgdata) in dsn  # the socket lives in the private dir
+        dsn = embedded_dsn(pgdata)
+        try:
+            assert _mode(pgdata) == 0o700
+            assert "host=" not in dsn or str(pgdata) in dsn  # the socket lives in the private dir
+        finally:
+            stop_embedded(pgdata, delete=True)
     finally:
-        stop_embedded(pgdata, delete=True)
+        shutil.rmtree(base, ignore_errors=True)
