@@ -109,7 +109,8 @@ def create_app(
         )
         from gateway.stream import StreamHub
 
-        app.state.hub = StreamHub(gw)
+        app.state.hub = StreamHub(gw, app.state.auth)
+        await app.state.hub.start()  # follows key revocation notices
         # Ray, pydantic and FastAPI leave a large heap of long-lived objects; freezing them keeps
         # the collector from rescanning them on every full collection (pauses on the hot path).
         gc.collect()

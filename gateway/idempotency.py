@@ -12,6 +12,11 @@ Keys are scoped to the caller's API key id: ``<prefix>idem:<key_id>:<Idempotency
 
 Requests without a valid API key pass through untouched (the route answers 401). The header is
 optional; the shard's client-order-id dedup remains the authority across restarts and TTLs.
+
+Secrets never enter the store: before a JSON object response is stored, each top-level field named
+in :data:`SECRET_FIELDS` (the API token of ``POST /v1/admin/api-keys``) is replaced by ``null`` and
+``<field>_shown_once: true`` is set, so a replay returns the key id and says the token was shown
+once. Only the first response carries the secret.
 """
 
 from __future__ import annotations
@@ -31,6 +36,26 @@ from gateway.problems import problem_body
 HEADER = b"idempotency-key"
 PENDING_TTL_S = 60
 MAX_KEY_LEN = 255
+SECRET_FIELDS = ("token",)
+
+
+def redact_secrets(ctype: str, body: bytes) -> str:
+    """The response body to store: ``body`` (UTF-8) with every :data:`SECRET_FIELDS` field of a JSON
+    object set to null and ``<field>_shown_once`` set to true. Non-JSON bodies are stored as they are."""
+    text = body.decode("utf-8", "replace")
+    if "json" not in ctype:
+        return text
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(doc, dict) or not any(f in doc for f in SECRET_FIELDS):
+        return text
+    for f in SECRET_FIELDS:
+        if f in doc:
+            doc[f] = None
+            doc[f"{f}_shown_once"] = True
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -189,7 +214,7 @@ class IdempotencyMiddleware:
             "fp": fp,
             "status": status,
             "content_type": captured["ctype"],
-            "body": b"".join(captured["chunks"]).decode("utf-8", "replace"),
+            "body": redact_secrets(captured["ctype"], b"".join(captured["chunks"])),
         }
         with contextlib.suppress(RedisError):  # the response is already sent; a retry will re-run
             await redis.set(rkey, json.dumps(rec), ex=self.ttl_s)

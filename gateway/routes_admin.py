@@ -100,13 +100,14 @@ async def party_links(party_id: str, request: Request, _p: Principal = Depends(O
 
 @router.post("/api-keys", status_code=201, summary="Issue an API key (token shown once)")
 async def issue_key(body: ApiKeyIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
-    """``{key_id, party_id, roles, label, created_at, token}``. Store ``token`` now: only its sha256
-    is kept, it cannot be shown again."""
+    """``{key_id, party_id, roles, label, created_at, token, token_shown_once}``. Store ``token``
+    now: only its sha256 is kept, it cannot be shown again (an ``Idempotency-Key`` replay returns
+    ``"token": null``)."""
     g = gw(request)
     if body.party_id is not None and await PartyRepository(g.pool).get(body.party_id) is None:
         raise Problem("validation-error", f"unknown party {body.party_id}")
     key, token = await ApiKeyRepo(g.pool).issue(list[str](body.roles), body.party_id, body.label)
-    return {**key.to_dict(), "token": token}
+    return {**key.to_dict(), "token": token, "token_shown_once": True}
 
 
 @router.get("/api-keys", summary="List API keys (never the tokens)")
@@ -119,10 +120,10 @@ async def list_keys(
 @router.post("/api-keys/{key_id}/revoke", summary="Revoke an API key")
 async def revoke_key(key_id: str, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
     g = gw(request)
-    repo = ApiKeyRepo(g.pool)
+    repo = ApiKeyRepo(g.pool, g.redis, g.key_prefix)  # the revoke notifies every gateway process
     if not await repo.revoke(key_id) and await repo.get(key_id) is None:
         raise Problem("not-found", "no such key")
-    request.app.state.auth.forget()
+    request.app.state.auth.forget(key_id)
     return {"key_id": key_id, "revoked": True}
 
 

@@ -19,6 +19,7 @@ from gateway.auth import MARKET_DATA, Principal, require
 from gateway.problems import Problem
 from gateway.routes_orders import arrival_ms, gw
 from gateway.schemas import REGION_PATTERN, SearchIn, to_jsonable
+from gateway.visibility import visible_trades
 
 router = APIRouter(prefix="/v1/market", tags=["market data"])
 
@@ -67,14 +68,11 @@ async def trades(
     limit: int = Query(50, ge=1, le=500),
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
-    """Newest first: ``{"items": [{seq, ts, quantity_kg, price}]}`` (no party or order ids)."""
-    g = gw(request)
-    rows = await g.pool.fetch(
-        "SELECT seq, ts, quantity_kg, price FROM allocations WHERE shard_id = $1 ORDER BY seq DESC LIMIT $2",
-        _shard(region, commodity),
-        limit,
-    )
-    return {"shard_id": _shard(region, commodity), "items": [dict(r) for r in rows]}
+    """Newest first: ``{"items": [{seq, ts, quantity_kg, price}]}`` (no party or order ids). Only
+    trades whose orders the caller may see (``gateway.visibility``): a deal with a PRIVATE order
+    shows to its parties and the parties on that order's allow-list."""
+    sid = _shard(region, commodity)
+    return {"shard_id": sid, "items": await visible_trades(gw(request).pool, sid, _p.party_id, limit)}
 
 
 @router.post("/search", summary="Search ranked availabilities (browse, nothing placed)")

@@ -16,17 +16,26 @@ Server -> client::
     {"op": "event", "channel", "shard_id", "seq", "type", "ts", "payload"}
     {"op": "error", "type": <problem type>, "detail"}
 
-Channels of a shard: ``book`` (order book changes of public orders, party ids removed), ``trades``
+Channels of a shard: ``book`` (order book changes, party ids and allow-lists removed), ``trades``
 (``{quantity_kg, price}`` of each allocation), ``mine`` (every event about my orders, proposals,
-reservations and allocations, including rejections of my commands). ``seq`` is the shard's event
-sequence number: remember the last one and pass it as ``from_seq`` when re-subscribing; the missed
-events are read from the PostgreSQL events table, then the live feed continues without gaps or
-duplicates (a gap in the live feed is also filled from PostgreSQL).
+reservations and allocations, including rejections of my commands). ``book`` and ``trades`` carry
+only events whose orders the viewer may see, by the rule of depth and search
+(``actors.core.visibility``): PUBLIC orders, and a PRIVATE one to its own party and the parties on
+its allow-list (an event about several orders, e.g. a trade, when the viewer may see all of them).
+Staff keys have no party and see PUBLIC orders only. Replays from PostgreSQL are filtered the same.
+
+``seq`` is the shard's event sequence number: remember the last one and pass it as ``from_seq`` when
+re-subscribing; the missed events are read from the PostgreSQL events table, then the live feed
+continues without gaps or duplicates (a gap in the live feed is also filled from PostgreSQL).
 
 Fan-out: each gateway process holds one Redis pub/sub connection and subscribes to
 ``td:events:<shard_id>`` while at least one of its clients follows that shard. The persistence actor
 publishes only committed events. A client that cannot keep up (queue over 10,000 messages) is
 disconnected with close code 1013.
+
+Revocation: the same connection follows ``td:keys:revoked`` (``actors.core.ids``); on a notice the
+process drops the key from its key cache and closes the key's sockets with close code 4401 after an
+``unauthenticated`` error message. As a second line, each heartbeat re-checks the key in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -40,9 +49,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from actors.core.ids import events_channel
-from gateway.auth import MARKET_DATA, Principal
+from actors.core.ids import events_channel, key_revocations_channel
+from gateway.auth import MARKET_DATA, Authenticator, Principal
 from gateway.problems import problem_type
+from gateway.visibility import AccessBook
 
 log = logging.getLogger("tradedesk.gateway")
 router = APIRouter()
@@ -50,8 +60,20 @@ router = APIRouter()
 CHANNELS = ("book", "trades", "mine")
 HEARTBEAT_S = 15.0
 QUEUE_MAX = 10_000
+REVOKED_CLOSE_CODE = 4401
 REPLAY_LIMIT = 50_000
 _PARTY_KEYS = ("party_id", "buyer_id", "seller_id", "linked_parties", "allow_list", "risk")
+_BOOK_ORDER_KEYS = (
+    "order_id",
+    "side",
+    "price",
+    "open_kg",
+    "quantity_kg",
+    "quality",
+    "region",
+    "city",
+    "district",
+)
 _BOOK_TYPES = {
     "ORDER_ACCEPTED",
     "CANCELLED",
@@ -69,20 +91,41 @@ _channel = events_channel
 
 
 class StreamHub:
-    """Per-process Redis pub/sub fan-out to WebSocket connections."""
+    """Per-process Redis pub/sub fan-out to WebSocket connections, and the process's follower of
+    API key revocation notices (``auth``: the process's :class:`~gateway.auth.Authenticator`)."""
 
-    def __init__(self, gw: Any) -> None:
+    def __init__(self, gw: Any, auth: Authenticator | None = None) -> None:
         self.gw = gw
+        self.auth = auth
+        self.access = AccessBook(gw.pool)
         self.pubsub: Any = None
         self.subs: dict[str, set[Connection]] = {}
+        self.conns: set[Connection] = set()
         self.clients = 0
+        self._revocations = key_revocations_channel(gw.key_prefix)
         self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Follow revocation notices from now on (call once at start-up)."""
+        async with self._lock:
+            await self._ensure()
+            await self.pubsub.subscribe(self._revocations)
 
     async def _ensure(self) -> None:
         if self.pubsub is None:
             self.pubsub = self.gw.redis.pubsub(ignore_subscribe_messages=True)
             self._task = asyncio.get_running_loop().create_task(self._listen())
+
+    async def revoked(self, key_id: str) -> None:
+        """A key was revoked (on any process): forget it and close its sockets (code 4401)."""
+        if self.auth is not None:
+            self.auth.forget(key_id)
+        for conn in [c for c in self.conns if c.p.key_id == key_id]:  # in the background: a slow
+            t = asyncio.get_running_loop().create_task(conn.close(REVOKED_CLOSE_CODE, "API key revoked"))
+            self._closing.add(t)  # client must not hold up the fan-out
+            t.add_done_callback(self._closing.discard)
 
     async def add(self, shard_id: str, conn: Connection) -> None:
         async with self._lock:
@@ -106,13 +149,16 @@ class StreamHub:
     async def _listen(self) -> None:
         while True:
             try:
-                if not self.subs:
+                if not self.pubsub.subscribed:
                     await asyncio.sleep(0.05)
                     continue
                 msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if msg is None or msg.get("type") != "message":
                     continue
                 ev = json.loads(msg["data"])
+                if _text(msg.get("channel")) == self._revocations:
+                    await self.revoked(str(ev.get("key_id")))
+                    continue
                 for conn in list(self.subs.get(ev.get("shard_id"), ())):
                     conn.push(ev)
             except asyncio.CancelledError:
@@ -129,6 +175,10 @@ class StreamHub:
         if self.pubsub is not None:
             with contextlib.suppress(Exception):
                 await self.pubsub.aclose()
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 class _Sub:
@@ -152,8 +202,9 @@ class Connection:
         self.subs: dict[tuple[str, str], _Sub] = {}
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_MAX)
         self.out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=QUEUE_MAX)
-        self.owner_cache: dict[str, bool] = {}
         self.overflow = False
+        self.closed = False
+        self._send_lock = asyncio.Lock()
 
     def push(self, ev: dict[str, Any]) -> None:
         try:
@@ -162,31 +213,35 @@ class Connection:
             self.overflow = True
 
     async def send(self, msg: dict[str, Any]) -> None:
-        await self.ws.send_text(json.dumps(msg, separators=(",", ":")))
+        async with self._send_lock:
+            if not self.closed:
+                await self.ws.send_text(json.dumps(msg, separators=(",", ":")))
+
+    async def close(self, code: int, reason: str) -> None:
+        """Tell the client why (an ``unauthenticated`` error), then close the socket with ``code``."""
+        async with self._send_lock:
+            if self.closed:
+                return
+            self.closed = True
+            with contextlib.suppress(Exception):
+                await self.ws.send_text(json.dumps(_err("unauthenticated", reason)))
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=code, reason=reason)
 
     # -- filtering ---------------------------------------------------------------------------------
     async def _mine(self, ev: dict[str, Any]) -> bool:
+        """The event is about one of my orders (or names my party: rejections, deals)."""
         me = self.p.party_id
         if me is None:
             return False
         pl = ev.get("payload") or {}
         if ev["type"] == "ORDER_ACCEPTED":
-            o = pl.get("order") or {}
-            mine = o.get("party_id") == me
-            if o.get("order_id"):
-                self.owner_cache[o["order_id"]] = mine
-            return mine
+            return (pl.get("order") or {}).get("party_id") == me
         if me in (pl.get("party_id"), pl.get("buyer_id"), pl.get("seller_id")):
             return True
-        oid = pl.get("order_id")
-        if oid:
-            if oid not in self.owner_cache:
-                owner = await self.hub.gw.pool.fetchval(
-                    "SELECT party_id FROM orders WHERE order_id = $1", oid
-                )
-                self.owner_cache[oid] = owner == me
-            return self.owner_cache[oid]
-        return False
+        book = self.hub.access
+        acc = await book.access(await book.orders_of(ev["type"], pl))
+        return any(a.party_id == me for a in acc.values())
 
     async def _view(self, sub: _Sub, ev: dict[str, Any]) -> dict[str, Any] | None:
         typ = ev["type"]
@@ -195,29 +250,16 @@ class Connection:
             if not await self._mine(ev):
                 return None
             payload = pl
-        elif sub.channel == "trades":
-            if typ not in _TRADE_TYPES:
-                return None
-            payload = {"quantity_kg": pl.get("quantity_kg"), "price": pl.get("price")}
         else:
-            if typ not in _BOOK_TYPES:
+            if typ not in (_TRADE_TYPES if sub.channel == "trades" else _BOOK_TYPES):
                 return None
-            if typ == "ORDER_ACCEPTED":
+            if not await self.hub.access.event_visible(typ, pl, self.p.party_id):
+                return None
+            if sub.channel == "trades":
+                payload = {"quantity_kg": pl.get("quantity_kg"), "price": pl.get("price")}
+            elif typ == "ORDER_ACCEPTED":
                 o = pl.get("order") or {}
-                if o.get("visibility") != "PUBLIC":
-                    return None
-                keep = (
-                    "order_id",
-                    "side",
-                    "price",
-                    "open_kg",
-                    "quantity_kg",
-                    "quality",
-                    "region",
-                    "city",
-                    "district",
-                )
-                payload = {"order": {k: o.get(k) for k in keep}}
+                payload = {"order": {k: o.get(k) for k in _BOOK_ORDER_KEYS}}
             else:
                 payload = {k: v for k, v in pl.items() if k not in _PARTY_KEYS}
         return {
@@ -262,6 +304,7 @@ class Connection:
 
     async def _deliver_one(self, sub: _Sub, ev: dict[str, Any]) -> None:
         sub.last_seq = int(ev["seq"])
+        self.hub.access.learn(ev["type"], ev.get("payload") or {})
         msg = await self._view(sub, ev)
         if msg is not None:
             await self.out.put(msg)
@@ -342,6 +385,7 @@ async def stream(ws: WebSocket) -> None:
     hub: StreamHub = ws.app.state.hub
     conn = Connection(ws, hub, p)
     hub.clients += 1
+    hub.conns.add(conn)
     tasks = [
         asyncio.create_task(conn.dispatch_loop()),
         asyncio.create_task(conn.send_loop()),
@@ -353,7 +397,7 @@ async def stream(ws: WebSocket) -> None:
     try:
         while True:
             done = [t for t in tasks if t.done()]
-            if done or conn.overflow:
+            if done or conn.overflow or conn.closed:
                 if conn.overflow:
                     await ws.close(code=1013)
                 break
@@ -368,6 +412,7 @@ async def stream(ws: WebSocket) -> None:
         log.warning("stream connection ended: %s", type(exc).__name__)
     finally:
         hub.clients -= 1
+        hub.conns.discard(conn)
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -379,8 +424,12 @@ async def stream(ws: WebSocket) -> None:
 
 
 async def _heartbeat(conn: Connection) -> None:
+    auth: Authenticator | None = conn.hub.auth
     while True:
         await asyncio.sleep(HEARTBEAT_S)
+        if auth is not None and await auth.is_revoked(conn.p.key_id):  # a lost revocation notice
+            await conn.hub.revoked(conn.p.key_id)
+            return
         await conn.out.put({"op": "ping", "ts": int(time.time() * 1000)})
 
 

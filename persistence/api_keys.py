@@ -12,11 +12,17 @@ Roles: ``seller``, ``buyer``, ``trader`` (trading, bound to a ``party_id``), ``o
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from actors.core.ids import KEY_PREFIX, key_revocations_channel
+
+log = logging.getLogger("tradedesk.persistence")
 
 ROLES = frozenset({"seller", "buyer", "trader", "operator", "admin", "data_scientist"})
 TRADING_ROLES = frozenset({"seller", "buyer", "trader"})
@@ -64,10 +70,15 @@ _COLS = "key_id, party_id, roles, label, created_at, revoked_at"
 
 
 class ApiKeyRepo:
-    """asyncpg-backed repository; ``pool`` is an ``asyncpg.Pool`` (or anything with ``fetchrow``...)."""
+    """asyncpg-backed repository; ``pool`` is an ``asyncpg.Pool`` (or anything with ``fetchrow``...).
+    With ``redis`` (a ``redis.asyncio.Redis``), :meth:`revoke` also publishes a revocation notice on
+    :func:`~actors.core.ids.key_revocations_channel` of ``prefix``, so every gateway process drops
+    the key from its cache and closes the key's WebSockets at once."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, redis: Any = None, prefix: str = KEY_PREFIX) -> None:
         self.pool = pool
+        self.redis = redis
+        self.prefix = prefix
 
     async def issue(
         self, roles: list[str] | tuple[str, ...], party_id: str | None = None, label: str | None = None
@@ -116,11 +127,22 @@ class ApiKeyRepo:
         return [_row(r) for r in rows]
 
     async def revoke(self, key_id: str) -> bool:
-        """Revoke ``key_id``; False when it does not exist or was already revoked."""
+        """Revoke ``key_id``; False when it does not exist or was already revoked.
+
+        The revocation is committed first; then the notice is published (when a Redis client was
+        given). A failed publish is logged, not raised: the key is revoked in the database anyway,
+        and gateway caches expire within their TTL.
+        """
         status = await self.pool.execute(
             "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL", key_id
         )
-        return str(status).endswith(" 1")
+        done = str(status).endswith(" 1")
+        if done and self.redis is not None:
+            try:
+                await self.redis.publish(key_revocations_channel(self.prefix), json.dumps({"key_id": key_id}))
+            except Exception as exc:  # the revoke stands; caches expire within their TTL
+                log.warning("revocation notice for key %s not published: %s", key_id, type(exc).__name__)
+        return done
 
 
 async def ensure_admin_key_async(dsn: str, path: str | Path) -> bool:

@@ -3,10 +3,16 @@
 ``ensure_database(settings)`` returns ``settings.database_url`` when set; otherwise it starts (or
 reuses) a PostgreSQL server whose data lives in ``<data_dir>/pgdata`` and returns its DSN. The rest of
 the runtime does not know the difference: the same migrations and code path apply either way.
+
+Access: pgserver starts PostgreSQL with no TCP listener (unix socket only) and trust authentication,
+so the socket's directory is the access control. The data directory, which holds that socket when
+its path is short enough (about 90 characters), is kept at mode 0700: only the user running the
+server (or root) can connect or read the data.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,7 @@ def embedded_dsn(pgdata: Path) -> str:
     if srv is None:
         srv = pgserver.get_server(pgdata, cleanup_mode=None)
         _servers[key] = srv
+    os.chmod(pgdata, 0o700)  # initdb makes it 0700; keep it so if it was loosened since
     return str(srv.get_uri())
 
 

@@ -70,10 +70,16 @@ from actors.core.scoring import (
     price_component,
     quality_closeness,
 )
+from actors.core.visibility import visible_to
 
 PASS_ALL = RiskVerdicts(pass_all=True)
 _PASS_RISK = PASS_DECISION.to_dict()
 MAX_HOLD_MS = 7 * 24 * 3600 * 1000
+
+
+def _anonymous_view(o: Order) -> bool:
+    """Aggregated market data (top, depth) has no viewer: only what anyone may see counts."""
+    return visible_to(o.visibility, o.allow_list, o.party_id, None)
 
 
 def _ref(cmd: PlaceOrder) -> str:
@@ -1027,7 +1033,7 @@ class ShardEngine:
             out[name] = None
             out[f"{name}_kg"] = 0
             for price, lvl in side.iter_levels():
-                kg = sum(o.open_kg for o in lvl.values() if o.visibility == "PUBLIC")
+                kg = sum(o.open_kg for o in lvl.values() if _anonymous_view(o))
                 if kg:
                     out[name] = price
                     out[f"{name}_kg"] = kg
@@ -1040,7 +1046,7 @@ class ShardEngine:
         for name, side in (("bids", self.bids), ("asks", self.asks)):
             rows: list[list[int]] = []
             for price, lvl in side.iter_levels():
-                pub = [o for o in lvl.values() if o.visibility == "PUBLIC"]
+                pub = [o for o in lvl.values() if _anonymous_view(o)]
                 if pub:
                     rows.append([price, sum(o.open_kg for o in pub), len(pub)])
                     if len(rows) >= levels:

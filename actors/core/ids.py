@@ -8,7 +8,7 @@ One source for every name that two modules share (docs/contracts.md):
   ``R-`` (reservation);
 - Ray actor names: ``shard:<shard id>``, ``shard-directory``, ``persistence``;
 - Redis: every key starts with :data:`KEY_PREFIX`; committed events are published on
-  ``td:events:<shard id>``.
+  ``td:events:<shard id>``, API key revocations on ``td:keys:revoked``.
 """
 
 from __future__ import annotations
@@ -58,3 +58,9 @@ def shard_actor_name(shard_id: str) -> str:
 def events_channel(shard_id: str, prefix: str = KEY_PREFIX) -> str:
     """Redis pub/sub channel of a shard's committed events: ``td:events:IN-GJ.cotton``."""
     return f"{prefix}events:{shard_id}"
+
+
+def key_revocations_channel(prefix: str = KEY_PREFIX) -> str:
+    """Redis pub/sub channel of API key revocation notices (message: ``{"key_id": ...}`` JSON), which
+    every gateway process follows: ``td:keys:revoked``."""
+    return f"{prefix}keys:revoked"

@@ -10,8 +10,7 @@ from __future__ import annotations
 from actors.core.commodities import CommoditySpec
 from actors.core.geo import haversine_km
 from actors.core.orders import Order
-
-PRIVATE = "PRIVATE"
+from actors.core.visibility import visible_to
 
 
 def parties_may_trade(buy: Order, sell: Order) -> bool:
@@ -20,9 +19,9 @@ def parties_may_trade(buy: Order, sell: Order) -> bool:
     bp, sp = buy.party_id, sell.party_id
     if bp == sp or bp in sell.linked_parties or sp in buy.linked_parties:
         return False
-    if sell.visibility == PRIVATE and bp not in sell.allow_list:
-        return False
-    return not (buy.visibility == PRIVATE and sp not in buy.allow_list)
+    return visible_to(sell.visibility, sell.allow_list, sp, bp) and visible_to(
+        buy.visibility, buy.allow_list, bp, sp
+    )
 
 
 def quality_within(buy: Order, sell: Order) -> bool:
