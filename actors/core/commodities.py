@@ -58,6 +58,7 @@ class CommoditySpec:
     flag_near_duplicates: bool = True
     near_duplicate_window_ms: int = 5 * 60 * 1000
     default_profile: str = "quality"
+    aliases: tuple[str, ...] = ()  # other spellings, lower case (Agmarknet portal names included)
 
     def param(self, name: str) -> QualityParam | None:
         """The parameter called ``name`` or None."""
@@ -86,6 +87,7 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
         "cotton": CommoditySpec(
             name="cotton",
             display_name="Cotton (lint / kapas)",
+            aliases=("kapas",),
             units=("kg", "quintal", "tonne", "bale", "candy"),
             params=(
                 QualityParam("staple_length_mm", "mm", 15.0, 40.0, 1.0, 2.0),
@@ -99,16 +101,19 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
         "soybean": CommoditySpec(
             name="soybean",
             display_name="Soybean",
+            aliases=("soyabean", "soya bean"),
             params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 10.0, 25.0, 1.0)),
         ),
         "mustard": CommoditySpec(
             name="mustard",
             display_name="Mustard (rapeseed)",
+            aliases=("rapeseed",),
             params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 25.0, 50.0, 1.0)),
         ),
         "chana": CommoditySpec(
             name="chana",
             display_name="Chana (Bengal gram)",
+            aliases=("gram", "bengal gram", "bengal gram dal", "chana dal", "gram raw"),
             params=(_MOISTURE, _FOREIGN),
         ),
         "wheat": CommoditySpec(
@@ -119,8 +124,9 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
     }
 )
 
+# alias -> registry name, built from the specs' ``aliases`` (the only commodity alias table)
 ALIASES: Mapping[str, str] = MappingProxyType(
-    {"soyabean": "soybean", "soya bean": "soybean", "rapeseed": "mustard", "gram": "chana", "kapas": "cotton"}
+    {alias: spec.name for spec in COMMODITIES.values() for alias in spec.aliases}
 )
 
 
@@ -128,7 +134,7 @@ def canonical_commodity(name: str) -> str | None:
     """Canonical registry name for ``name`` (case-insensitive, Agmarknet spellings accepted) or None."""
     if not isinstance(name, str):
         return None
-    key = name.strip().lower()
+    key = " ".join(name.split()).lower()
     key = ALIASES.get(key, key)
     return key if key in COMMODITIES else None
 
