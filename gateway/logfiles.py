@@ -8,17 +8,22 @@ Under ``<data_dir>/logs/``:
   ``<data_dir>/pgdata/log``);
 - ``serve.out``: with ``tradedesk run``, the server process's terminal output.
 
-The terminal gets warnings and errors only, plus the few ``tradedesk:`` lines of :func:`where_lines`;
-``--log-to-terminal`` (``--verbose``) sends every log line to the terminal too, as before.
+The terminal gets warnings and errors only, plus the few ``tradedesk:`` lines of :func:`where_lines`.
+Output that does not go through Python logging (Ray's native workers and GCS, Ray Serve's stream
+handlers, libraries that print) is written to the process's file descriptors 1 and 2: those are
+pointed at ``server.log`` too, and the terminal lines go to a copy of the original stderr.
+``--log-to-terminal`` (``--verbose``) leaves the descriptors alone and sends every log line to the
+terminal as well, as before.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -56,9 +61,24 @@ class LogFiles:
         return cls(d, d / "server.log", d / "access.log", d / "postgres.log", d / "serve.out")
 
 
-def configure_logging(files: LogFiles, level: str = "info", to_terminal: bool = False) -> None:
-    """Send the process's logging to ``files`` (created); the terminal (stderr) gets WARNING and
-    above, or everything at ``level`` when ``to_terminal``.
+def _redirect_output(path: Path) -> TextIO:
+    """Point file descriptors 1 and 2 at ``path`` (append); return a stream on the former stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    return terminal
+
+
+def configure_logging(files: LogFiles, level: str = "info", to_terminal: bool = False) -> TextIO:
+    """Send the process's logging to ``files`` (created); the terminal gets WARNING and above, or
+    everything at ``level`` when ``to_terminal``. Returns the stream for lines meant for the
+    terminal (the original stderr; without ``to_terminal`` fds 1 and 2 now write to ``server.log``).
 
     Raises:
         ValueError: ``level`` is not a logging level name.
@@ -68,8 +88,9 @@ def configure_logging(files: LogFiles, level: str = "info", to_terminal: bool = 
     if not isinstance(lvl, int):
         raise ValueError(f"unknown log level {level!r}")
     files.dir.mkdir(parents=True, exist_ok=True)
+    terminal = sys.stderr if to_terminal else _redirect_output(files.server)
     fmt = logging.Formatter(_FORMAT)
-    term = logging.StreamHandler(sys.stderr)
+    term = logging.StreamHandler(terminal)
     term.setFormatter(fmt)
     term.setLevel(lvl if to_terminal else logging.WARNING)
 
@@ -88,6 +109,7 @@ def configure_logging(files: LogFiles, level: str = "info", to_terminal: bool = 
         lg = logging.getLogger(name)
         lg.handlers = [to_file(getattr(files, attr)), term]
         lg.propagate = False
+    return terminal
 
 
 def where_lines(base: str, data_dir: str | Path, key_file: Path, files: LogFiles) -> list[str]:

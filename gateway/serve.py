@@ -43,8 +43,11 @@ def build_settings(**flags: Any) -> Any:
     return Settings(**{k: v for k, v in flags.items() if v is not None})
 
 
+_terminal: Any = None  # where the ``tradedesk:`` lines go (set by main; default sys.stderr)
+
+
 def _say(msg: str) -> None:
-    print(f"tradedesk: {msg}", file=sys.stderr, flush=True)
+    print(f"tradedesk: {msg}", file=_terminal or sys.stderr, flush=True)
 
 
 class _Stop(Exception):
@@ -256,9 +259,10 @@ def main(
 ) -> int:
     """Start, serve until Ctrl-C / SIGTERM, shut down. Returns the exit code (0 clean, 1 failed, 2 bad
     option)."""
+    global _terminal
     files = LogFiles.under(settings.data_dir)
     try:
-        configure_logging(files, log_level, log_to_terminal)
+        _terminal = configure_logging(files, log_level, log_to_terminal)
     except (ValueError, OSError) as exc:
         _say(f"cannot set up logging: {exc}")
         return 2
