@@ -121,7 +121,12 @@ def main(opts: replay_cli.ReplayOptions, log_to_terminal: bool = False) -> int:
         return proc.returncode or 0
     except KeyboardInterrupt:
         print("\ntradedesk run: stopping the server (draining shards)...", flush=True)
-        return 0 if stop_child(proc) == 0 else 1
+        code = stop_child(proc)
+        _say(
+            f"server {'stopped cleanly' if code == 0 else f'exited with {code}'}"
+            + (f"; its output is in {files.serve_out}" if out is not None else "")
+        )
+        return 0 if code == 0 else 1
     finally:
         if proc.poll() is None:
             stop_child(proc)
