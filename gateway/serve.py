@@ -230,17 +230,25 @@ def serve(
     log_to_terminal: LogToTerminal = False,
 ) -> None:
     """Run the server (embedded PostgreSQL/Redis when no URLs are configured)."""
+    from pydantic import ValidationError
+
+    try:
+        settings = build_settings(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            ray_address=ray_address,
+            durability=durability,
+        )
+    except ValidationError as exc:
+        bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _say(f"bad setting (TRADEDESK_* environment or flag): {bad}")
+        raise typer.Exit(2) from None
     raise typer.Exit(
         main(
-            build_settings(
-                host=host,
-                port=port,
-                data_dir=data_dir,
-                database_url=database_url,
-                redis_url=redis_url,
-                ray_address=ray_address,
-                durability=durability,
-            ),
+            settings,
             admin_key_file=admin_key_file,
             num_cpus=num_cpus,
             log_level=log_level,

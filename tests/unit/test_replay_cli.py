@@ -1,4 +1,4 @@
-"""``tradedesk replay`` on the command line: data-shape errors are one line and exit code 2."""
+"""The command line: ``replay`` data-shape errors and ``serve`` setting errors are one line, exit code 2."""
 
 from __future__ import annotations
 
@@ -66,3 +66,12 @@ def test_help_lists_every_command() -> None:
     res = CliRunner().invoke(app, ["bench", "--help"])
     for name in ("core", "shard", "risk", "gateway"):
         assert f" {name} " in res.stdout
+
+
+def test_serve_bad_setting_is_one_line_exit_2() -> None:
+    res = CliRunner().invoke(app, ["serve"], env={"TRADEDESK_PORT": "eighty"})
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit)
+    assert res.stderr.strip() == (
+        "tradedesk: bad setting (TRADEDESK_* environment or flag): port: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    )

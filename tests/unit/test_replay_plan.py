@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ def test_plan_is_reproducible_and_within_portal_prices(inputs) -> None:  # type:
 
 
 def test_endpoint_discovery() -> None:
-    api = {
+    api: dict[str, Any] = {
         "paths": {
             "/v1/admin/parties": {"post": {}, "get": {}},
             "/v1/admin/api-keys": {"post": {}},
