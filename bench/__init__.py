@@ -1,6 +1,23 @@
 """Benchmarks: `tradedesk bench core|shard|risk|gateway`, JSON with throughput, latency and a baseline."""
 
+from typing import Annotated
+
+import typer
+
 from actors.core.regions import REGIONS
 
 # Real regions for multi-shard runs (one shard per region, cotton): India's ISO 3166-2 codes, sorted.
 BENCH_REGIONS: tuple[str, ...] = tuple(sorted(REGIONS))
+
+# options several benchmarks share (one place for their names, defaults and environment variables)
+JsonOut = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+AdminDsn = Annotated[
+    str,
+    typer.Option(
+        envvar="TRADEDESK_BENCH_ADMIN_DSN", help="admin DSN; a throw-away database is created next to it"
+    ),
+]
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+RedisUrl = Annotated[str, typer.Option(envvar="TRADEDESK_REDIS_URL")]
+REDIS_URL = "redis://127.0.0.1:6379/0"
+RayAddress = Annotated[str | None, typer.Option(envvar="TRADEDESK_RAY_ADDRESS")]

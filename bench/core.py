@@ -11,18 +11,20 @@ events, validation or risk.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import time
-from typing import Any
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal
+
+import typer
 
 from actors.core.commands import AmendOrder, CancelOrder, PlaceOrder
 from actors.core.engine import ShardEngine
 from actors.core.orders import Order
 from actors.core.scoring import hard_filters
 from actors.gc_tuning import tune_gc_for_matching
+from bench import JsonOut
 
 REGION = "IN-GJ"
 MID = 7_000  # paise/kg, about the Gujarat kapas modal price in the Agmarknet data (Rs 7,000/quintal)
@@ -261,16 +263,8 @@ def _baseline(
     }
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="tradedesk bench core", description=__doc__)
-    ap.add_argument("--profile", choices=["price_time", "quality"], default="price_time")
-    ap.add_argument("--orders", type=int, default=100_000)
-    ap.add_argument("--resting", type=int, default=1_000, help="resting orders per side before the run")
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--default-gc", action="store_true", help="keep CPython's default GC thresholds")
-    a = ap.parse_args(argv)
+def main(a: SimpleNamespace) -> int:
+    """Run the benchmark with the options of :func:`command`; prints the report. Returns 0."""
     if not a.default_gc:
         tune_gc_for_matching()
     res = run(a.profile, a.orders, a.resting, a.batch, a.seed)
@@ -282,5 +276,23 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def command(
+    profile: Annotated[Literal["price_time", "quality"], typer.Option()] = "price_time",
+    orders: int = 100_000,
+    resting: Annotated[int, typer.Option(help="resting orders per side before the run")] = 1_000,
+    batch: int = 256,
+    seed: int = 7,
+    json_out: JsonOut = False,
+    default_gc: Annotated[
+        bool, typer.Option("--default-gc", help="keep CPython's default GC thresholds")
+    ] = False,
+) -> None:
+    """Pure matching core vs a list-scan baseline (no Ray, no database)."""
+    raise typer.Exit(
+        main(SimpleNamespace(profile=profile, orders=orders, resting=resting, batch=batch, seed=seed,
+                             json=json_out, default_gc=default_gc))
+    )  # fmt: skip
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1:]))
+    typer.run(command)

@@ -30,7 +30,6 @@ Targets on a 2-core machine: >= 2,000 single-order req/s, p99 <= 25 ms at 1,000 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -40,10 +39,13 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal
+
+import typer
 
 from actors.core.regions import REGIONS
-from bench import BENCH_REGIONS
+from bench import ADMIN_DSN, BENCH_REGIONS, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
 
 # ----------------------------------------------------------------------------- load generator
 
@@ -273,7 +275,7 @@ async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- server side
 
 
-def _server(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
+def _server(args: SimpleNamespace) -> tuple[Any, dict[str, Any], Any]:
     """Start Ray, the runtime and the gateway; returns (stop callable, load config, settings)."""
     import psycopg2
     import ray
@@ -401,38 +403,8 @@ def _direct_shards(rt: Any, regions: list[str], n: int, batch: int, profile: str
     return {"orders": total, "batch": batch, "elapsed_s": round(dt, 3), "orders_per_s": round(total / dt, 1)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tradedesk bench gateway", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--shards", type=int, default=2, help="regions (shards) the orders are spread over")
-    ap.add_argument("--concurrency", type=int, default=64, help="connections in closed-loop phases")
-    ap.add_argument("--open-conns", type=int, default=128, help="connections in the fixed-rate phase")
-    ap.add_argument("--rate", type=float, default=1000.0, help="offered req/s in the fixed-rate phase")
-    ap.add_argument("--fixed-seconds", type=float, default=5.0)
-    ap.add_argument("--baseline-requests", type=int, default=5000)
-    ap.add_argument("--single-requests", type=int, default=10000)
-    ap.add_argument("--batch-size", type=int, default=1000)
-    ap.add_argument("--batch-requests", type=int, default=60)
-    ap.add_argument("--batch-concurrency", type=int, default=4)
-    ap.add_argument("--max-phase-s", type=float, default=20.0, help="time cap per closed-loop phase")
-    ap.add_argument("--direct-orders", type=int, default=4000, help="orders in the no-HTTP shard baseline")
-    ap.add_argument(
-        "--profile",
-        choices=["quality", "price_time"],
-        default=None,
-        help="ranking profile the orders ask for (default: the commodity's, quality for cotton)",
-    )
-    ap.add_argument("--window-ms", type=float, default=1.5, help="gateway micro-batch window")
-    ap.add_argument("--durability", choices=["sync", "async"], default="sync")
-    ap.add_argument(
-        "--dsn",
-        default=os.environ.get("TRADEDESK_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="admin DSN; a throw-away database is created next to it",
-    )
-    ap.add_argument("--redis", default=os.environ.get("TRADEDESK_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    ap.add_argument("--ray-address", default=os.environ.get("TRADEDESK_RAY_ADDRESS"))
-    ap.add_argument("--load", default=None, help=argparse.SUPPRESS)  # internal: run as load generator
-    args = ap.parse_args(argv)
+def main(args: SimpleNamespace) -> int:
+    """Run the benchmark (or, with ``load``, the load generator) with the options of :func:`command`."""
 
     if args.load is not None:
         cfg = json.loads(args.load)
@@ -487,5 +459,44 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def command(
+    json_out: JsonOut = False,
+    shards: Annotated[int, typer.Option(help="regions (shards) the orders are spread over")] = 2,
+    concurrency: Annotated[int, typer.Option(help="connections in closed-loop phases")] = 64,
+    open_conns: Annotated[int, typer.Option(help="connections in the fixed-rate phase")] = 128,
+    rate: Annotated[float, typer.Option(help="offered req/s in the fixed-rate phase")] = 1000.0,
+    fixed_seconds: float = 5.0,
+    baseline_requests: int = 5000,
+    single_requests: int = 10000,
+    batch_size: int = 1000,
+    batch_requests: int = 60,
+    batch_concurrency: int = 4,
+    max_phase_s: Annotated[float, typer.Option(help="time cap per closed-loop phase")] = 20.0,
+    direct_orders: Annotated[int, typer.Option(help="orders in the no-HTTP shard baseline")] = 4000,
+    profile: Annotated[
+        Literal["quality", "price_time"] | None,
+        typer.Option(
+            help="ranking profile the orders ask for (default: the commodity's, quality for cotton)",
+        ),
+    ] = None,
+    window_ms: Annotated[float, typer.Option(help="gateway micro-batch window")] = 1.5,
+    durability: Annotated[Literal["sync", "async"], typer.Option()] = "sync",
+    dsn: AdminDsn = ADMIN_DSN,
+    redis: RedisUrl = REDIS_URL,
+    ray_address: RayAddress = None,
+    load: Annotated[str | None, typer.Option(hidden=True)] = None,  # internal: run as load generator
+) -> None:
+    """HTTP end to end on 127.0.0.1: single orders, a fixed rate, batches, vs baselines."""
+    raise typer.Exit(
+        main(SimpleNamespace(json=json_out, shards=shards, concurrency=concurrency, open_conns=open_conns,
+                             rate=rate, fixed_seconds=fixed_seconds, baseline_requests=baseline_requests,
+                             single_requests=single_requests, batch_size=batch_size,
+                             batch_requests=batch_requests, batch_concurrency=batch_concurrency,
+                             max_phase_s=max_phase_s, direct_orders=direct_orders, profile=profile,
+                             window_ms=window_ms, durability=durability, dsn=dsn, redis=redis,
+                             ray_address=ray_address, load=load))
+    )  # fmt: skip
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1:]))
+    typer.run(command)

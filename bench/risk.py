@@ -18,20 +18,22 @@ Target (risk-engine issue): >= 20,000 decisions/s with the ML tier on, p99 <= 20
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+import typer
 
 from actors.core.risk.types import RiskQuery, RiskRequest
+from bench import ADMIN_DSN, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
 
 TARGET_DPS = 20_000
 TARGET_P99_MS = 20.0
@@ -187,27 +189,8 @@ async def _create_parties(dsn: str, buyers: int) -> None:
         await conn.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; prints a report (one JSON object with ``--json``). Returns 0."""
-    ap = argparse.ArgumentParser(prog="tradedesk bench risk", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--batches", type=int, default=1000, help="timed batches (default 1000)")
-    ap.add_argument("--batch", type=int, default=100, help="pairs per batch (default 100)")
-    ap.add_argument("--concurrency", type=int, default=8, help="concurrent callers (default 8)")
-    ap.add_argument("--buyers", type=int, default=200, help="buyers (and sellers) (default 200)")
-    ap.add_argument("--replicas", type=int, default=2, help="pool replicas (min = max) (default 2)")
-    ap.add_argument("--replica-cpus", type=float, default=0.5, help="num_cpus per replica")
-    ap.add_argument("--no-ml", action="store_true", help="ML tier off (rules-only pool)")
-    ap.add_argument("--ml-timeout-ms", type=float, default=50.0, help="ML-tier timeout (default 50)")
-    ap.add_argument("--tracking-uri", default=None, help="serve the registered champions instead")
-    ap.add_argument(
-        "--dsn",
-        default=os.environ.get("TRADEDESK_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="admin DSN; a throw-away database is created next to it",
-    )
-    ap.add_argument("--redis", default=os.environ.get("TRADEDESK_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    ap.add_argument("--ray-address", default=os.environ.get("TRADEDESK_RAY_ADDRESS"))
-    args = ap.parse_args(argv)
+def main(args: SimpleNamespace) -> int:
+    """Run the benchmark with the options of :func:`command`; prints a report. Returns 0."""
 
     import cloudpickle
     import ray
@@ -329,5 +312,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def command(
+    json_out: JsonOut = False,
+    batches: Annotated[int, typer.Option(help="timed batches")] = 1000,
+    batch: Annotated[int, typer.Option(help="pairs per batch")] = 100,
+    concurrency: Annotated[int, typer.Option(help="concurrent callers")] = 8,
+    buyers: Annotated[int, typer.Option(help="buyers (and sellers)")] = 200,
+    replicas: Annotated[int, typer.Option(help="pool replicas (min = max)")] = 2,
+    replica_cpus: Annotated[float, typer.Option(help="num_cpus per replica")] = 0.5,
+    no_ml: Annotated[bool, typer.Option("--no-ml", help="ML tier off (rules-only pool)")] = False,
+    ml_timeout_ms: Annotated[float, typer.Option(help="ML-tier timeout")] = 50.0,
+    tracking_uri: Annotated[str | None, typer.Option(help="serve the registered champions instead")] = None,
+    dsn: AdminDsn = ADMIN_DSN,
+    redis: RedisUrl = REDIS_URL,
+    ray_address: RayAddress = None,
+) -> None:
+    """Risk pool decisions per second vs an in-process rules baseline."""
+    raise typer.Exit(
+        main(SimpleNamespace(json=json_out, batches=batches, batch=batch, concurrency=concurrency,
+                             buyers=buyers, replicas=replicas, replica_cpus=replica_cpus, no_ml=no_ml,
+                             ml_timeout_ms=ml_timeout_ms, tracking_uri=tracking_uri, dsn=dsn, redis=redis,
+                             ray_address=ray_address))
+    )  # fmt: skip
+
+
+if __name__ == "__main__":  # pragma: no cover
+    typer.run(command)

@@ -24,19 +24,20 @@ each run creates and drops its own database. Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 import statistics
-import sys
 import threading
 import time
 import uuid
-from typing import Any
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal
+
+import typer
 
 from actors.core.commands import PlaceOrder
-from bench import BENCH_REGIONS
+from bench import BENCH_REGIONS, JsonOut
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, epoch ms
 
@@ -85,7 +86,7 @@ def percentile(xs: list[float], q: float) -> float:
     return s[k]
 
 
-def _dsn(args: argparse.Namespace) -> tuple[str, Any]:
+def _dsn(args: SimpleNamespace) -> tuple[str, Any]:
     """(dsn of a fresh database, cleanup callable)."""
     import psycopg2
 
@@ -331,21 +332,8 @@ def _recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int)
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print a JSON object (``--json``) or a short table. Returns 0."""
-    ap = argparse.ArgumentParser(prog="tradedesk bench shard", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shards", type=int, default=1, help="shard actors driven in parallel (K)")
-    ap.add_argument("--orders", type=int, default=50_000, help="orders in total over all shards (N)")
-    ap.add_argument("--batch", type=int, default=1000, help="orders per submit call")
-    ap.add_argument("--inflight", type=int, default=2, help="batches outstanding per shard (pipelining)")
-    ap.add_argument("--baseline-orders", type=int, default=2000, help="orders through the 1-per-txn baseline")
-    ap.add_argument("--method-orders", type=int, default=20_000, help="orders for COPY vs executemany")
-    ap.add_argument("--recovery-events", type=int, default=0, help="events for the recovery test (0 = skip)")
-    ap.add_argument("--snapshot-every", type=int, default=100_000, help="events between snapshots")
-    ap.add_argument("--profile", default="price_time", choices=["price_time", "quality"], help="ranking")
-    ap.add_argument("--dsn", default=None, help="PostgreSQL URL (default TRADEDESK_DATABASE_URL or embedded)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    args = ap.parse_args(argv)
+def main(args: SimpleNamespace) -> int:
+    """Run the benchmark with the options of :func:`command`; print a JSON object or a table. Returns 0."""
 
     import ray
 
@@ -383,5 +371,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def command(
+    shards: Annotated[int, typer.Option(help="shard actors driven in parallel (K)")] = 1,
+    orders: Annotated[int, typer.Option(help="orders in total over all shards (N)")] = 50_000,
+    batch: Annotated[int, typer.Option(help="orders per submit call")] = 1000,
+    inflight: Annotated[int, typer.Option(help="batches outstanding per shard (pipelining)")] = 2,
+    baseline_orders: Annotated[int, typer.Option(help="orders through the 1-per-txn baseline")] = 2000,
+    method_orders: Annotated[int, typer.Option(help="orders for COPY vs executemany")] = 20_000,
+    recovery_events: Annotated[int, typer.Option(help="events for the recovery test (0 = skip)")] = 0,
+    snapshot_every: Annotated[int, typer.Option(help="events between snapshots")] = 100_000,
+    profile: Annotated[Literal["price_time", "quality"], typer.Option(help="ranking")] = "price_time",
+    dsn: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL (default TRADEDESK_DATABASE_URL or embedded)")
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """One shard actor, PostgreSQL commit included, vs a one-order-per-transaction baseline."""
+    raise typer.Exit(
+        main(SimpleNamespace(shards=shards, orders=orders, batch=batch, inflight=inflight,
+                             baseline_orders=baseline_orders, method_orders=method_orders,
+                             recovery_events=recovery_events, snapshot_every=snapshot_every,
+                             profile=profile, dsn=dsn, json=json_out))
+    )  # fmt: skip
+
+
+if __name__ == "__main__":  # pragma: no cover
+    typer.run(command)

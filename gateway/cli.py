@@ -1,13 +1,12 @@
-"""The ``tradedesk`` command line. A thin router: each command group lives in its own module, imported
-only when used (so ``tradedesk bench core`` does not pay for importing MLflow), and each module's
-``main(argv) -> int`` parses its own options.
+"""The ``tradedesk`` command line (typer). Each command lives in its module; heavy imports (Ray,
+FastAPI, MLflow) happen only inside the command that needs them.
 
 Commands:
   serve            run the server (embedded PostgreSQL/Redis when no URLs are configured)
   run              serve + replay the real cotton data, leave the server up (the quickstart)
   replay FILES     drive real Agmarknet data through the HTTP API
   shards           list | add | drain | resume shards (operator, over the admin API)
-  bench NAME       benchmarks: core | shard | risk | gateway
+  bench NAME       benchmarks: core | shard | risk | gateway (each with typer options)
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
 """
@@ -19,7 +18,30 @@ import sys
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+from bench import core as bench_core
+from bench import gateway as bench_gateway
+from bench import risk as bench_risk
+from bench import shard as bench_shard
+from gateway import quickstart
+from gateway import serve as serve_cmd
+from gateway.replay import cli as replay_cli
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="tradedesk: a concurrent matching server for physical commodity trading. "
+    "Start with `tradedesk run` (server + a replay of real cotton data).",
+)
+app.command("serve")(serve_cmd.serve)
+app.command("run")(quickstart.run)
+app.command("replay")(replay_cli.replay)
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON object with --json.")
+bench_app.command("core")(bench_core.command)
+bench_app.command("shard")(bench_shard.command)
+bench_app.command("risk")(bench_risk.command)
+bench_app.command("gateway")(bench_gateway.command)
+app.add_typer(bench_app, name="bench")
 
 _PASS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
@@ -31,36 +53,9 @@ def _delegate(module: str, argv: list[str]) -> None:
 
 
 @app.command(context_settings=_PASS)
-def serve(ctx: typer.Context) -> None:
-    """Run the server (see ``tradedesk serve --help``)."""
-    _delegate("gateway.serve", ctx.args)
-
-
-@app.command(context_settings=_PASS)
-def run(ctx: typer.Context) -> None:
-    """Quickstart: serve, replay the real cotton data, keep serving until Ctrl-C."""
-    _delegate("gateway.quickstart", ctx.args)
-
-
-@app.command(context_settings=_PASS)
-def replay(ctx: typer.Context) -> None:
-    """Replay Agmarknet files through the HTTP API (see ``tradedesk replay --help``)."""
-    _delegate("gateway.replay", ctx.args)
-
-
-@app.command(context_settings=_PASS)
 def shards(ctx: typer.Context) -> None:
     """Operator shard commands: list | add | drain | resume."""
     _delegate("gateway.operator_cli", ctx.args)
-
-
-@app.command(context_settings=_PASS)
-def bench(ctx: typer.Context, name: str = typer.Argument(..., help="core | shard | risk | gateway")) -> None:
-    """Benchmarks; each prints one JSON object with ``--json``."""
-    if name not in {"core", "shard", "risk", "gateway"}:
-        typer.echo(f"unknown benchmark {name!r}: use core, shard, risk or gateway", err=True)
-        raise typer.Exit(2)
-    _delegate(f"bench.{name}", ctx.args)
 
 
 @app.command(context_settings=_PASS)

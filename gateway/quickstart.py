@@ -8,18 +8,29 @@
 4. leaves the server up (API docs at http://127.0.0.1:8000/docs) until Ctrl-C, then stops it cleanly
    (SIGTERM: the server drains its shards before exiting).
 
-Extra arguments go to the replay (``tradedesk run --limit 2000``).
+The terminal shows a few lines (where the API docs, the admin key, the data and the logs are), the
+replay's progress bar and its summary. The server's own output goes to ``<data_dir>/logs/serve.out``
+and its logs to ``<data_dir>/logs/*.log`` (:mod:`gateway.logfiles`); ``--log-to-terminal`` brings
+them back to the terminal. The replay options (``--limit 2000``, ``--commodity``...) are those of
+``tradedesk replay``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from gateway.logfiles import LogFiles, LogToTerminal, where_lines
+from gateway.replay import cli as replay_cli
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes] | None, timeout_s: float = 600.0) -> bool:
@@ -54,40 +65,101 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from actors.settings import Settings
-    from gateway import replay
+def _say(msg: str = "") -> None:
+    print(f"tradedesk run: {msg}" if msg else "", flush=True)
 
-    extra = list(argv or [])
+
+def _tail(path: Path, n: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    return ""
+
+
+def main(opts: replay_cli.ReplayOptions, log_to_terminal: bool = False) -> int:
+    """Serve, replay ``opts`` against it, keep serving until Ctrl-C. Returns the exit code."""
+    from actors.settings import Settings
+
     s = Settings()
     base = f"http://{s.host}:{s.port}"
     key_file = Path(s.data_dir) / "admin.key"
+    files = LogFiles.under(s.data_dir)
     cmd = [sys.executable, "-m", "gateway.cli", "serve", "--admin-key-file", str(key_file)]
-    print(f"tradedesk run: starting the server ({' '.join(cmd[2:])})", flush=True)
+    out: IO[bytes] | None = None
+    if log_to_terminal:
+        cmd.append("--log-to-terminal")
+    else:
+        files.dir.mkdir(parents=True, exist_ok=True)
+        out = files.serve_out.open("ab")
+    _say(f"starting the server (first start creates the database: allow a few minutes); logs in {files.dir}")
     # own process group: a terminal Ctrl-C reaches only this process, which then stops the server cleanly
-    proc = subprocess.Popen(cmd, env=dict(os.environ), start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=dict(os.environ),
+        start_new_session=True,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+    )
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM to this process also stops the server cleanly
     try:
         if not wait_ready(base, proc):
-            print("tradedesk run: the server did not become ready; see its output above", file=sys.stderr)
+            where = "above" if out is None else f"in {files.serve_out}:\n{_tail(files.serve_out)}"
+            print(f"tradedesk run: the server did not become ready; see its output {where}", file=sys.stderr)
             stop_child(proc)
             return 1
-        print(f"tradedesk run: server ready at {base}; replaying the real cotton data", flush=True)
-        code = replay.main([*extra, "--gateway", base, "--api-key-file", str(key_file)])
+        _say(f"server ready at {base}")
+        for line in where_lines(base, s.data_dir, key_file, files):
+            _say(line)
+        _say("replaying the real cotton data" if not opts.files else "replaying the given files")
+        code = replay_cli.execute(dataclasses.replace(opts, gateway=base, api_key_file=key_file))
         if code != 0:
             print(f"tradedesk run: replay exited with {code}", file=sys.stderr)
-        print(f"\ntradedesk run: the server stays up. API docs: {base}/docs ; admin key file: {key_file}")
-        print("tradedesk run: press Ctrl-C to stop it.", flush=True)
+        _say()
+        _say(f"the server stays up: API docs {base}/docs ; admin key file {key_file}")
+        _say("press Ctrl-C to stop it.")
         while proc.poll() is None:
             time.sleep(1.0)
         return proc.returncode or 0
     except KeyboardInterrupt:
         print("\ntradedesk run: stopping the server (draining shards)...", flush=True)
-        return 0 if stop_child(proc) == 0 else 1
+        code = stop_child(proc)
+        _say(
+            f"server {'stopped cleanly' if code == 0 else f'exited with {code}'}"
+            + (f"; its output is in {files.serve_out}" if out is not None else "")
+        )
+        return 0 if code == 0 else 1
     finally:
         if proc.poll() is None:
             stop_child(proc)
+        if out is not None:
+            out.close()
+
+
+def run(
+    files: replay_cli.Files = None,
+    limit: replay_cli.Limit = None,
+    seed: replay_cli.Seed = 7,
+    batch: replay_cli.Batch = 200,
+    concurrency: replay_cli.Concurrency = 32,
+    commodity: replay_cli.Commodity = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print the replay summary as one JSON object")
+    ] = False,
+    no_progress: replay_cli.NoProgress = False,
+    log_to_terminal: LogToTerminal = False,
+) -> None:
+    """Quickstart: serve, replay the real cotton data, keep serving until Ctrl-C."""
+    opts = replay_cli.ReplayOptions(
+        files=tuple(files or ()),
+        limit=limit,
+        seed=seed,
+        batch=batch,
+        concurrency=concurrency,
+        commodity=commodity,
+        json=json_out,
+        progress=not no_progress,
+    )
+    raise typer.Exit(main(opts, log_to_terminal))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1:]))
+    typer.run(run)

@@ -21,56 +21,34 @@ The embedded PostgreSQL keeps running for the next start (``persistence.embedded
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import typer
+
+from gateway.logfiles import LogFiles, LogToTerminal, configure_logging, where_lines
 
 log = logging.getLogger("tradedesk.serve")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tradedesk serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--host", default=None, help="bind address (default TRADEDESK_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default TRADEDESK_PORT, 8000)")
-    p.add_argument("--data-dir", type=Path, default=None, help="embedded services' data (TRADEDESK_DATA_DIR)")
-    p.add_argument("--database-url", default=None, help="postgresql:// URL (default: embedded pgserver)")
-    p.add_argument("--redis-url", default=None, help="redis:// URL (default: embedded redis-server)")
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
-    p.add_argument("--durability", choices=("sync", "async"), default=None, help="commit before ack (sync)")
-    p.add_argument("--admin-key-file", type=Path, default=None, help="default <data dir>/admin.key")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance")
-    p.add_argument("--log-level", default="info", help="uvicorn / tradedesk log level")
-    return p
-
-
-def build_settings(args: argparse.Namespace) -> Any:
-    """Settings from the environment with the flags given on the command line taking precedence."""
+def build_settings(**flags: Any) -> Any:
+    """Settings from the environment with the flags given on the command line (not None) taking
+    precedence. ``flags``: host, port, data_dir, database_url, redis_url, ray_address, durability."""
     from actors.settings import Settings
 
-    over = {
-        k: v
-        for k, v in {
-            "host": args.host,
-            "port": args.port,
-            "data_dir": args.data_dir,
-            "database_url": args.database_url,
-            "redis_url": args.redis_url,
-            "ray_address": args.ray_address,
-            "durability": args.durability,
-        }.items()
-        if v is not None
-    }
-    return Settings(**over)
+    return Settings(**{k: v for k, v in flags.items() if v is not None})
+
+
+_terminal: Any = None  # where the ``tradedesk:`` lines go (set by main; default sys.stderr)
 
 
 def _say(msg: str) -> None:
-    print(f"tradedesk: {msg}", file=sys.stderr, flush=True)
+    print(f"tradedesk: {msg}", file=_terminal or sys.stderr, flush=True)
 
 
 class _Stop(Exception):
@@ -154,7 +132,7 @@ class Server:
         from persistence.api_keys import ensure_admin_key
 
         created = ensure_admin_key(self.dsn, self.key_file)
-        _say(f"admin API key {'written to' if created else 'kept in'} {self.key_file} (mode 0600)")
+        log.info("admin API key %s %s (mode 0600)", "written to" if created else "kept in", self.key_file)
         from gateway.app import create_app
 
         self.app = _call_with(
@@ -175,10 +153,16 @@ class Server:
         import uvicorn
 
         s = self.settings
-        config = uvicorn.Config(self.app, host=s.host, port=s.port, log_level=log_level, lifespan="on")
+        # log_config=None: uvicorn keeps the handlers of :func:`gateway.logfiles.configure_logging`
+        # (access log to <data_dir>/logs/access.log, the rest to server.log)
+        config = uvicorn.Config(
+            self.app, host=s.host, port=s.port, log_level=log_level, lifespan="on", log_config=None
+        )
         server = uvicorn.Server(config)
         base = f"http://{s.host}:{s.port}"
-        _say(f"API docs at {base}/docs ; metrics at {base}/metrics ; Ctrl-C stops")
+        for line in where_lines(base, s.data_dir, self.key_file, LogFiles.under(s.data_dir)):
+            _say(line)
+        _say("ready; Ctrl-C stops (shards are drained first)")
         # uvicorn re-raises the signal that stopped it once it has restored these handlers: make that
         # a no-op so that the process goes on to drain the shards instead of dying on the spot.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -215,27 +199,90 @@ class Server:
         _say(f"stopped cleanly in {time.monotonic() - t0:.1f} s")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default TRADEDESK_HOST, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default TRADEDESK_PORT, 8000)")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="embedded services' data and the logs (TRADEDESK_DATA_DIR)")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="postgresql:// URL (default: embedded pgserver)")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="redis:// URL (default: embedded redis-server)")
+    ] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: local Ray)")] = None,
+    durability: Annotated[
+        Literal["sync", "async"] | None,
+        typer.Option(help="commit before ack (sync)"),
+    ] = None,
+    admin_key_file: Annotated[Path | None, typer.Option(help="default <data dir>/admin.key")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn / tradedesk log level")] = "info",
+    log_to_terminal: LogToTerminal = False,
+) -> None:
+    """Run the server (embedded PostgreSQL/Redis when no URLs are configured)."""
+    from pydantic import ValidationError
+
+    try:
+        settings = build_settings(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            ray_address=ray_address,
+            durability=durability,
+        )
+    except ValidationError as exc:
+        bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        _say(f"bad setting (TRADEDESK_* environment or flag): {bad}")
+        raise typer.Exit(2) from None
+    raise typer.Exit(
+        main(
+            settings,
+            admin_key_file=admin_key_file,
+            num_cpus=num_cpus,
+            log_level=log_level,
+            log_to_terminal=log_to_terminal,
+        )
     )
-    settings = build_settings(args)
+
+
+def main(
+    settings: Any,
+    *,
+    admin_key_file: Path | None = None,
+    num_cpus: int | None = None,
+    log_level: str = "info",
+    log_to_terminal: bool = False,
+) -> int:
+    """Start, serve until Ctrl-C / SIGTERM, shut down. Returns the exit code (0 clean, 1 failed, 2 bad
+    option)."""
+    global _terminal
+    files = LogFiles.under(settings.data_dir)
+    try:
+        _terminal = configure_logging(files, log_level, log_to_terminal)
+    except (ValueError, OSError) as exc:
+        _say(f"cannot set up logging: {exc}")
+        return 2
+    _say(f"starting; data in {settings.data_dir}, logs in {files.dir}")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         _say(f"warning: binding {settings.host}; put TLS and a firewall in front of it")
-    key_file = args.admin_key_file or Path(settings.data_dir) / "admin.key"
-    srv = Server(settings, key_file, args.num_cpus)
+    key_file = admin_key_file or Path(settings.data_dir) / "admin.key"
+    srv = Server(settings, key_file, num_cpus)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         try:
             srv.start()
         finally:
             signal.signal(signal.SIGTERM, previous)
-        srv.serve(args.log_level)
+        srv.serve(log_level)
     except (KeyboardInterrupt, _Stop):
         _say("interrupted during start-up")
     except Exception as exc:
-        _say(f"failed: {exc}")
+        log.exception("start-up failed")
+        _say(f"failed: {exc} (details in {files.server})")
         srv.shutdown()
         return 1
     srv.shutdown()
@@ -243,4 +290,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    typer.run(serve)

@@ -9,7 +9,9 @@ Layouts of the same portal that are recognised:
   lines first, then a header with other names (``Sl no.``, ``District Name``, ``Market Name``,
   ``Min Price (Rs./Quintal)``, ``Arrivals (Tonnes)``, ``Price Date`` / ``Reported Date``), dates such as
   ``07 Nov 2025``. A state column may be missing: the state is then taken from the title line
-  ("... of Cotton in Gujarat ...") or refused.
+  ("... of Cotton in Gujarat ...") or refused. A state's single-commodity report (e.g. "Both Price
+  And Arrival" for cotton) has no Commodity column: the caller names the commodity
+  (``default_commodity``, ``tradedesk replay --commodity cotton``), otherwise it is refused.
 - ``ogd-api``: the data.gov.in API CSV (``Arrival_Date`` dd/mm/yyyy, ``Min_x0020_Price``...).
 
 Anything else is refused with :class:`AgmarknetFormatError` naming the columns that were found and
@@ -32,7 +34,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
-from actors.core.commodities import canonical_commodity
+from actors.core.commodities import COMMODITIES, canonical_commodity
 from actors.core.regions import region_for_state
 from actors.core.risk.market import PricePoint
 
@@ -99,6 +101,22 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "date": ("arrivaldate", "pricedate", "reporteddate", "date", "arrivalx0020date"),
 }
 _REQUIRED = ("district", "market", "commodity", "min_price", "max_price", "modal_price", "arrivals", "date")
+# how the refusal names a missing column (the portal's own header names)
+_COLUMN_NAMES = {
+    "district": "District",
+    "market": "Market",
+    "commodity": "Commodity",
+    "min_price": "Min Price",
+    "max_price": "Max Price",
+    "modal_price": "Modal Price",
+    "arrivals": "Arrival Quantity / Arrivals (Tonnes)",
+    "date": "Arrival Date / Price Date",
+}
+EXPECTED_LAYOUT = (
+    "expected an Agmarknet price-and-arrivals CSV: optional title lines, then a header with District, "
+    "Market, Commodity, Variety, Min/Max/Modal Price (Rs./Quintal), Arrival Quantity or Arrivals "
+    "(Tonnes) and Arrival Date or Price Date (a State column, or the state named in the title)"
+)
 _DATE_FORMATS = ("%d-%m-%Y", "%d/%m/%Y", "%Y-%m-%d", "%d %b %Y", "%d-%b-%Y", "%d %B %Y", "%d-%b-%y")
 _KG_PER_ARRIVAL_UNIT = {
     "metrictonnes": 1000,
@@ -111,24 +129,15 @@ _KG_PER_ARRIVAL_UNIT = {
 _TITLE_STATE = re.compile(r"\bin\s+([A-Za-z &]+?)(?:\s+(?:from|on|for|during|between)\b|[,.;]|$)", re.I)
 
 
-# Agmarknet commodity names the shared registry does not spell (portal name -> registry name)
-_PORTAL_COMMODITIES = {
-    "bengal gram dal": "chana",
-    "bengal gram": "chana",
-    "chana dal": "chana",
-    "gram raw": "chana",
-}
-
-
 def portal_commodity(name: str) -> str | None:
-    """Registry commodity for an Agmarknet commodity name (``Bengal Gram Dal(Chana Dal)`` -> chana)."""
-    canon = canonical_commodity(name)
-    if canon:
-        return canon
+    """Registry commodity for an Agmarknet commodity name (``Bengal Gram Dal(Chana Dal)`` -> chana).
+
+    The name, each part in brackets and the name without them are looked up in the commodity
+    registry (:mod:`actors.core.commodities`, the one alias table); None when none is listed.
+    """
     parts = [name] + re.findall(r"\(([^)]*)\)", name) + [re.sub(r"\(.*?\)", "", name)]
     for part in parts:
-        key = re.sub(r"\s+", " ", part).strip().lower()
-        canon = canonical_commodity(key) or _PORTAL_COMMODITIES.get(key)
+        canon = canonical_commodity(part)
         if canon:
             return canon
     return None
@@ -203,32 +212,56 @@ def _layout_name(cols: dict[str, int], header: list[str], title_lines: int) -> s
     return "trinetra"
 
 
-def read_text(text: str, source: str = "<text>") -> tuple[list[MarketRow], ReadReport]:
-    """Parse one Agmarknet CSV given as text. See :func:`read_file`."""
-    lines = list(csv.reader(io.StringIO(text)))
-    header_at = -1
-    cols: dict[str, int] = {}
+def _find_header(lines: list[list[str]], source: str) -> tuple[int, dict[str, int]]:
+    """(index of the header line, canonical field -> column) among the first 20 lines.
+
+    Raises:
+        AgmarknetFormatError: no line names at least a market and a modal price column.
+    """
     best: dict[str, int] = {}
     for i, cells in enumerate(lines[:20]):
         cand = _match_header(cells)
         if len(cand) > len(best):
             best = cand
         if all(k in cand for k in ("market", "modal_price")):
-            header_at, cols = i, cand
-            break
-    if header_at < 0:
-        raise AgmarknetFormatError(
-            f"{source}: no Agmarknet header found in the first 20 lines (need columns such as Market, "
-            f"Modal Price, Arrival Date); closest match had {sorted(best) or 'no known columns'}"
-        )
+            return i, cand
+    raise AgmarknetFormatError(
+        f"{source}: no Agmarknet header in the first 20 lines (closest match had columns "
+        f"{', '.join(sorted(best)) or 'none known'}); {EXPECTED_LAYOUT}"
+    )
+
+
+def _check_columns(cols: dict[str, int], header: list[str], source: str, default: bool) -> None:
+    """Raise :class:`AgmarknetFormatError` naming the required columns the header lacks."""
+    missing = [k for k in _REQUIRED if k not in cols and not (k == "commodity" and default)]
+    if not missing:
+        return
+    hint = ""
+    if missing == ["commodity"]:
+        hint = "; a single-commodity report: say which commodity it is (tradedesk replay --commodity NAME)"
+    found = ", ".join(c.strip() for c in header if c.strip())
+    raise AgmarknetFormatError(
+        f"{source}: lacks columns {', '.join(_COLUMN_NAMES[k] for k in missing)} (found: {found})"
+        f"{hint}; {EXPECTED_LAYOUT}"
+    )
+
+
+def read_text(
+    text: str, source: str = "<text>", default_commodity: str | None = None
+) -> tuple[list[MarketRow], ReadReport]:
+    """Parse one Agmarknet CSV given as text. See :func:`read_file`."""
+    default = None
+    if default_commodity is not None:
+        default = canonical_commodity(default_commodity)
+        if default is None:
+            raise AgmarknetFormatError(
+                f"unknown commodity {default_commodity!r} (listed: {', '.join(COMMODITIES)})"
+            )
+    lines = list(csv.reader(io.StringIO(text)))
+    header_at, cols = _find_header(lines, source)
     header = lines[header_at]
     title = " ".join(" ".join(c for c in row if c) for row in lines[:header_at])
-    missing = [k for k in _REQUIRED if k not in cols]
-    if missing:
-        raise AgmarknetFormatError(
-            f"{source}: Agmarknet layout with columns {header} lacks {', '.join(missing)}; the replay needs "
-            "district, market, commodity, min/max/modal price (Rs./Quintal), arrivals (tonnes) and a date"
-        )
+    _check_columns(cols, header, source, default is not None)
     state_from_title = None
     if "state" not in cols:
         m = _TITLE_STATE.search(title)
@@ -261,7 +294,7 @@ def read_text(text: str, source: str = "<text>") -> tuple[list[MarketRow], ReadR
             return r[idx].strip() if idx is not None else ""
 
         commodity_raw = cell("commodity")
-        canon = portal_commodity(commodity_raw)
+        canon = portal_commodity(commodity_raw) if commodity_raw else default
         if canon is None:
             report.skipped["unknown_commodity"] += 1
             continue
@@ -312,19 +345,23 @@ def read_text(text: str, source: str = "<text>") -> tuple[list[MarketRow], ReadR
     return out, report
 
 
-def read_file(path: str | Path) -> tuple[list[MarketRow], ReadReport]:
+def read_file(path: str | Path, default_commodity: str | None = None) -> tuple[list[MarketRow], ReadReport]:
     """Read an Agmarknet CSV file (UTF-8, BOM tolerated) in any recognised layout.
+
+    ``default_commodity`` (a registry name or alias) is the commodity of rows without one: a
+    single-commodity portal report has no Commodity column. Without it such a file is refused.
 
     Returns:
         (rows in file order, report).
 
     Raises:
-        AgmarknetFormatError: the layout is not recognised (message says what was found and missing).
+        AgmarknetFormatError: the layout is not recognised (one line: the columns found, the ones
+            missing and the expected layout), or ``default_commodity`` is not a listed commodity.
         OSError: the file cannot be read.
     """
     p = Path(path)
     text = p.read_text(encoding="utf-8-sig", errors="replace")
-    return read_text(text, source=str(p))
+    return read_text(text, source=str(p), default_commodity=default_commodity)
 
 
 def in_date_order(rows: Iterable[MarketRow]) -> Iterator[MarketRow]:

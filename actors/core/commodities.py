@@ -66,6 +66,7 @@ class CommoditySpec:
     near_duplicate_window_ms: int = 5 * 60 * 1000
     default_profile: str = "quality"
     traded_in: frozenset[str] = frozenset()
+    aliases: tuple[str, ...] = ()  # other spellings, lower case (Agmarknet portal names included)
 
     def param(self, name: str) -> QualityParam | None:
         """The parameter called ``name`` or None."""
@@ -100,6 +101,7 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
             name="cotton",
             display_name="Cotton (lint / kapas)",
             traded_in=_traded("IN-AP IN-GJ IN-HR IN-KA IN-MH IN-MP IN-OD IN-PB IN-RJ IN-TS"),
+            aliases=("kapas",),
             units=("kg", "quintal", "tonne", "bale", "candy"),
             params=(
                 QualityParam("staple_length_mm", "mm", 15.0, 40.0, 1.0, 2.0),
@@ -114,18 +116,21 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
             name="soybean",
             display_name="Soybean",
             traded_in=_traded("IN-AP IN-CG IN-GJ IN-KA IN-MH IN-MN IN-MP IN-RJ IN-TN IN-TS IN-UK IN-UP"),
+            aliases=("soyabean", "soya bean"),
             params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 10.0, 25.0, 1.0)),
         ),
         "mustard": CommoditySpec(
             name="mustard",
             display_name="Mustard (rapeseed)",
             traded_in=_traded("IN-CG IN-DL IN-GJ IN-HR IN-KA IN-MH IN-MP IN-PB IN-RJ IN-UK IN-UP IN-WB"),
+            aliases=("rapeseed",),
             params=(_MOISTURE, _FOREIGN, QualityParam("oil_pct", "%", 25.0, 50.0, 1.0)),
         ),
         "chana": CommoditySpec(
             name="chana",
             display_name="Chana (Bengal gram)",
             traded_in=_traded("IN-AS IN-KA IN-MH IN-MN IN-RJ IN-UP"),
+            aliases=("gram", "bengal gram", "bengal gram dal", "chana dal", "gram raw"),
             params=(_MOISTURE, _FOREIGN),
         ),
         "wheat": CommoditySpec(
@@ -136,8 +141,9 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
     }
 )
 
+# alias -> registry name, built from the specs' ``aliases`` (the only commodity alias table)
 ALIASES: Mapping[str, str] = MappingProxyType(
-    {"soyabean": "soybean", "soya bean": "soybean", "rapeseed": "mustard", "gram": "chana", "kapas": "cotton"}
+    {alias: spec.name for spec in COMMODITIES.values() for alias in spec.aliases}
 )
 
 
@@ -145,7 +151,7 @@ def canonical_commodity(name: str) -> str | None:
     """Canonical registry name for ``name`` (case-insensitive, Agmarknet spellings accepted) or None."""
     if not isinstance(name, str):
         return None
-    key = name.strip().lower()
+    key = " ".join(name.split()).lower()
     key = ALIASES.get(key, key)
     return key if key in COMMODITIES else None
 

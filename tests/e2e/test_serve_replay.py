@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 COTTON = ROOT / "data" / "agmarknet" / "trinetra_cotton_2025-11_2026-01.csv"
 ROWS = int(os.environ.get("TRADEDESK_E2E_ROWS", "250"))
+BOTH_REPORT = ROOT / "tests" / "unit" / "data" / "maharashtra_cotton_both_price_and_arrival.csv"
 
 
 def _free_port() -> int:
@@ -71,7 +72,8 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 300
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Run serve + replay + shutdown; yield (dsn, replay summary, serve log)."""
+    """Run serve + replay + shutdown; yield (dsn, replay summary, serve terminal output, exit code,
+    single-commodity replay summary, serve data dir)."""
     try:
         name, dsn = create_database()
     except Exception as exc:  # no PostgreSQL on this machine
@@ -115,6 +117,14 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
             assert rep.returncode == 0, rep.stderr.decode()[-3000:]
             summary = json.loads(rep.stdout.decode().strip().splitlines()[-1])
             (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
+            # a state's single-commodity portal report (no Commodity column), named on the command line
+            rep = subprocess.run(
+                [*_tradedesk(), "replay", str(BOTH_REPORT), "--commodity", "cotton", "--gateway", base,
+                 "--api-key-file", str(key_file), "--json"],
+                env=env, cwd=ROOT, capture_output=True, timeout=300,
+            )  # fmt: skip
+            assert rep.returncode == 0, rep.stderr.decode()[-3000:]
+            single = json.loads(rep.stdout.decode().strip().splitlines()[-1])
         finally:
             if serve.poll() is None:
                 serve.send_signal(signal.SIGTERM)
@@ -126,7 +136,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     text = log_path.read_text(errors="replace")
     assert token not in text, "the admin key must never be logged"
     try:
-        yield dsn, summary, text, code
+        yield dsn, summary, text, code, single, tmp
     finally:
         drop_database(name)
 
@@ -145,7 +155,7 @@ def _fetch(dsn: str, sql: str) -> list[dict[str, Any]]:
 
 
 def test_replay_summary_and_clean_shutdown(replayed: Any) -> None:
-    dsn, summary, log, code = replayed
+    dsn, summary, log, code, single, _ = replayed
     assert code == 0, log[-3000:]
     assert "stopped cleanly" in log and "drained" in log, log[-3000:]
     assert summary["rows"] == ROWS and summary["unlocated_rows"] == 0
@@ -153,7 +163,31 @@ def test_replay_summary_and_clean_shutdown(replayed: Any) -> None:
     assert summary["accepted"] + sum(summary["rejects"].values()) == summary["orders"]
     assert summary["allocations"] > 0
     allocs = _fetch(dsn, "SELECT count(*) AS n FROM allocations")[0]["n"]
-    assert allocs == summary["allocations"]  # every acknowledged allocation is in PostgreSQL
+    # every acknowledged allocation is in PostgreSQL
+    assert allocs == summary["allocations"] + single["allocations"]
+
+
+def test_single_commodity_report_replayed_with_commodity(replayed: Any) -> None:
+    single = replayed[4]
+    assert single["files"][0]["layout"] == "portal-report" and single["files"][0]["rows"] == 5
+    assert single["rows"] == 5 and single["unlocated_rows"] == 0
+    assert single["orders"] == 10
+    assert single["accepted"] + sum(single["rejects"].values()) == 10
+    assert [(g["commodity"], g["state"]) for g in single["groups"]] == [("cotton", "Maharashtra")]
+
+
+def test_terminal_is_quiet_and_logs_are_in_the_data_dir(replayed: Any) -> None:
+    log, data_dir = replayed[2], replayed[5]
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    # only warnings and errors reach the terminal besides the ``tradedesk:`` lines: no access log, no
+    # INFO records, no pgserver/initdb or Ray start-up output
+    marks = (" INFO ", "HTTP/1.1", "initdb", "core_worker", "Token authentication", "Started Serve")
+    assert [ln for ln in lines if any(m in ln for m in marks)] == []
+    assert any("API docs" in ln and "/docs" in ln for ln in lines)
+    assert any(f"logs        {data_dir / 'logs'}" in ln for ln in lines)
+    access = (data_dir / "logs" / "access.log").read_text()
+    assert '"POST /v1/orders/batch HTTP/1.1" 200' in access
+    assert "Uvicorn running on" in (data_dir / "logs" / "server.log").read_text()
 
 
 def test_allocations_respect_both_orders(replayed: Any) -> None:

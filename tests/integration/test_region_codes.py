@@ -32,8 +32,9 @@ def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory)
 
 def _telangana_sell_order() -> dict:
     """The replay's availability for the first Telangana row of the real cotton file."""
-    from gateway.locations import Locator, load_cities
-    from gateway.replay import build_plan, load_hvi
+    from gateway.replay.locations import Locator, load_cities
+    from gateway.replay.plan import build_plan
+    from gateway.replay.quality import load_hvi
 
     rows, _ = read_file(COTTON)
     row = next(r for r in rows if r.state == "Telangana")

@@ -49,6 +49,8 @@ def test_real_cotton_file() -> None:
 
 def test_chana_portal_name() -> None:
     assert portal_commodity("Bengal Gram Dal(Chana Dal)") == "chana"
+    assert portal_commodity("Bengal Gram(Gram)(Whole)") == "chana"
+    assert portal_commodity("Gram Raw(Chholia)") == "chana"
     assert portal_commodity("Soyabean") == "soybean"
     assert portal_commodity("Onion") is None
 
@@ -104,8 +106,11 @@ def test_layout_without_arrivals_is_refused_clearly() -> None:
         "Modal_x0020_Price\n"
         "Maharashtra,Akola,Akola APMC,Cotton,Other,FAQ,05/12/2025,7000,7300,7150\n"
     )
-    with pytest.raises(AgmarknetFormatError, match="lacks arrivals"):
+    with pytest.raises(AgmarknetFormatError) as err:
         read_text(text)
+    msg = str(err.value)
+    assert "lacks columns Arrival Quantity / Arrivals (Tonnes) (found: State, District," in msg
+    assert "expected an Agmarknet price-and-arrivals CSV" in msg and "\n" not in msg
 
 
 def test_unknown_file_is_refused() -> None:
@@ -131,3 +136,50 @@ def test_report_without_state_anywhere_is_refused() -> None:
     )
     with pytest.raises(AgmarknetFormatError, match="no State column"):
         read_text(text)
+
+
+BOTH_REPORT = Path(__file__).parent / "data" / "maharashtra_cotton_both_price_and_arrival.csv"
+
+
+def test_single_commodity_report_is_refused_without_a_commodity() -> None:
+    with pytest.raises(AgmarknetFormatError) as err:
+        read_file(BOTH_REPORT)
+    msg = str(err.value)
+    assert msg.startswith(
+        f"{BOTH_REPORT}: lacks columns Commodity (found: Sl no., District Name, Market Name,"
+    )
+    assert "tradedesk replay --commodity NAME" in msg
+
+
+def test_single_commodity_report_is_read_with_a_default_commodity() -> None:
+    rows, rep = read_file(BOTH_REPORT, default_commodity="Cotton")
+    assert rep.layout == "portal-report" and rep.date_format == "%d-%b-%Y" and rep.rows == 5
+    assert {(r.state, r.commodity) for r in rows} == {("Maharashtra", "cotton")}
+    first = rows[0]
+    assert (first.district, first.market, first.variety, first.grade) == (
+        "Akola",
+        "Akola APMC",
+        "Desi",
+        "Local",
+    )
+    assert (first.modal_price, first.arrivals_kg, first.day, first.line) == (
+        7789,
+        244_000,
+        date(2025, 12, 2),
+        3,
+    )
+    assert rows[4].min_price == 7839 and rows[4].max_price == 8019 and rows[4].arrivals_kg == 44_600
+
+
+def test_a_commodity_column_wins_over_the_default() -> None:
+    text = HEADER + (
+        'Gujarat,Rajkot,Rajkot APMC,Pulses,Bengal Gram Dal(Chana Dal),Other,FAQ,"7,000.00","7,500.00",'
+        '"7,200.00",Rs./Quintal,2.50,Metric Tonnes,02-12-2025\n'
+    )
+    rows, _ = read_text(text, default_commodity="cotton")
+    assert [r.commodity for r in rows] == ["chana"]
+
+
+def test_unknown_default_commodity_is_refused() -> None:
+    with pytest.raises(AgmarknetFormatError, match="unknown commodity 'onion'"):
+        read_file(BOTH_REPORT, default_commodity="onion")

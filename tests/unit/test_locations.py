@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from actors.core.geo import haversine_km
-from gateway.locations import Locator, load_cities, market_stems, region_of
+from gateway.replay.locations import Locator, load_cities, market_stems, region_of
 from persistence.agmarknet import read_file
 from tests.unit.test_agmarknet import COTTON
 

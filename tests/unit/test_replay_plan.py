@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from actors.core.commodities import get_spec
-from gateway.locations import Locator, load_cities
-from gateway.replay import DEFAULT_FILES, Endpoints, build_plan, load_hvi, load_rows, staple_from_variety
+from gateway.replay.client import Endpoints
+from gateway.replay.locations import Locator, load_cities
+from gateway.replay.plan import DEFAULT_FILES, build_plan, load_rows
+from gateway.replay.quality import load_hvi, staple_from_variety
+
+BOTH_REPORT = Path(__file__).parent / "data" / "maharashtra_cotton_both_price_and_arrival.csv"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +62,7 @@ def test_plan_is_reproducible_and_within_portal_prices(inputs) -> None:  # type:
 
 
 def test_endpoint_discovery() -> None:
-    api = {
+    api: dict[str, Any] = {
         "paths": {
             "/v1/admin/parties": {"post": {}, "get": {}},
             "/v1/admin/api-keys": {"post": {}},
@@ -73,3 +80,19 @@ def test_endpoint_discovery() -> None:
     )
     assert ep.single({"side": "SELL"}) == "/v1/orders/availabilities"
     assert ep.single({"side": "BUY"}) == "/v1/orders/requirements"
+
+
+def test_single_commodity_report_is_planned_with_the_named_commodity() -> None:
+    rows, reports = load_rows([BOTH_REPORT], commodity="cotton")
+    assert reports[0]["layout"] == "portal-report" and reports[0]["rows"] == 5
+    plan = build_plan(rows, Locator.load(), load_cities(), load_hvi(), seed=7)
+    assert plan.unlocated == 0
+    orders = [p.body for _, s, b in plan.days for p in s + b]
+    assert len(orders) == 10
+    assert {o["commodity"] for o in orders} == {"cotton"}
+    assert {o["location"]["region"] for o in orders} == {"IN-MH"}
+    # days in date order: 01, 02, 03 Dec 2025; the first day's sells are the two Amarawati rows
+    assert [d.isoformat() for d, _, _ in plan.days] == ["2025-12-01", "2025-12-02", "2025-12-03"]
+    first_sells = plan.days[0][1]
+    assert sorted(p.body["price_paise_per_kg"] for p in first_sells) == [7062, 7850]
+    assert sorted(p.body["quantity"]["value"] for p in first_sells) == [9.5, 110.0]  # tonnes

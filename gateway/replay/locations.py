@@ -34,7 +34,7 @@ from pathlib import Path
 from actors.core.geo import haversine_km
 from actors.core.regions import region_for_state
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "locations"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "locations"
 
 # Agmarknet district spelling -> GeoNames district name(s) or headquarters town (new districts)
 DISTRICT_VARIANTS: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,105 @@
+"""The replay's HTTP side: API paths discovered from OpenAPI and a client with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class Endpoints:
+    """API paths, discovered from the server's OpenAPI document (defaults when absent)."""
+
+    parties: str = "/v1/admin/parties"
+    api_keys: str = "/v1/admin/api-keys"
+    sell: str = "/v1/orders/availabilities"
+    buy: str = "/v1/orders/requirements"
+    batch: str | None = "/v1/orders/batch"
+
+    def single(self, body: dict[str, Any]) -> str:
+        """Path for placing one order of ``body["side"]``."""
+        return self.sell if body.get("side") == "SELL" else self.buy
+
+    @classmethod
+    def discover(cls, openapi: dict[str, Any]) -> Endpoints:
+        ep = cls(batch=None)
+        posts = [p for p, ops in (openapi.get("paths") or {}).items() if "post" in ops and "{" not in p]
+        for p in posts:
+            low = p.lower()
+            if low.endswith("/parties"):
+                ep.parties = p
+            elif (
+                "key" in low and "admin" in low and low.rstrip("/").endswith(("keys", "api-keys", "api_keys"))
+            ):
+                ep.api_keys = p
+            elif low.endswith("/orders/batch") or low.endswith("/orders:batch"):
+                ep.batch = p
+            elif low.endswith("/availabilities"):
+                ep.sell = p
+            elif low.endswith("/requirements"):
+                ep.buy = p
+        return ep
+
+
+def problem_reason(r: Any) -> str:
+    """The ``reason`` (else ``title``, else ``http_<status>``) of a problem+json answer."""
+    try:
+        body = r.json()
+    except ValueError:
+        return f"http_{r.status_code}"
+    if isinstance(body, dict):
+        return str(body.get("reason") or body.get("title") or f"http_{r.status_code}")
+    return f"http_{r.status_code}"
+
+
+class Client:
+    """Thin async HTTP client: auth header, retries on 429/5xx/connection errors (honours Retry-After)."""
+
+    def __init__(self, base: str, timeout_s: float = 60.0, concurrency: int = 8) -> None:
+        import httpx
+
+        self.http = httpx.AsyncClient(base_url=base.rstrip("/"), timeout=timeout_s)
+        self.sem = asyncio.Semaphore(concurrency)
+        self.retries = 0
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, method: str, path: str, token: str, body: Any = None, attempts: int = 8) -> Any:
+        """Returns the httpx response of the last attempt."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"}
+        delay = 0.2
+        for i in range(attempts):
+            async with self.sem:
+                try:
+                    resp = await self.http.request(method, path, json=body, headers=headers)
+                except httpx.TransportError:
+                    if i == attempts - 1:
+                        raise
+                    resp = None
+            # 500 too: the replay's client order ids are deterministic, so a retried order that did go
+            # through returns its original result (the shard deduplicates per party and client order id)
+            if resp is not None and resp.status_code not in (429, 500, 502, 503, 504):
+                return resp
+            self.retries += 1
+            wait = delay
+            if resp is not None:
+                with contextlib.suppress(ValueError):
+                    wait = max(wait, float(resp.headers.get("retry-after", delay)))
+            await asyncio.sleep(min(wait, 5.0))
+            delay = min(delay * 2, 5.0)
+        return resp
+
+
+def key_from(payload: Any) -> str | None:
+    """The API key token in an issue-key answer (``token``/``api_key``/``key``/``secret``), else None."""
+    if isinstance(payload, dict):
+        for k in ("token", "api_key", "key", "secret"):
+            v = payload.get(k)
+            if isinstance(v, str) and len(v) >= 16:
+                return v
+    return None
