@@ -310,7 +310,7 @@ def test_readiness_waits_for_active_shards_to_recover(ray_session: None) -> None
         assert db_rows(dsn, "SELECT status FROM shards WHERE shard_id = %s", sid) == [{"status": "ACTIVE"}]
         kill_namespace(rt.namespace)
         s = Settings(ray_namespace=f"tdt-{name[-10:]}", shard_creation="any", shard_idle_timeout_s=0)
-        rt2 = start_runtime(s, dsn, decider=SlowDeciderFactory(4.0))
+        rt2 = start_runtime(s, dsn, decider=SlowDeciderFactory(10.0))
         try:
             got = ray.get(rt2.directory.readiness.remote())
             assert got == {"ready": False, "shards": {sid: "recovering"}}
