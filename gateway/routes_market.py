@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
@@ -16,6 +16,7 @@ from actors.core.commodities import canonical_commodity
 from actors.core.ids import shard_id_for
 from actors.core.regions import is_region
 from gateway.auth import MARKET_DATA, Principal, require
+from gateway.edge.text import TextRule
 from gateway.problems import Problem
 from gateway.routes_orders import arrival_ms, gw
 from gateway.schemas import REGION_PATTERN, SearchIn, to_jsonable
@@ -23,7 +24,8 @@ from gateway.schemas import REGION_PATTERN, SearchIn, to_jsonable
 router = APIRouter(prefix="/v1/market", tags=["market data"])
 
 RegionP = Path(pattern=REGION_PATTERN, description="ISO 3166-2, e.g. IN-GJ")
-CommodityP = Path(max_length=40)
+CommodityP = Path(description="cotton, soybean, ... (Agmarknet spellings accepted)")
+CommodityText = Annotated[str, TextRule(40)]
 
 
 def _shard(region: str, commodity: str) -> str:
@@ -39,7 +41,7 @@ def _shard(region: str, commodity: str) -> str:
 async def top(
     request: Request,
     region: str = RegionP,
-    commodity: str = CommodityP,
+    commodity: CommodityText = CommodityP,
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
     """``{shard_id, seq, bid, bid_kg, ask, ask_kg}``; ``bid``/``ask`` paise/kg or null."""
@@ -51,7 +53,7 @@ async def top(
 async def depth(
     request: Request,
     region: str = RegionP,
-    commodity: str = CommodityP,
+    commodity: CommodityText = CommodityP,
     levels: int = Query(10, ge=1, le=100),
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
@@ -63,7 +65,7 @@ async def depth(
 async def trades(
     request: Request,
     region: str = RegionP,
-    commodity: str = CommodityP,
+    commodity: CommodityText = CommodityP,
     limit: int = Query(50, ge=1, le=500),
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
