@@ -23,9 +23,8 @@ from gateway.schemas import REGION_PATTERN, SearchIn, to_jsonable
 
 router = APIRouter(prefix="/v1/market", tags=["market data"])
 
-RegionP = Path(pattern=REGION_PATTERN, description="ISO 3166-2, e.g. IN-GJ")
-CommodityP = Path(description="cotton, soybean, ... (Agmarknet spellings accepted)")
-CommodityText = Annotated[str, TextRule(40)]
+RegionP = Annotated[str, Path(pattern=REGION_PATTERN, description="ISO 3166-2, e.g. IN-GJ")]
+CommodityP = Annotated[str, TextRule(40), Path(description="cotton, soybean, ... (Agmarknet spellings)")]
 
 
 def _shard(region: str, commodity: str) -> str:
@@ -40,8 +39,8 @@ def _shard(region: str, commodity: str) -> str:
 @router.get("/{region}/{commodity}/top", summary="Best bid and ask")
 async def top(
     request: Request,
-    region: str = RegionP,
-    commodity: CommodityText = CommodityP,
+    region: RegionP,
+    commodity: CommodityP,
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
     """``{shard_id, seq, bid, bid_kg, ask, ask_kg}``; ``bid``/``ask`` paise/kg or null."""
@@ -52,8 +51,8 @@ async def top(
 @router.get("/{region}/{commodity}/depth", summary="Aggregated book depth")
 async def depth(
     request: Request,
-    region: str = RegionP,
-    commodity: CommodityText = CommodityP,
+    region: RegionP,
+    commodity: CommodityP,
     levels: int = Query(10, ge=1, le=100),
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
@@ -64,8 +63,8 @@ async def depth(
 @router.get("/{region}/{commodity}/trades", summary="Recent trades")
 async def trades(
     request: Request,
-    region: str = RegionP,
-    commodity: CommodityText = CommodityP,
+    region: RegionP,
+    commodity: CommodityP,
     limit: int = Query(50, ge=1, le=500),
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:

@@ -189,7 +189,7 @@ def decode_cursor(cursor: str | None, n: int) -> list[Any] | None:
         if not isinstance(vals, list) or len(vals) != n:
             raise ValueError
         ts, key = vals[0], vals[1]  # (epoch ms, id): what the keyset queries compare against
-        if not (isinstance(ts, int) and 0 <= ts < 2**53 and isinstance(key, str)):
+        if not (type(ts) is int and 0 <= ts < 2**53 and isinstance(key, str)):
             raise ValueError
         clean_text(key, MAX_ID)
         return vals
