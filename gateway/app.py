@@ -31,6 +31,7 @@ from actors.core.ids import KEY_PREFIX
 from actors.settings import Settings
 from gateway import problems
 from gateway.auth import Authenticator
+from gateway.edge.body_limit import BodyLimitMiddleware
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.ratelimit import RateLimiter, default_limits
 from gateway.service import GatewayService
@@ -152,6 +153,7 @@ def create_app(
         ttl_s=s.idempotency_ttl_s,
         prefix=key_prefix,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(TimingMiddleware, get_metrics=get_metrics)
 
     from gateway import routes_admin, routes_market, routes_negotiation, routes_orders, stream

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from actors.core.ids import KEY_PREFIX
 from gateway.auth import Principal, require
+from gateway.edge.text import EntityId, TextRule
 from gateway.problems import Problem
 from gateway.routes_orders import gw
 from gateway.schemas import ApiKeyIn, PartyIn, PartyPatch, ShardIn, to_jsonable
@@ -64,7 +65,7 @@ async def list_parties(
 
 
 @router.get("/parties/{party_id}", summary="Get a party")
-async def get_party(party_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+async def get_party(party_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
     party = await _parties(request).get(party_id)
     if party is None:
         raise Problem("not-found", "no such party")
@@ -73,7 +74,7 @@ async def get_party(party_id: str, request: Request, _p: Principal = Depends(OPS
 
 @router.patch("/parties/{party_id}", summary="Update KYC, credit limit, links...")
 async def update_party(
-    party_id: str, body: PartyPatch, request: Request, _p: Principal = Depends(ADMIN)
+    party_id: EntityId, body: PartyPatch, request: Request, _p: Principal = Depends(ADMIN)
 ) -> Any:
     changes = body.changes()
     repo = _parties(request)
@@ -90,7 +91,7 @@ async def update_party(
 
 
 @router.get("/parties/{party_id}/links", summary="Parties linked to a party, and why")
-async def party_links(party_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+async def party_links(party_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
     try:
         links = await _parties(request).linked_parties(party_id)
     except PartyNotFound:
@@ -112,13 +113,13 @@ async def issue_key(body: ApiKeyIn, request: Request, _p: Principal = Depends(AD
 
 @router.get("/api-keys", summary="List API keys (never the tokens)")
 async def list_keys(
-    request: Request, _p: Principal = Depends(ADMIN), party_id: str | None = Query(None, max_length=64)
+    request: Request, _p: Principal = Depends(ADMIN), party_id: Annotated[str, TextRule(64)] | None = None
 ) -> Any:
     return {"items": [k.to_dict() for k in await ApiKeyRepo(gw(request).pool).list(party_id)]}
 
 
 @router.post("/api-keys/{key_id}/revoke", summary="Revoke an API key")
-async def revoke_key(key_id: str, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+async def revoke_key(key_id: EntityId, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
     g = gw(request)
     repo = ApiKeyRepo(g.pool, g.redis, g.key_prefix)  # the revoke notifies every gateway process
     if not await repo.revoke(key_id) and await repo.get(key_id) is None:
@@ -163,14 +164,14 @@ async def add_shard(body: ShardIn, request: Request, _p: Principal = Depends(ADM
 
 
 @router.post("/shards/{shard_id}/drain", summary="Drain a shard (stop taking commands, snapshot)")
-async def drain_shard(shard_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+async def drain_shard(shard_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
     """The shard takes no commands (503 ``unavailable`` "draining") until resumed, also across
     restarts. Its book stays readable."""
     return await _shard_call(gw(request).directory.drain.remote(shard_id))
 
 
 @router.post("/shards/{shard_id}/resume", summary="Resume a drained shard (take commands again)")
-async def resume_shard(shard_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+async def resume_shard(shard_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
     """The shard takes commands again; its status becomes UP."""
     return await _shard_call(gw(request).directory.resume.remote(shard_id))
 

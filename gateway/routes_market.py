@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
@@ -16,6 +16,7 @@ from actors.core.commodities import canonical_commodity
 from actors.core.ids import shard_id_for
 from actors.core.regions import is_region
 from gateway.auth import MARKET_DATA, Principal, require
+from gateway.edge.text import TextRule
 from gateway.problems import Problem
 from gateway.routes_orders import arrival_ms, gw
 from gateway.schemas import REGION_PATTERN, SearchIn, to_jsonable
@@ -23,8 +24,8 @@ from gateway.visibility import visible_trades
 
 router = APIRouter(prefix="/v1/market", tags=["market data"])
 
-RegionP = Path(pattern=REGION_PATTERN, description="ISO 3166-2, e.g. IN-GJ")
-CommodityP = Path(max_length=40)
+RegionP = Annotated[str, Path(pattern=REGION_PATTERN, description="ISO 3166-2, e.g. IN-GJ")]
+CommodityP = Annotated[str, TextRule(40), Path(description="cotton, soybean, ... (Agmarknet spellings)")]
 
 
 def _shard(region: str, commodity: str) -> str:
@@ -39,8 +40,8 @@ def _shard(region: str, commodity: str) -> str:
 @router.get("/{region}/{commodity}/top", summary="Best bid and ask")
 async def top(
     request: Request,
-    region: str = RegionP,
-    commodity: str = CommodityP,
+    region: RegionP,
+    commodity: CommodityP,
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
     """``{shard_id, seq, bid, bid_kg, ask, ask_kg}``; ``bid``/``ask`` paise/kg or null."""
@@ -51,8 +52,8 @@ async def top(
 @router.get("/{region}/{commodity}/depth", summary="Aggregated book depth")
 async def depth(
     request: Request,
-    region: str = RegionP,
-    commodity: str = CommodityP,
+    region: RegionP,
+    commodity: CommodityP,
     levels: int = Query(10, ge=1, le=100),
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
@@ -63,8 +64,8 @@ async def depth(
 @router.get("/{region}/{commodity}/trades", summary="Recent trades")
 async def trades(
     request: Request,
-    region: str = RegionP,
-    commodity: str = CommodityP,
+    region: RegionP,
+    commodity: CommodityP,
     limit: int = Query(50, ge=1, le=500),
     _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:

@@ -14,12 +14,13 @@ kg and paise/kg throughout. Another party's ids answer 404.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from actors.core.commands import ConfirmReservation, RejectProposal, ReleaseReservation
 from gateway.auth import STAFF, TRADING, Principal, require
+from gateway.edge.text import EntityId, TextRule
 from gateway.problems import Problem
 from gateway.routes_orders import arrival_ms, command_result, decode_cursor, encode_cursor, gw
 from gateway.schemas import AcceptIn, to_jsonable
@@ -39,7 +40,9 @@ def _rowdict(r: Any) -> dict[str, Any]:
 
 
 @router.get("/orders/{order_id}/proposals", summary="Match proposals of one of my orders")
-async def list_proposals(order_id: str, request: Request, p: Principal = Depends(require(*TRADING))) -> Any:
+async def list_proposals(
+    order_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING))
+) -> Any:
     """``{"items": [{proposal_id, buy_order_id, sell_order_id, quantity_kg, price, status, score,
     breakdown, risk, ...}]}`` newest last."""
     g = gw(request)
@@ -73,7 +76,7 @@ async def _run_one(request: Request, target: str, cmd: Any) -> Any:
 
 @router.post("/proposals/{proposal_id}/accept", summary="Accept a proposal (buyer): reserve quantity")
 async def accept_proposal(
-    proposal_id: str,
+    proposal_id: EntityId,
     request: Request,
     body: AcceptIn | None = Body(None),
     p: Principal = Depends(require("buyer", "trader")),
@@ -88,7 +91,7 @@ async def accept_proposal(
 
 @router.post("/proposals/{proposal_id}/reject", summary="Reject a proposal (buyer)")
 async def reject_proposal(
-    proposal_id: str, request: Request, p: Principal = Depends(require("buyer", "trader"))
+    proposal_id: EntityId, request: Request, p: Principal = Depends(require("buyer", "trader"))
 ) -> Any:
     return await _run_one(
         request, proposal_id, RejectProposal(arrival_ms(request), p.party_id or "", proposal_id)
@@ -97,7 +100,7 @@ async def reject_proposal(
 
 @router.post("/reservations/{reservation_id}/confirm", summary="Confirm a reservation (seller)")
 async def confirm_reservation(
-    reservation_id: str, request: Request, p: Principal = Depends(require("seller", "trader"))
+    reservation_id: EntityId, request: Request, p: Principal = Depends(require("seller", "trader"))
 ) -> Any:
     """The reservation becomes an allocation: ``{"allocation": {allocation_id, quantity_kg, price...}}``."""
     return await _run_one(
@@ -107,7 +110,7 @@ async def confirm_reservation(
 
 @router.post("/reservations/{reservation_id}/release", summary="Release a reservation (seller or buyer)")
 async def release_reservation(
-    reservation_id: str, request: Request, p: Principal = Depends(require(*TRADING))
+    reservation_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING))
 ) -> Any:
     return await _run_one(
         request, reservation_id, ReleaseReservation(arrival_ms(request), p.party_id or "", reservation_id)
@@ -125,9 +128,9 @@ async def list_allocations(
     request: Request,
     p: Principal = Depends(require(*TRADING)),
     as_: Literal["buyer", "seller"] | None = Query(None, alias="as"),
-    shard_id: str | None = Query(None, max_length=60),
+    shard_id: Annotated[str, TextRule(60)] | None = None,
     since_ts: int | None = Query(None, ge=0, le=2**53),
-    cursor: str | None = Query(None, max_length=500),
+    cursor: Annotated[str, TextRule(500)] | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> Any:
     """``{"items": [allocation...], "next_cursor"}`` oldest first; ``as`` filters my side."""
@@ -166,7 +169,7 @@ async def list_allocations(
 
 @router.get("/allocations/{allocation_id}", summary="One allocation with its audit trail")
 async def get_allocation(
-    allocation_id: str, request: Request, p: Principal = Depends(require(*TRADING, *STAFF))
+    allocation_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING, *STAFF))
 ) -> Any:
     """The allocation plus ``audit``: ``{"events": [{seq, type, ts, payload}...]}`` — the orders'
     acceptance, the proposal/reservation (if negotiated) and the allocation event itself, in seq

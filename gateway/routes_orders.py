@@ -12,7 +12,7 @@ import asyncio
 import base64
 import json
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from actors.core.commands import CancelOrder
 from actors.core.ids import shard_id_for
 from gateway.auth import STAFF, TRADING, Principal, charge, require
+from gateway.edge.text import MAX_ID, EntityId, TextRule, clean_text
 from gateway.problems import Problem
 from gateway.schemas import AmendIn, AvailabilityIn, BatchIn, RequirementIn, to_jsonable
 
@@ -166,7 +167,7 @@ def _owned(doc: dict[str, Any] | None, p: Principal) -> dict[str, Any]:
 
 @router.get("/orders/{order_id}", summary="Get one of my orders")
 async def get_order(
-    order_id: str, request: Request, p: Principal = Depends(require(*TRADING, *STAFF))
+    order_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING, *STAFF))
 ) -> Any:
     """The order's current state (quantities kg: open, reserved, allocated, cancelled, expired)."""
     g = gw(request)
@@ -187,6 +188,10 @@ def decode_cursor(cursor: str | None, n: int) -> list[Any] | None:
         vals = json.loads(raw)
         if not isinstance(vals, list) or len(vals) != n:
             raise ValueError
+        ts, key = vals[0], vals[1]  # (epoch ms, id): what the keyset queries compare against
+        if not (type(ts) is int and 0 <= ts < 2**53 and isinstance(key, str)):
+            raise ValueError
+        clean_text(key, MAX_ID)
         return vals
     except Exception:
         raise Problem("malformed-request", "invalid cursor") from None
@@ -198,9 +203,9 @@ async def list_orders(
     p: Principal = Depends(require(*TRADING)),
     status: Literal["OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "EXPIRED"] | None = None,
     side: Literal["SELL", "BUY"] | None = None,
-    commodity: str | None = Query(None, max_length=40),
-    region: str | None = Query(None, max_length=10),
-    cursor: str | None = Query(None, max_length=500),
+    commodity: Annotated[str, TextRule(40)] | None = None,
+    region: Annotated[str, TextRule(10)] | None = None,
+    cursor: Annotated[str, TextRule(500)] | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> Any:
     """My orders, oldest first: ``{"items": [order...], "next_cursor": str|null}``. Pass
@@ -245,7 +250,7 @@ async def list_orders(
 
 @router.post("/orders/{order_id}/amend", summary="Amend quantity and/or price")
 async def amend_order(
-    order_id: str, body: AmendIn, request: Request, p: Principal = Depends(require(*TRADING))
+    order_id: EntityId, body: AmendIn, request: Request, p: Principal = Depends(require(*TRADING))
 ) -> Any:
     """New total quantity and/or price. Price change or quantity up loses time priority (re-matched)."""
     g = gw(request)
@@ -256,7 +261,9 @@ async def amend_order(
 
 
 @router.post("/orders/{order_id}/cancel", summary="Cancel the open quantity")
-async def cancel_order(order_id: str, request: Request, p: Principal = Depends(require(*TRADING))) -> Any:
+async def cancel_order(
+    order_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING))
+) -> Any:
     """Cancel what is still open: ``{"order_id", "cancelled_kg", "status": "OK"}``."""
     g = gw(request)
     sid = g.shard_for_id(order_id)

@@ -9,6 +9,13 @@ Units at the edge (ARCHITECTURE.md "Units"):
 - Locations are WGS84 ``lat``/``lon`` plus an ISO 3166-2 ``region`` code (``IN-GJ``).
 - Times are epoch milliseconds (``*_ms``/``valid_until``).
 
+Input rules (docs/gateway.md "Input rules"): numbers are strict (JSON ``true`` or ``"100"`` is not a
+number; integers are accepted where floats are, not the reverse; NaN/Infinity are refused); every
+free-text field is :data:`gateway.edge.text.SafeText` (no control characters, NFC, bounded); a
+quantity's unit must be one the commodity is traded in; quality values and range bounds lie within
+the parameter's valid range (``actors.core.commodities``); a location lies in its region's widened
+bounding box (``actors.core.regions``). Every violation is 422 ``validation-error``.
+
 ``to_command`` methods build the core commands; the gateway supplies ``ts`` (arrival time, epoch ms),
 ``party_id`` and ``linked_parties``.
 """
@@ -18,12 +25,23 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from actors.core.commands import AcceptProposal, AmendOrder, PlaceOrder, Side
-from actors.core.commodities import canonical_commodity, get_spec
-from actors.core.regions import UnknownRegion, normalize_region
+from actors.core.commodities import COMMODITIES, CommoditySpec, QualityParam, canonical_commodity
+from actors.core.ids import shard_of
+from actors.core.regions import UnknownRegion, normalize_region, outside_region
 from actors.core.units import UNITS, to_kg
+from gateway.edge.text import SafeText, TextRule
 
 MAX_KG = 10**12
 MAX_PRICE = 10**9
@@ -38,23 +56,18 @@ assert set(UNITS) == {"kg", "quintal", "tonne", "bale", "candy"}
 
 
 class Strict(BaseModel):
-    """Base: unknown fields are an error; strings are stripped."""
+    """Base: unknown fields are an error; strings are stripped; types are strict (no ``true`` or
+    ``"100"`` for a number, no ``1`` or ``"yes"`` for a boolean; an int is a valid float); floats are
+    finite."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True, allow_inf_nan=False)
 
 
 class Quantity(Strict):
     """An amount of commodity, e.g. ``{"value": 120, "unit": "bale"}`` (= 20,400 kg)."""
 
     value: float = Field(gt=0, le=1e12, description="positive finite number of ``unit``")
-    unit: Unit = "kg"
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("must be finite")
-        return v
+    unit: Unit = Field("kg", description="one of the commodity spec's units (bale and candy: cotton only)")
 
     @model_validator(mode="after")
     def _range(self) -> Quantity:
@@ -84,14 +97,26 @@ def _check_region(v: str) -> str:
 RegionCode = Annotated[str, Field(pattern=REGION_PATTERN), AfterValidator(_check_region)]
 
 
+Place = Annotated[str, TextRule(100)]
+
+
 class Location(Strict):
-    """Where the goods are (availability) or are wanted (requirement)."""
+    """Where the goods are (availability) or are wanted (requirement): the point must lie in the
+    region's bounding box widened by 0.5 degree (``actors.core.regions``; any point for regions
+    without a box, i.e. outside India)."""
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     region: RegionCode = Field(description="ISO 3166-2 code, e.g. IN-GJ (IN-TG is read as IN-TS); shard key")
-    city: str | None = Field(None, max_length=100)
-    district: str | None = Field(None, max_length=100)
+    city: Place | None = None
+    district: Place | None = None
+
+    @model_validator(mode="after")
+    def _inside(self) -> Location:
+        problem = outside_region(self.region, self.lat, self.lon)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class QualityRange(Strict):
@@ -102,8 +127,6 @@ class QualityRange(Strict):
 
     @model_validator(mode="after")
     def _order(self) -> QualityRange:
-        if not (math.isfinite(self.min) and math.isfinite(self.max)):
-            raise ValueError("bounds must be finite")
         if self.min > self.max:
             raise ValueError("min must not exceed max")
         return self
@@ -116,24 +139,81 @@ def _check_commodity(v: str) -> str:
     return canon
 
 
-def _check_params(commodity: str, names: set[str], what: str) -> None:
-    unknown = names - set(get_spec(commodity).param_names)
-    if unknown:
-        raise ValueError(f"unknown {what} parameter(s) for {commodity}: {', '.join(sorted(unknown))}")
+Commodity = Annotated[
+    str,
+    TextRule(40),
+    AfterValidator(_check_commodity),
+    Field(description="cotton, soybean, mustard, chana, wheat (Agmarknet spellings accepted)"),
+]
+ParamName = Annotated[str, TextRule(40)]
 
 
-def _finite_map(d: dict[str, float]) -> dict[str, float]:
-    for k, v in d.items():
-        if not math.isfinite(v):
-            raise ValueError(f"{k} must be finite")
-    return d
+def _spec(info: ValidationInfo) -> CommoditySpec | None:
+    """The spec of the model's (already validated) commodity, or None when it was invalid."""
+    commodity = info.data.get("commodity")
+    return COMMODITIES.get(commodity) if isinstance(commodity, str) else None
 
 
-class _OrderBase(Strict):
+def _param(spec: CommoditySpec, name: str, what: str) -> QualityParam:
+    param = spec.param(name)
+    if param is None:
+        known = ", ".join(p.name for p in spec.params)
+        raise ValueError(f"unknown {what} parameter {name!r} for {spec.name}: use {known}")
+    return param
+
+
+class _Goods(Strict):
+    """What orders and searches share: a commodity, a quantity in one of its units and quality
+    figures within its parameters' valid ranges. Fields are validated in order, so ``commodity``
+    comes first; the checks skip when it was invalid (its own error is reported)."""
+
+    commodity: Commodity
+
+    @field_validator("quantity", "min_order", check_fields=False)
+    @classmethod
+    def _unit(cls, q: Quantity | None, info: ValidationInfo) -> Quantity | None:
+        spec = _spec(info)
+        if q is not None and spec is not None and (problem := spec.unit_problem(q.unit)) is not None:
+            raise ValueError(problem)
+        return q
+
+    @field_validator("quality", "quality_target", check_fields=False)
+    @classmethod
+    def _values(cls, values: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        spec = _spec(info)
+        if spec is not None:
+            for name, v in values.items():
+                if (problem := _param(spec, name, str(info.field_name)).value_problem(v)) is not None:
+                    raise ValueError(problem)
+        return values
+
+    @field_validator("quality_ranges", check_fields=False)
+    @classmethod
+    def _ranges(cls, ranges: dict[str, QualityRange], info: ValidationInfo) -> dict[str, QualityRange]:
+        spec = _spec(info)
+        if spec is not None:
+            for name, r in ranges.items():
+                if (problem := _param(spec, name, "quality_ranges").range_problem(r.min, r.max)) is not None:
+                    raise ValueError(problem)
+        return ranges
+
+
+QualityRanges = dict[ParamName, QualityRange]
+QualityTarget = dict[ParamName, float]
+
+
+def _check_targets(ranges: dict[str, QualityRange], target: dict[str, float]) -> None:
+    """Each target needs a range for its parameter and lies within it."""
+    for name, t in target.items():
+        r = ranges.get(name)
+        if r is None:
+            raise ValueError(f"quality_target {name} needs a quality_ranges entry for {name}")
+        if not r.min <= t <= r.max:
+            raise ValueError(f"quality_target {name} {t:g} lies outside its range [{r.min:g}, {r.max:g}]")
+
+
+class _OrderBase(_Goods):
     client_order_id: ClientOrderId
-    commodity: str = Field(
-        description="cotton, soybean, mustard, chana, wheat (Agmarknet spellings accepted)"
-    )
     quantity: Quantity
     location: Location
     min_order: Quantity | None = Field(None, description="smallest fill accepted")
@@ -141,26 +221,15 @@ class _OrderBase(Strict):
     valid_until: int | None = Field(None, ge=0, le=2**53, description="epoch ms; None = good till cancel")
     profile: Literal["price_time", "quality"] | None = None
 
-    @field_validator("commodity")
-    @classmethod
-    def _commodity(cls, v: str) -> str:
-        return _check_commodity(v)
-
 
 class AvailabilityIn(_OrderBase):
     """A seller's availability (ask). ``quality`` holds measured values per spec parameter."""
 
     side: Literal["SELL"] = "SELL"
     price_paise_per_kg: Price
-    quality: dict[str, float] = Field(default_factory=dict)
+    quality: dict[ParamName, float] = Field(default_factory=dict, max_length=50)
     visibility: Literal["PUBLIC", "PRIVATE"] = "PUBLIC"
     allow_list: list[PartyId] = Field(default_factory=list, max_length=1000)
-
-    @model_validator(mode="after")
-    def _params(self) -> AvailabilityIn:
-        _finite_map(self.quality)
-        _check_params(self.commodity, set(self.quality), "quality")
-        return self
 
     def to_command(self, ts: int, party_id: str, linked: tuple[str, ...] = ()) -> PlaceOrder:
         return PlaceOrder(
@@ -192,18 +261,16 @@ class RequirementIn(_OrderBase):
 
     side: Literal["BUY"] = "BUY"
     max_price_paise_per_kg: Price
-    quality_ranges: dict[str, QualityRange] = Field(default_factory=dict)
-    quality_target: dict[str, float] = Field(default_factory=dict)
+    quality_ranges: QualityRanges = Field(default_factory=dict, max_length=50)
+    quality_target: QualityTarget = Field(default_factory=dict, max_length=50)
     max_distance_km: float | None = Field(None, gt=0, le=20000)
     intent: Literal["DIRECT_BUY", "NEGOTIATE"] = "DIRECT_BUY"
     visibility: Literal["PUBLIC", "PRIVATE"] = "PUBLIC"
     allow_list: list[PartyId] = Field(default_factory=list, max_length=1000)
 
     @model_validator(mode="after")
-    def _params(self) -> RequirementIn:
-        _finite_map(self.quality_target)
-        _check_params(self.commodity, set(self.quality_ranges), "quality_ranges")
-        _check_params(self.commodity, set(self.quality_target), "quality_target")
+    def _targets(self) -> RequirementIn:
+        _check_targets(self.quality_ranges, self.quality_target)
         return self
 
     def to_command(self, ts: int, party_id: str, linked: tuple[str, ...] = ()) -> PlaceOrder:
@@ -243,29 +310,21 @@ class BatchIn(Strict):
     orders: list[OrderIn] = Field(min_length=1, max_length=10_000)
 
 
-class SearchIn(Strict):
+class SearchIn(_Goods):
     """A hypothetical requirement: ranked availabilities are returned, nothing is placed."""
 
-    commodity: str
     quantity: Quantity
     max_price_paise_per_kg: Price
     location: Location
-    quality_ranges: dict[str, QualityRange] = Field(default_factory=dict)
-    quality_target: dict[str, float] = Field(default_factory=dict)
+    quality_ranges: QualityRanges = Field(default_factory=dict, max_length=50)
+    quality_target: QualityTarget = Field(default_factory=dict, max_length=50)
     max_distance_km: float | None = Field(None, gt=0, le=20000)
     profile: Literal["price_time", "quality"] | None = None
     limit: int = Field(20, ge=1, le=200)
 
-    @field_validator("commodity")
-    @classmethod
-    def _commodity(cls, v: str) -> str:
-        return _check_commodity(v)
-
     @model_validator(mode="after")
-    def _params(self) -> SearchIn:
-        _finite_map(self.quality_target)
-        _check_params(self.commodity, set(self.quality_ranges), "quality_ranges")
-        _check_params(self.commodity, set(self.quality_target), "quality_target")
+    def _targets(self) -> SearchIn:
+        _check_targets(self.quality_ranges, self.quality_target)
         return self
 
     def to_command(self, ts: int, party_id: str, linked: tuple[str, ...] = ()) -> PlaceOrder:
@@ -284,6 +343,19 @@ class SearchIn(Strict):
         ).to_command(ts, party_id, linked)
 
 
+def check_unit_for_id(quantity: Quantity | None, entity_id: str) -> None:
+    """Raise ``RequestValidationError`` at ``body.quantity.unit`` when the commodity of the shard
+    named in ``entity_id`` (``O-IN-GJ.cotton-7``) is not traded in ``quantity.unit``. Ids that name
+    no listed commodity pass (the shard answers 404)."""
+    sid = shard_of(entity_id)
+    spec = COMMODITIES.get(sid.partition(".")[2]) if sid else None
+    if quantity is None or spec is None or (problem := spec.unit_problem(quantity.unit)) is None:
+        return
+    raise RequestValidationError(
+        [{"type": "value_error", "loc": ("body", "quantity", "unit"), "msg": problem, "input": quantity.unit}]
+    )
+
+
 class AmendIn(Strict):
     """New total quantity and/or price (paise/kg); at least one."""
 
@@ -297,6 +369,9 @@ class AmendIn(Strict):
         return self
 
     def to_command(self, ts: int, party_id: str, order_id: str) -> AmendOrder:
+        """The core command; raises ``RequestValidationError`` (422) when ``quantity``'s unit is not
+        one the order's commodity (named by the shard in ``order_id``) is traded in."""
+        check_unit_for_id(self.quantity, order_id)
         return AmendOrder(
             ts=ts,
             party_id=party_id,
@@ -313,6 +388,9 @@ class AcceptIn(Strict):
     hold_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
 
     def to_command(self, ts: int, party_id: str, proposal_id: str) -> AcceptProposal:
+        """The core command; raises ``RequestValidationError`` (422) for a unit the proposal's
+        commodity is not traded in (see :meth:`AmendIn.to_command`)."""
+        check_unit_for_id(self.quantity, proposal_id)
         return AcceptProposal(
             ts=ts,
             party_id=party_id,
@@ -340,7 +418,7 @@ class PartyIn(Strict):
     PAN/GSTIN upper-case; mobile is stored as its last 10 digits."""
 
     party_id: PartyId
-    name: str | None = Field(None, max_length=200)
+    name: SafeText | None = None
     role: Role = "trader"
     kyc_status: Kyc = "PENDING"
     sanctioned: bool = False
@@ -361,7 +439,7 @@ class PartyIn(Strict):
 class PartyPatch(Strict):
     """Fields to change on a party; absent fields are kept."""
 
-    name: str | None = Field(None, max_length=200)
+    name: SafeText | None = None
     role: Role | None = None
     kyc_status: Kyc | None = None
     sanctioned: bool | None = None
@@ -388,7 +466,7 @@ class ApiKeyIn(Strict):
 
     party_id: PartyId | None = None
     roles: list[Role] = Field(min_length=1, max_length=6)
-    label: str | None = Field(None, max_length=200)
+    label: SafeText | None = None
 
     @model_validator(mode="after")
     def _party(self) -> ApiKeyIn:
@@ -401,12 +479,7 @@ class ShardIn(Strict):
     """A shard key."""
 
     region: RegionCode
-    commodity: str
-
-    @field_validator("commodity")
-    @classmethod
-    def _commodity(cls, v: str) -> str:
-        return _check_commodity(v)
+    commodity: Commodity
 
 
 def to_jsonable(x: Any) -> Any:

@@ -1,12 +1,28 @@
-"""Commodity specifications: quality parameters, tolerances, scoring weights and minimum match score.
+"""Commodity specifications: quality parameters, valid ranges, units, scoring weights, minimum score.
 
 One registry for every commodity the exchange lists. Quality parameters are floats in the unit the
-spec names. Sources for the parameter sets and valid ranges:
+spec names; ``units`` lists the quantity units the commodity is traded in (cotton lint also in bales
+of 170 kg and candies of 355.6 kg, grains and oilseeds in kg, quintal, tonne: Agmarknet reports
+arrivals in tonnes and prices per quintal).
 
-- Cotton: HVI fibre properties as traded in India (CCI / CAI specs) and measured in the UGA variety
-  trials shipped in ``data/cotton_quality`` (UHML 25-33 mm, micronaire 3-5.5, strength 26-36 g/tex).
-- Soybean, mustard (rapeseed), chana (gram), wheat: AGMARK grade standards list moisture %,
-  foreign matter % and, for oilseeds, oil content %; wheat also protein %.
+Valid ranges (``low``..``high``) are physical bounds, wider than any lot that is traded, so that a
+value outside is a typing error, never a real measurement. Every measured value and every bound of
+a requirement's range must lie inside them. Sources:
+
+- Cotton (HVI fibre properties as traded in India): UHML staple length 10-50 mm (the Indian staple
+  classes run from "short, 20 mm and below" to "extra long, 32.5 mm and above"; the longest Indian
+  ELS cottons, Suvin and DCH-32, are about 36-38 mm); micronaire 2.0-7.0, beyond the readings of
+  commercial lint (USDA AMS, *The Classification of Cotton*, Agricultural Handbook 566: discount
+  zones below 3.5 and above 4.9); bundle strength 15-45 g/tex (USDA: "weak" 23 and below, "very
+  strong" 31 and above; ELS cottons reach the low 40s); length uniformity index 70-95 % (USDA:
+  "very low" below 77, "very high" above 85); trash 0-20 % and moisture 0-20 % (lint is traded at
+  about 1.5-5 % trash and under the usual 8.5 % moisture limit of Indian lint contracts; seed
+  cotton, kapas, carries more of both). The UGA variety trials in ``data/cotton_quality`` (UHML
+  25-33 mm, micronaire 3-5.5, strength 26-36 g/tex) lie well inside.
+- Soybean, mustard (rapeseed), chana (gram), wheat: AGMARK grade standards and the FSSAI food
+  standards state moisture % (grade limits 8-14 %; 0-30 % covers grain fresh from the field),
+  foreign matter % (grade limits up to 2-5 %; 0-20 %) and, for oilseeds, oil content % (soybean
+  17-22 %, rapeseed-mustard 35-44 %: 10-25 % and 25-50 %); wheat protein % (8-16 %: 6-20 %).
 
 Scoring weights (price, quality, distance, trust) sum to 1; ``min_score`` drops weak candidates in
 the ``quality`` profile. ``price_band`` is the fraction below (buyer) or above (seller) the incoming
@@ -39,6 +55,22 @@ class QualityParam:
     tolerance: float
     weight: float = 1.0
 
+    def bounds(self) -> str:
+        """The valid range as text, e.g. ``[2, 7] ug/inch``."""
+        return f"[{self.low:g}, {self.high:g}] {self.unit}"
+
+    def value_problem(self, value: float) -> str | None:
+        """Why ``value`` is not a valid measurement of this parameter, or None when it is."""
+        if not self.low <= value <= self.high:
+            return f"{self.name} {value:g} is outside its valid range {self.bounds()}"
+        return None
+
+    def range_problem(self, low: float, high: float) -> str | None:
+        """Why ``[low, high]`` is not a valid accepted range of this parameter, or None."""
+        if not self.low <= low <= high <= self.high:
+            return f"{self.name} range [{low:g}, {high:g}] must lie within {self.bounds()}"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class ScoringWeights:
@@ -67,6 +99,12 @@ class CommoditySpec:
     default_profile: str = "quality"
     traded_in: frozenset[str] = frozenset()
     aliases: tuple[str, ...] = ()  # other spellings, lower case (Agmarknet portal names included)
+
+    def unit_problem(self, unit: str) -> str | None:
+        """Why quantities of this commodity cannot be given in ``unit``, or None when they can."""
+        if unit not in self.units:
+            return f"{self.name} is traded in {', '.join(self.units)}, not {unit}"
+        return None
 
     def param(self, name: str) -> QualityParam | None:
         """The parameter called ``name`` or None."""
@@ -104,11 +142,11 @@ COMMODITIES: Mapping[str, CommoditySpec] = MappingProxyType(
             aliases=("kapas",),
             units=("kg", "quintal", "tonne", "bale", "candy"),
             params=(
-                QualityParam("staple_length_mm", "mm", 15.0, 40.0, 1.0, 2.0),
+                QualityParam("staple_length_mm", "mm", 10.0, 50.0, 1.0, 2.0),
                 QualityParam("micronaire", "ug/inch", 2.0, 7.0, 0.3, 1.5),
                 QualityParam("strength_gtex", "g/tex", 15.0, 45.0, 2.0, 1.0),
-                QualityParam("uniformity_pct", "%", 70.0, 90.0, 1.5, 0.5),
-                QualityParam("trash_pct", "%", 0.0, 15.0, 1.0, 0.5),
+                QualityParam("uniformity_pct", "%", 70.0, 95.0, 1.5, 0.5),
+                QualityParam("trash_pct", "%", 0.0, 20.0, 1.0, 0.5),
                 QualityParam("moisture_pct", "%", 0.0, 20.0, 1.0, 0.5),
             ),
         ),

@@ -173,3 +173,21 @@ def region_contains(region: str, lat: float, lon: float) -> bool:
 def iso_subdivision_codes() -> frozenset[str]:
     """Every valid current code: India's table plus pycountry's ISO 3166-2 subdivisions."""
     return _iso_codes()
+
+
+def outside_region(region: str, lat: float, lon: float) -> str | None:
+    """Why (lat, lon) cannot lie in ``region``, or None when it lies in the region's widened box.
+
+    The message names the region and the accepted box, e.g. ``point (-5, 72.8) lies outside IN-GJ
+    (Gujarat): lat 19.69..25.03, lon 68.02..74.94 (its bounding box widened by 0.5 deg)``.
+    Raises UnknownRegion.
+    """
+    if region_contains(region, lat, lon):
+        return None
+    box = REGIONS[normalize_region(region)]
+    m = BOX_MARGIN_DEG
+    return (
+        f"point ({lat:g}, {lon:g}) lies outside {box.code} ({box.name}): "
+        f"lat {box.lat_min - m:.2f}..{box.lat_max + m:.2f}, lon {box.lon_min - m:.2f}..{box.lon_max + m:.2f}"
+        f" (its bounding box widened by {m:g} deg)"
+    )

@@ -1,4 +1,5 @@
-"""Unit conversion at the API edge (actors/units.py): integer kg, half-up rounding."""
+"""Unit conversion at the API edge (actors/core/units.py): integer kg, half-up rounding; units and
+quality ranges per commodity spec (actors/core/commodities.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import pytest
 
-from actors.core.units import from_kg, to_kg
+from actors.core.units import UNITS, from_kg, to_kg
 
 
 @pytest.mark.parametrize(
@@ -37,3 +38,46 @@ def test_unknown_unit() -> None:
 
 def test_from_kg() -> None:
     assert from_kg(1700, "bale") == 10.0
+
+
+def test_units_per_commodity_spec() -> None:
+    from actors.core.commodities import COMMODITIES, get_spec
+
+    assert (
+        get_spec("cotton").unit_problem("bale") is None and get_spec("cotton").unit_problem("candy") is None
+    )
+    assert get_spec("soybean").unit_problem("bale") == "soybean is traded in kg, quintal, tonne, not bale"
+    for spec in COMMODITIES.values():
+        assert set(spec.units) <= set(UNITS) and "kg" in spec.units, spec.name
+        assert spec.unit_problem("quintal") is None
+        if spec.name != "cotton":
+            assert spec.unit_problem("candy") is not None
+
+
+def test_quality_parameters_have_physical_ranges() -> None:
+    from actors.core.commodities import COMMODITIES, get_spec
+
+    cotton = get_spec("cotton")
+    bounds = {p.name: (p.low, p.high) for p in cotton.params}
+    assert bounds == {
+        "staple_length_mm": (10.0, 50.0),
+        "micronaire": (2.0, 7.0),
+        "strength_gtex": (15.0, 45.0),
+        "uniformity_pct": (70.0, 95.0),
+        "trash_pct": (0.0, 20.0),
+        "moisture_pct": (0.0, 20.0),
+    }
+    mic = cotton.param("micronaire")
+    assert mic is not None
+    assert mic.value_problem(4.2) is None and mic.range_problem(2.0, 7.0) is None
+    assert mic.value_problem(1e308) == "micronaire 1e+308 is outside its valid range [2, 7] ug/inch"
+    assert (
+        mic.range_problem(-1e308, 1e308)
+        == "micronaire range [-1e+308, 1e+308] must lie within [2, 7] ug/inch"
+    )
+    assert mic.range_problem(3.0, 7.5) is not None and mic.range_problem(1.9, 4.0) is not None
+    for spec in COMMODITIES.values():
+        for p in spec.params:
+            assert math.isfinite(p.low) and math.isfinite(p.high) and p.low < p.high, (spec.name, p.name)
+            if p.unit == "%":
+                assert p.low >= 0 and p.high <= 100, (spec.name, p.name)
