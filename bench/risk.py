@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS
 from actors.core.risk.types import RiskQuery, RiskRequest
 
 TARGET_DPS = 20_000
@@ -102,7 +103,8 @@ def baseline(batches: list[RiskRequest]) -> dict[str, Any]:
     """Rules tier + fusion in-process (one thread, no I/O): decisions/s and per-batch latency."""
     from actors.core.risk.fusion import fuse
     from actors.core.risk.market import MarketReference
-    from actors.core.risk.rules import Party, Role, RulesEngine
+    from actors.core.risk.rules import Party, RulesEngine
+    from actors.core.roles import Role
     from persistence.agmarknet import default_agmarknet_paths, load_price_points
 
     eng = RulesEngine(market=MarketReference().seed(load_price_points(default_agmarknet_paths())))
@@ -198,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replicas", type=int, default=2, help="pool replicas (min = max) (default 2)")
     ap.add_argument("--replica-cpus", type=float, default=0.5, help="num_cpus per replica")
     ap.add_argument("--no-ml", action="store_true", help="ML tier off (rules-only pool)")
-    ap.add_argument("--ml-timeout-ms", type=float, default=50.0, help="ML-tier timeout (default 50)")
+    ap.add_argument(
+        "--ml-timeout-ms", type=float, default=DEFAULT_ML_TIMEOUT_MS, help="ML-tier timeout, ms (default 50)"
+    )
     ap.add_argument("--tracking-uri", default=None, help="serve the registered champions instead")
     ap.add_argument(
         "--dsn",

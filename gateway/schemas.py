@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from actors.core.commands import AcceptProposal, AmendOrder, PlaceOrder, Side
 from actors.core.commodities import canonical_commodity, get_spec
 from actors.core.regions import UnknownRegion, normalize_region
+from actors.core.roles import Role, is_trading
 from actors.core.units import UNITS, to_kg
 
 MAX_KG = 10**12
@@ -328,7 +329,6 @@ class EmptyIn(Strict):
 
 # --- admin ---------------------------------------------------------------------------------------
 
-Role = Literal["seller", "buyer", "trader", "operator", "admin", "data_scientist"]
 Kyc = Literal["PENDING", "VERIFIED", "REJECTED", "SUSPENDED"]
 PAN = r"^[A-Z]{5}[0-9]{4}[A-Z]$"
 GSTIN = r"^[0-9]{2}[A-Z0-9]{13}$"
@@ -341,7 +341,7 @@ class PartyIn(Strict):
 
     party_id: PartyId
     name: str | None = Field(None, max_length=200)
-    role: Role = "trader"
+    role: Role = Role.TRADER
     kyc_status: Kyc = "PENDING"
     sanctioned: bool = False
     pan: str | None = Field(None, pattern=PAN)
@@ -392,7 +392,7 @@ class ApiKeyIn(Strict):
 
     @model_validator(mode="after")
     def _party(self) -> ApiKeyIn:
-        if {"seller", "buyer", "trader"} & set(self.roles) and not self.party_id:
+        if is_trading(self.roles) and not self.party_id:
             raise ValueError("trading roles need party_id")
         return self
 

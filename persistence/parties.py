@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from actors.core.ids import KEY_PREFIX
-from actors.core.risk.rules import KycStatus, Party, Role, linked_by_identity
+from actors.core.risk.rules import KycStatus, Party, linked_by_identity
+from actors.core.roles import Role
 
 PAN_RE = re.compile(r"^[A-Z]{5}[0-9]{4}[A-Z]$")
 GSTIN_RE = re.compile(r"^[0-9]{2}[A-Z0-9]{13}$")

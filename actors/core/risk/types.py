@@ -5,11 +5,13 @@ Before a batch executes, the core lists every candidate pair the batch may alloc
 answers all of them at once with :class:`RiskVerdicts`: one :class:`RiskDecision` per pair and,
 optionally, a credit grant per buyer (paise) that the core will not exceed while allocating in that
 batch. A pair without a decision is never allocated. The rules and ML tiers (risk engine) and the
-Ray Serve pool implement :class:`RiskDecider`; :class:`PassAllDecider` is the rules-free default.
+Ray Serve pool implement :class:`RiskDecider` (the full protocol a shard calls; the core itself
+needs only :class:`BatchDecider`); :class:`PassAllDecider` is the rules-free default.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -103,20 +105,72 @@ class RiskVerdicts:
         return self.decisions.get((buy_order_id, sell_order_id))
 
 
-class RiskDecider(Protocol):
-    """Anything that can vet a batch of candidate pairs. ``needs_queries`` False lets the core skip
-    listing pairs (the rules-free default)."""
+#: One decision on the wire: (outcome, reasons, penalty, trust, score, tiers, model versions).
+WireDecision = tuple[str, tuple[str, ...], float, float, float, tuple[str, ...], dict[str, str]]
+#: A decider's raw reply to one request: decisions in query order and credit grants (paise).
+RiskReply = tuple[list[WireDecision], dict[str, int]]
+
+
+class BatchDecider(Protocol):
+    """What the matching core needs: vet a batch of candidate pairs. ``needs_queries`` False lets
+    the core skip listing pairs (the rules-free default)."""
 
     needs_queries: bool
 
     def decide(self, request: RiskRequest) -> RiskVerdicts: ...
 
 
+class RiskDecider(BatchDecider, Protocol):
+    """The full decider a shard service calls, once per command batch:
+
+    1. ``decide_async(request)`` sends the request without blocking the shard's event loop; awaiting
+       it gives the raw :data:`RiskReply` (the shard bounds the wait by ``timeout_s`` seconds and,
+       on timeout or error, counts it in ``failures`` and fails closed);
+    2. ``verdicts(request, reply)`` turns that reply into :class:`RiskVerdicts`;
+    3. after executing the batch, ``settle(grants, used)`` gives back credit granted but unused
+       (paise); ``release(amounts)`` gives back exposure of released reservations (paise).
+
+    ``decide(request)`` is the blocking form of 1 + 2 (fails closed the same way).
+    """
+
+    timeout_s: float
+    failures: int
+
+    def decide_async(self, request: RiskRequest) -> Awaitable[RiskReply]: ...
+
+    def verdicts(self, request: RiskRequest, reply: RiskReply) -> RiskVerdicts: ...
+
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None: ...
+
+    def release(self, amounts: Mapping[str, int]) -> None: ...
+
+
+_EMPTY_REPLY: RiskReply = ([], {})
+
+
 class PassAllDecider:
     """Rules-free default: every pair passes with full trust and no credit limit. For tests and
-    benchmarks of the core only; production shards use the risk pool."""
+    benchmarks of the core only; production shards use the risk pool. Implements the full
+    :class:`RiskDecider` protocol (no credit is ever granted, so settling and releasing do nothing)."""
 
     needs_queries = False
+    timeout_s = 5.0
+
+    def __init__(self) -> None:
+        self.failures = 0
 
     def decide(self, request: RiskRequest) -> RiskVerdicts:
         return RiskVerdicts(pass_all=True)
+
+    async def decide_async(self, request: RiskRequest) -> RiskReply:
+        """An already answered reply (no I/O)."""
+        return _EMPTY_REPLY
+
+    def verdicts(self, request: RiskRequest, reply: RiskReply) -> RiskVerdicts:
+        return RiskVerdicts(pass_all=True)
+
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None:
+        """Nothing to give back: no credit was granted."""
+
+    def release(self, amounts: Mapping[str, int]) -> None:
+        """Nothing to give back: no exposure is tracked."""
