@@ -31,9 +31,8 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 
 from actors.settings import Settings, get_settings
@@ -67,8 +66,10 @@ class Engine(StrEnum):
     LOCAL = "local"
 
 
-class UserError(Exception):
-    """A usage or data error: printed as one line, exit code 2."""
+def _fail(message: str) -> NoReturn:
+    """A usage or data error: ``message`` as one line on stderr, exit code 2."""
+    typer.echo(message, err=True)
+    raise typer.Exit(2)
 
 
 def _console() -> Console:
@@ -166,7 +167,7 @@ def train(
     try:
         D.check_data(model, source)
     except (D.DataShapeError, OSError) as exc:
-        raise UserError(f"tradedesk train {model}: {exc}") from None
+        _fail(f"tradedesk train {model}: {exc}")
     console = _console()
     reg = open_registry(settings, tracking_uri)
     champion = reg.by_alias(model, CHAMPION)
@@ -354,7 +355,7 @@ def shadow_report_cmd(
 
     dsn = dsn or get_settings().database_url
     if not dsn:
-        raise UserError("no database: give --dsn or set TRADEDESK_DATABASE_URL")
+        _fail("no database: give --dsn or set TRADEDESK_DATABASE_URL")
     rows = risk_reads.run_sync(dsn, risk_reads.shadow_scores)
     rep = shadow_report(pd.DataFrame(rows, columns=list(risk_reads.ShadowScoreRow._fields)))
     table = Table(title="shadow scoring: champion vs challenger")
@@ -370,20 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     exit code (0 ok, 1 refused/failed, 2 usage or data error, printed as one line on stderr)."""
     _group_uri["uri"] = None
     try:
-        rv = app(
-            args=list(sys.argv[1:] if argv is None else argv), prog_name="tradedesk", standalone_mode=False
-        )
-    except UserError as exc:
-        typer.echo(str(exc), err=True)
-        return 2
-    except click.UsageError as exc:
-        typer.echo(f"tradedesk: {exc.format_message()}", err=True)
-        return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.Abort:
-        return 1
-    return rv if isinstance(rv, int) else 0
+        app(args=list(sys.argv[1:] if argv is None else argv), prog_name="tradedesk")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
