@@ -29,10 +29,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS
 from actors.core.risk.types import RiskQuery, RiskRequest
+
+if TYPE_CHECKING:
+    from actors.risk_pool import RiskPoolClient
 
 TARGET_DPS = 20_000
 TARGET_P99_MS = 20.0
@@ -129,7 +132,9 @@ def baseline(batches: list[RiskRequest]) -> dict[str, Any]:
     }
 
 
-async def _drive(client: Any, batches: list[RiskRequest], concurrency: int) -> tuple[float, list[float], int]:
+async def _drive(
+    client: RiskPoolClient, batches: list[RiskRequest], concurrency: int
+) -> tuple[float, list[float], int]:
     queue = list(reversed(batches))
     lat: list[float] = []
     errors = 0

@@ -27,10 +27,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ml import features as F
+
+if TYPE_CHECKING:
+    from ml.train import TrainResult
 
 EXPERIMENT = "tradedesk-risk-models"
 PREFIX = "tradedesk."
@@ -206,7 +209,7 @@ class Registry:
                 self._experiment_id = exp.experiment_id
         return self._experiment_id
 
-    def log_training(self, result: Any, *, challenger: bool = True) -> VersionInfo:
+    def log_training(self, result: TrainResult, *, challenger: bool = True) -> VersionInfo:
         """Log a :class:`ml.train.TrainResult` as a run and register it as a new model version.
 
         Logs params, metrics, tags ``dataset_sha256``/``dataset_source``/``engine``, artifacts
