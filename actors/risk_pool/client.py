@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from actors.core.risk.types import RiskReply, RiskRequest, RiskVerdicts
+from actors.core.risk.types import AsyncRiskDecider, RiskReply, RiskRequest, RiskVerdicts
 from actors.risk_pool.wire import APP_NAME, DEPLOYMENT_NAME, decode_decision, to_wire
 from persistence.exposure import DEFAULT_PREFIX, ExposureStore
 
@@ -130,3 +130,9 @@ class RiskPoolClient:
             st = self.stats()
             seen[str(st.get("replica"))] = st
         return list(seen.values())
+
+
+if TYPE_CHECKING:
+
+    def _conforms(client: RiskPoolClient) -> AsyncRiskDecider:  # mypy: the client is the full protocol
+        return client

@@ -5,8 +5,10 @@ Before a batch executes, the core lists every candidate pair the batch may alloc
 answers all of them at once with :class:`RiskVerdicts`: one :class:`RiskDecision` per pair and,
 optionally, a credit grant per buyer (paise) that the core will not exceed while allocating in that
 batch. A pair without a decision is never allocated. The rules and ML tiers (risk engine) and the
-Ray Serve pool implement :class:`RiskDecider` (the full protocol a shard calls; the core itself
-needs only :class:`BatchDecider`); :class:`PassAllDecider` is the rules-free default.
+Ray Serve pool implement the protocols: :class:`BatchDecider` is what the core needs,
+:class:`RiskDecider` what a shard calls on a synchronous decider (decide, settle, release),
+:class:`AsyncRiskDecider` the remote one it awaits (decide_async + verdicts); :class:`PassAllDecider`
+is the rules-free default.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Outcome(StrEnum):
@@ -121,17 +123,23 @@ class BatchDecider(Protocol):
 
 
 class RiskDecider(BatchDecider, Protocol):
-    """The full decider a shard service calls, once per command batch:
+    """What a shard service calls on a synchronous decider, once per command batch: ``decide``, then,
+    after executing the batch, ``settle(grants, used)`` to give back credit granted but unused
+    (paise) and ``release(amounts)`` to give back exposure of released reservations (paise)."""
 
-    1. ``decide_async(request)`` sends the request without blocking the shard's event loop; awaiting
-       it gives the raw :data:`RiskReply` (the shard bounds the wait by ``timeout_s`` seconds and,
-       on timeout or error, counts it in ``failures`` and fails closed);
-    2. ``verdicts(request, reply)`` turns that reply into :class:`RiskVerdicts`;
-    3. after executing the batch, ``settle(grants, used)`` gives back credit granted but unused
-       (paise); ``release(amounts)`` gives back exposure of released reservations (paise).
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None: ...
 
-    ``decide(request)`` is the blocking form of 1 + 2 (fails closed the same way).
-    """
+    def release(self, amounts: Mapping[str, int]) -> None: ...
+
+
+@runtime_checkable
+class AsyncRiskDecider(RiskDecider, Protocol):
+    """A remote decider (the Ray Serve risk pool client) the shard awaits instead of blocking its
+    event loop: ``decide_async(request)`` sends the request, awaiting it gives the raw
+    :data:`RiskReply`; ``verdicts(request, reply)`` turns that into :class:`RiskVerdicts`. The shard
+    bounds the wait by ``timeout_s`` seconds and, on timeout or error, counts it in ``failures`` and
+    fails closed (no decisions, zero grants). ``decide`` is the blocking form of the same.
+    A shard tells the two kinds apart with ``isinstance(decider, AsyncRiskDecider)``."""
 
     timeout_s: float
     failures: int
@@ -140,33 +148,15 @@ class RiskDecider(BatchDecider, Protocol):
 
     def verdicts(self, request: RiskRequest, reply: RiskReply) -> RiskVerdicts: ...
 
-    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None: ...
-
-    def release(self, amounts: Mapping[str, int]) -> None: ...
-
-
-_EMPTY_REPLY: RiskReply = ([], {})
-
 
 class PassAllDecider:
     """Rules-free default: every pair passes with full trust and no credit limit. For tests and
-    benchmarks of the core only; production shards use the risk pool. Implements the full
-    :class:`RiskDecider` protocol (no credit is ever granted, so settling and releasing do nothing)."""
+    benchmarks of the core only; production shards use the risk pool. A synchronous
+    :class:`RiskDecider` (no credit is ever granted, so settling and releasing do nothing)."""
 
     needs_queries = False
-    timeout_s = 5.0
-
-    def __init__(self) -> None:
-        self.failures = 0
 
     def decide(self, request: RiskRequest) -> RiskVerdicts:
-        return RiskVerdicts(pass_all=True)
-
-    async def decide_async(self, request: RiskRequest) -> RiskReply:
-        """An already answered reply (no I/O)."""
-        return _EMPTY_REPLY
-
-    def verdicts(self, request: RiskRequest, reply: RiskReply) -> RiskVerdicts:
         return RiskVerdicts(pass_all=True)
 
     def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None:
