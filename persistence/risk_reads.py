@@ -93,20 +93,21 @@ class ShadowScoreRow(NamedTuple):
     challenger_score: float
 
 
-def _missing_table(exc: Exception) -> bool:
-    return type(exc).__name__ == "UndefinedTableError"
+async def _fetch_or_empty(db: Fetcher, sql: str, *args: object) -> list[Any]:
+    """Rows of ``sql``; none when its table does not exist yet (a database before the migration)."""
+    try:
+        return await db.fetch(sql, *args)
+    except Exception as exc:
+        if type(exc).__name__ == "UndefinedTableError":
+            return []
+        raise
 
 
 async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementRow]:
     """Invoices of ``party_ids`` (any order). Empty before migration 0004."""
     if not party_ids:
         return []
-    try:
-        rows = await db.fetch(SETTLEMENTS_SQL, list(party_ids))
-    except Exception as exc:
-        if _missing_table(exc):
-            return []
-        raise
+    rows = await _fetch_or_empty(db, SETTLEMENTS_SQL, list(party_ids))
     return [
         SettlementRow(
             party_id=r["party_id"],
@@ -132,35 +133,18 @@ async def recent_allocations(db: Fetcher, window_ms: int, limit: int) -> list[Al
 async def open_exposure(db: Fetcher) -> dict[str, int]:
     """Open exposure per buyer, paise notional: every allocation plus every reservation still
     ``RESERVED``. Empty when the tables are missing (before migration 0001)."""
-    try:
-        rows = await db.fetch(EXPOSURE_SQL)
-    except Exception as exc:
-        if _missing_table(exc):
-            return {}
-        raise
+    rows = await _fetch_or_empty(db, EXPOSURE_SQL)
     return {r["buyer_id"]: int(r["exposure"]) for r in rows}
 
 
 async def training_orders(db: Fetcher, limit: int = 200_000) -> list[TrainingOrder]:
     """The newest ``limit`` orders of the ``orders`` projection. Empty when the table is missing."""
-    try:
-        rows = await db.fetch(TRAINING_ORDERS_SQL, int(limit))
-    except Exception as exc:
-        if _missing_table(exc):
-            return []
-        raise
-    return [TrainingOrder(*tuple(r)) for r in rows]
+    return [TrainingOrder(*tuple(r)) for r in await _fetch_or_empty(db, TRAINING_ORDERS_SQL, int(limit))]
 
 
 async def shadow_scores(db: Fetcher) -> list[ShadowScoreRow]:
     """Every shadow-scoring record. Empty when the table is missing."""
-    try:
-        rows = await db.fetch(SHADOW_SCORES_SQL)
-    except Exception as exc:
-        if _missing_table(exc):
-            return []
-        raise
-    return [ShadowScoreRow(*tuple(r)) for r in rows]
+    return [ShadowScoreRow(*tuple(r)) for r in await _fetch_or_empty(db, SHADOW_SCORES_SQL)]
 
 
 T = TypeVar("T")

@@ -279,6 +279,18 @@ def load_models_from_config(cfg: Mapping[str, Any], shadow_dsn: str | None = Non
     return None
 
 
+def breaker_from_config(cfg: Mapping[str, Any]) -> CircuitBreaker:
+    """A breaker with the ``breaker_*`` fields of a user_config (absent: the breaker's defaults)."""
+    kw: dict[str, Any] = {}
+    if "breaker_failures" in cfg:
+        kw["failure_threshold"] = int(cfg["breaker_failures"])
+    if "breaker_window_s" in cfg:
+        kw["window_s"] = float(cfg["breaker_window_s"])
+    if "breaker_cooldown_s" in cfg:
+        kw["cooldown_s"] = float(cfg["breaker_cooldown_s"])
+    return CircuitBreaker(**kw)
+
+
 FeatureSource = Callable[[list[str], int], Awaitable["pd.DataFrame | None"]]
 
 

@@ -34,7 +34,7 @@ from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, FusionConfig, MlScore
 from actors.core.risk.market import MarketReference
 from actors.core.risk.rules import AllocationHistory, Party, RulesConfig, RulesEngine
 from actors.core.risk.types import RiskReply, RiskRequest, WireDecision
-from actors.risk_pool.ml_tier import MlCounters, MlGate, MlTier, load_models_from_config
+from actors.risk_pool.ml_tier import MlCounters, MlGate, MlTier, breaker_from_config, load_models_from_config
 from actors.risk_pool.wire import (
     MODEL_CONFIG_KEY,
     MODEL_CONFIG_VERSION_KEY,
@@ -60,18 +60,6 @@ BATCH_WAIT_S = 0.002
 BATCH_CONCURRENCY = 2  # a second batch runs its rules while the first waits on Redis or the ML thread
 HISTORY_LIMIT = 500_000  # allocations read at start for the circular-trading window
 FUSION_KEYS = ("rules_weight", "ml_weight", "warn_threshold", "block_threshold", "penalty")
-
-
-def _breaker(cfg: dict[str, Any]) -> CircuitBreaker:
-    """A breaker with the ``breaker_*`` fields of a user_config (absent: the breaker's defaults)."""
-    kw: dict[str, Any] = {}
-    if "breaker_failures" in cfg:
-        kw["failure_threshold"] = int(cfg["breaker_failures"])
-    if "breaker_window_s" in cfg:
-        kw["window_s"] = float(cfg["breaker_window_s"])
-    if "breaker_cooldown_s" in cfg:
-        kw["cooldown_s"] = float(cfg["breaker_cooldown_s"])
-    return CircuitBreaker(**kw)
 
 
 @dataclass
@@ -161,7 +149,7 @@ class RiskPoolReplica:
         cfg = dict(user_config or {})
         self.fusion = FusionConfig(**{k: float(cfg[k]) for k in FUSION_KEYS if k in cfg})
         self.gate = MlGate(
-            _breaker(cfg),
+            breaker_from_config(cfg),
             float(cfg.get("ml_timeout_ms", DEFAULT_ML_TIMEOUT_MS)),
             self._executor,
             self._set_gauge,
