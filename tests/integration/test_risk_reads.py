@@ -42,7 +42,8 @@ async def _fill(dsn: str) -> None:
         )
         await conn.execute(
             "INSERT INTO ml_settlements"
-            " (invoice_id, party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount) VALUES ('i1', 'B1', $1, $2, 900000, NULL, 0), ('i2', 'B2', $1, $2, 500000, $3, 500000)",
+            " (invoice_id, party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount)"
+            " VALUES ('i1', 'B1', $1, $2, 900000, NULL, 0), ('i2', 'B2', $1, $2, 500000, $3, 500000)",
             T0 - 50 * DAY,
             T0 - 20 * DAY,
             T0 - 25 * DAY,
