@@ -15,6 +15,8 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_WEIGHT, DEFAULT_RULES_WEIGHT
+
 
 class Settings(BaseSettings):
     """All tunables. Units in names: ``_ms`` milliseconds, ``_s`` seconds."""
@@ -47,9 +49,9 @@ class Settings(BaseSettings):
 
     risk_min_replicas: int = 1
     risk_max_replicas: int = 2
-    risk_ml_timeout_ms: float = 50.0
-    risk_rules_weight: float = 0.7
-    risk_ml_weight: float = 0.3
+    risk_ml_timeout_ms: float = DEFAULT_ML_TIMEOUT_MS
+    risk_rules_weight: float = DEFAULT_RULES_WEIGHT
+    risk_ml_weight: float = DEFAULT_ML_WEIGHT
 
     idempotency_ttl_s: int = 24 * 3600
     rate_limit_per_s: float = 200.0

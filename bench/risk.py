@@ -28,12 +28,15 @@ import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from actors.core.risk.types import RiskQuery, RiskRequest
 from bench import ADMIN_DSN, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
+
+if TYPE_CHECKING:
+    from actors.risk_pool import RiskPoolClient
 
 TARGET_DPS = 20_000
 TARGET_P99_MS = 20.0
@@ -104,7 +107,8 @@ def baseline(batches: list[RiskRequest]) -> dict[str, Any]:
     """Rules tier + fusion in-process (one thread, no I/O): decisions/s and per-batch latency."""
     from actors.core.risk.fusion import fuse
     from actors.core.risk.market import MarketReference
-    from actors.core.risk.rules import Party, Role, RulesEngine
+    from actors.core.risk.rules import Party, RulesEngine
+    from actors.core.roles import Role
     from persistence.agmarknet import default_agmarknet_paths, load_price_points
 
     eng = RulesEngine(market=MarketReference().seed(load_price_points(default_agmarknet_paths())))
@@ -129,7 +133,9 @@ def baseline(batches: list[RiskRequest]) -> dict[str, Any]:
     }
 
 
-async def _drive(client: Any, batches: list[RiskRequest], concurrency: int) -> tuple[float, list[float], int]:
+async def _drive(
+    client: RiskPoolClient, batches: list[RiskRequest], concurrency: int
+) -> tuple[float, list[float], int]:
     queue = list(reversed(batches))
     lat: list[float] = []
     errors = 0

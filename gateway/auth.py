@@ -23,12 +23,14 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from actors.core.roles import ALL_ROLES, STAFF_ROLES, TRADING_ROLES
 from gateway.problems import Problem
 from persistence.api_keys import ApiKeyRepo, hash_token
 
-TRADING = ("seller", "buyer", "trader")
-STAFF = ("operator", "admin")
-MARKET_DATA = ("seller", "buyer", "trader", "operator", "admin", "data_scientist")
+# Role groups of the dependencies below (one role table: actors.core.roles).
+TRADING = TRADING_ROLES
+STAFF = STAFF_ROLES
+MARKET_DATA = ALL_ROLES
 
 
 @dataclass(frozen=True, slots=True)

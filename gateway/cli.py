@@ -71,7 +71,7 @@ def models(ctx: typer.Context) -> None:
 
 
 def _delegate_ml(argv: list[str]) -> None:
-    _delegate("ml.cli", argv)
+    _delegate("gateway.cli_models", argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

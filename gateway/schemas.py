@@ -40,6 +40,7 @@ from actors.core.commands import AcceptProposal, AmendOrder, PlaceOrder, Side
 from actors.core.commodities import COMMODITIES, CommoditySpec, QualityParam, canonical_commodity
 from actors.core.ids import shard_of
 from actors.core.regions import UnknownRegion, normalize_region, outside_region
+from actors.core.roles import Role, is_trading
 from actors.core.units import UNITS, to_kg
 from gateway.edge.text import SafeText, TextRule
 
@@ -406,7 +407,6 @@ class EmptyIn(Strict):
 
 # --- admin ---------------------------------------------------------------------------------------
 
-Role = Literal["seller", "buyer", "trader", "operator", "admin", "data_scientist"]
 Kyc = Literal["PENDING", "VERIFIED", "REJECTED", "SUSPENDED"]
 PAN = r"^[A-Z]{5}[0-9]{4}[A-Z]$"
 GSTIN = r"^[0-9]{2}[A-Z0-9]{13}$"
@@ -419,7 +419,7 @@ class PartyIn(Strict):
 
     party_id: PartyId
     name: SafeText | None = None
-    role: Role = "trader"
+    role: Role = Role.TRADER
     kyc_status: Kyc = "PENDING"
     sanctioned: bool = False
     pan: str | None = Field(None, pattern=PAN)
@@ -470,7 +470,7 @@ class ApiKeyIn(Strict):
 
     @model_validator(mode="after")
     def _party(self) -> ApiKeyIn:
-        if {"seller", "buyer", "trader"} & set(self.roles) and not self.party_id:
+        if is_trading(self.roles) and not self.party_id:
             raise ValueError("trading roles need party_id")
         return self
 

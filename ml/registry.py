@@ -2,14 +2,15 @@
 
 Backend store, in order of preference:
 
-1. an explicit tracking URI (argument, or ``TRADEDESK_MLFLOW_TRACKING_URI``);
-2. the project's PostgreSQL (``TRADEDESK_DATABASE_URL``): MLflow gets its own database,
-   ``tradedesk_mlflow``, on the same server, created on first use, so its tables never mix with
-   the exchange's;
+1. an explicit tracking URI;
+2. the project's PostgreSQL (database URL): MLflow gets its own database, ``tradedesk_mlflow``, on
+   the same server, created on first use, so its tables never mix with the exchange's;
 3. a local file fallback: SQLite at ``<data_dir>/mlflow/mlflow.db``.
 
-Artifacts (models, plots) go to a directory (``TRADEDESK_MLFLOW_ARTIFACT_DIR``, default
-``<data_dir>/mlflow/artifacts``) or to whatever artifact location the experiment already has.
+Artifacts (models, plots) go to a directory (argument, default ``<data_dir>/mlflow/artifacts``) or
+to whatever artifact location the experiment already has. All of these are arguments: the gateway
+CLI (``gateway.cli_models``) reads ``TRADEDESK_MLFLOW_TRACKING_URI``, ``TRADEDESK_DATABASE_URL``,
+``TRADEDESK_DATA_DIR`` and ``TRADEDESK_MLFLOW_ARTIFACT_DIR`` and passes them down.
 
 Every training run logs parameters, hold-out metrics, the dataset SHA-256, the feature list and PNG
 plots, and registers a new version of the model (``tradedesk.<model>``) that becomes the
@@ -26,10 +27,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ml import features as F
+
+if TYPE_CHECKING:
+    from ml.train import TrainResult
 
 EXPERIMENT = "tradedesk-risk-models"
 PREFIX = "tradedesk."
@@ -89,34 +93,45 @@ def _ensure_database(database_url: str, name: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql+psycopg2", path="/" + name))
 
 
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The MLflow tracking URI to use (see module doc for the order of preference)."""
+def resolve_tracking_uri(
+    uri: str | None = None, *, database_url: str | None = None, data_dir: str | Path | None = None
+) -> str:
+    """The MLflow tracking URI to use (see the module doc for the order of preference).
+
+    Args:
+        uri: an explicit tracking URI (``postgresql://`` URLs get the psycopg2 driver).
+        database_url: the exchange's PostgreSQL URL; MLflow then uses database
+            :data:`MLFLOW_DB` on the same server (created on first use).
+        data_dir: the local data directory; SQLite at ``<data_dir>/mlflow/mlflow.db``.
+
+    Raises:
+        RegistryError: none of the three is given.
+    """
     if uri:
         return _sqlalchemy_url(uri)
-    from actors.settings import get_settings
-
-    s = get_settings()
-    if s.mlflow_tracking_uri:
-        return _sqlalchemy_url(s.mlflow_tracking_uri)
-    if s.database_url and s.database_url.startswith(("postgresql", "postgres:")):
+    if database_url and database_url.startswith(("postgresql", "postgres:")):
         try:
-            return _ensure_database(s.database_url, MLFLOW_DB)
+            return _ensure_database(database_url, MLFLOW_DB)
         except Exception:  # pragma: no cover - server unreachable: fall back to the local file
-            pass
-    root = Path(s.data_dir) / "mlflow"
+            if data_dir is None:
+                raise
+    if data_dir is None:
+        raise RegistryError(
+            "no MLflow tracking store: give a tracking URI, a database URL or a data directory"
+        )
+    root = Path(data_dir) / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def default_artifact_dir(tracking_uri: str) -> Path:
-    from actors.settings import get_settings
-
-    s = get_settings()
-    if s.mlflow_artifact_dir:
-        return Path(s.mlflow_artifact_dir)
+def default_artifact_dir(tracking_uri: str, data_dir: str | Path | None = None) -> Path | None:
+    """Where new experiments keep artifacts: beside a SQLite store, else ``<data_dir>/mlflow/artifacts``;
+    None when neither applies (the registry can then read but not create an experiment)."""
     if tracking_uri.startswith("sqlite:///"):
         return Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts"
-    return Path(s.data_dir) / "mlflow" / "artifacts"
+    if data_dir is not None:
+        return Path(data_dir) / "mlflow" / "artifacts"
+    return None
 
 
 def floors_for(model: str, floors: dict[str, float] | None = None) -> dict[str, float]:
@@ -145,13 +160,30 @@ class VersionInfo:
 
 
 class Registry:
-    """MLflow client bound to one tracking URI and artifact directory."""
+    """MLflow client bound to one tracking URI and artifact directory.
 
-    def __init__(self, tracking_uri: str | None = None, artifact_dir: str | Path | None = None) -> None:
+    Args:
+        tracking_uri / database_url / data_dir: where the store is (:func:`resolve_tracking_uri`).
+        artifact_dir: artifact root of a new experiment (default :func:`default_artifact_dir`).
+
+    Raises:
+        RegistryError: no store given.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        artifact_dir: str | Path | None = None,
+        *,
+        database_url: str | None = None,
+        data_dir: str | Path | None = None,
+    ) -> None:
         from mlflow import MlflowClient
 
-        self.tracking_uri = resolve_tracking_uri(tracking_uri)
-        self.artifact_dir = Path(artifact_dir) if artifact_dir else default_artifact_dir(self.tracking_uri)
+        self.tracking_uri = resolve_tracking_uri(tracking_uri, database_url=database_url, data_dir=data_dir)
+        self.artifact_dir = (
+            Path(artifact_dir) if artifact_dir else default_artifact_dir(self.tracking_uri, data_dir)
+        )
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self._experiment_id: str | None = None
 
@@ -162,6 +194,8 @@ class Registry:
         if self._experiment_id is None:
             exp = self.client.get_experiment_by_name(EXPERIMENT)
             if exp is None:
+                if self.artifact_dir is None:
+                    raise RegistryError("no artifact directory for a new experiment: give artifact_dir")
                 self.artifact_dir.mkdir(parents=True, exist_ok=True)
                 try:
                     self._experiment_id = self.client.create_experiment(
@@ -175,7 +209,7 @@ class Registry:
                 self._experiment_id = exp.experiment_id
         return self._experiment_id
 
-    def log_training(self, result: Any, *, challenger: bool = True) -> VersionInfo:
+    def log_training(self, result: TrainResult, *, challenger: bool = True) -> VersionInfo:
         """Log a :class:`ml.train.TrainResult` as a run and register it as a new model version.
 
         Logs params, metrics, tags ``dataset_sha256``/``dataset_source``/``engine``, artifacts

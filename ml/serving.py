@@ -1,6 +1,6 @@
 """Serving side of the risk models: load the champions from the registry and score feature rows.
 
-The risk pool's ML tier (``actors/risk_pool.py``) calls :func:`load_models` on every
+The risk pool's ML tier (``actors/risk_pool/ml_tier.py``) calls :func:`load_models` on every
 ``reconfigure`` (a promotion or rollback) and scores with the returned :class:`RiskModels`:
 
 - ``payment_default_proba(X) -> (n,)`` probability in [0, 1] that the buyer defaults / pays late,
@@ -257,7 +257,7 @@ class RiskModels:
 
 
 def load_models(
-    tracking_uri: str | None,
+    tracking_uri: str,
     alias: str = "champion",
     *,
     shadow_alias: str = "challenger",
@@ -270,8 +270,8 @@ def load_models(
 
     Shadow scoring: for each model with a ``shadow_alias`` version different from the served one,
     the fraction is ``shadow_fraction`` if given, else the registered model's ``shadow_fraction``
-    tag (default 0: off). Records go to a :class:`ShadowRecorder` (PostgreSQL when ``shadow_dsn``,
-    or the ``TRADEDESK_DATABASE_URL`` setting, is set).
+    tag (default 0: off). Records go to a :class:`ShadowRecorder` (in memory, and in PostgreSQL at
+    ``shadow_dsn`` when given).
     """
     from ml.registry import Registry, registered_name
 
@@ -309,11 +309,5 @@ def load_models(
                     )
     if not estimators:
         return None
-    recorder = None
-    if challengers:
-        if shadow_dsn is None:
-            from actors.settings import get_settings
-
-            shadow_dsn = get_settings().database_url
-        recorder = ShadowRecorder(shadow_dsn)
+    recorder = ShadowRecorder(shadow_dsn) if challengers else None
     return RiskModels(versions, estimators, names, challengers, fractions, recorder, seed)

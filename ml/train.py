@@ -85,8 +85,8 @@ def _noop(_: str) -> None:
 
 
 def ensure_ray(address: str | None = None) -> None:
-    """Connect to the configured Ray cluster (``TRADEDESK_RAY_ADDRESS``), or start a local Ray,
-    unless already connected. A local Ray advertises at least 4 logical CPUs so that the Ray Train
+    """Connect to the Ray cluster at ``address`` (``auto`` or ``host:port``), or start a local Ray when
+    it is None, unless already connected. A local Ray advertises at least 4 logical CPUs so that the Ray Train
     workers, the baseline task and Ray Data's coordinator can all be scheduled on a 2-core machine
     (they are mostly not busy at the same time)."""
     import os
@@ -95,10 +95,6 @@ def ensure_ray(address: str | None = None) -> None:
 
     if ray.is_initialized():
         return
-    if address is None:
-        from actors.settings import get_settings
-
-        address = get_settings().ray_address
     kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
         kw["num_cpus"] = max(4, os.cpu_count() or 1)
@@ -378,11 +374,14 @@ def train_payment_default(
     workers: int = 2,
     params: dict[str, Any] | None = None,
     progress: Progress = _noop,
+    ray_address: str | None = None,
 ) -> TrainResult:
     """XGBoost payment-default classifier with a RandomForest baseline; metrics on the hold-out.
 
     ``engine``: ``ray-train`` (XGBoostTrainer, ``workers`` data-parallel workers), ``ray-task``
-    (xgboost in one Ray task) or ``local`` (in-process, for quick tests). Metrics: ``roc_auc``,
+    (xgboost in one Ray task) or ``local`` (in-process, for quick tests); ``ray_address``: the
+    cluster to use (None: a local Ray). Raises :class:`ml.datasets.DataShapeError` when ``data`` is
+    not shaped like UCI dataset 350. Metrics: ``roc_auc``,
     ``pr_auc``, ``brier`` of XGBoost and ``rf_*`` of the baseline.
     """
     t0 = time.perf_counter()
@@ -391,7 +390,7 @@ def train_payment_default(
     Xtr, Xte, ytr, yte = _split(ds.X, ds.y, seed)  # type: ignore[arg-type]
     p = dict(params or XGB_CLASSIFIER_PARAMS)
     if engine != "local":
-        ensure_ray()
+        ensure_ray(ray_address)
     if tune_trials > 0:
         progress(f"tune: {tune_trials} trials")
         p = _tune("classifier", Xtr, ytr, p, tune_trials, seed, progress)
@@ -468,6 +467,7 @@ def train_order_anomaly(
     seed: int = SEED,
     engine: str = "ray-task",
     progress: Progress = _noop,
+    ray_address: str | None = None,
 ) -> TrainResult:
     """IsolationForest on order features; metrics: hold-out score quantiles, share above 0.6, and
     ``synthetic_auc`` (see module doc)."""
@@ -483,7 +483,7 @@ def train_order_anomaly(
     progress(f"data: {ds.info['rows']} orders ({ds.info['pg_rows']} from PostgreSQL)")
     Xtr, Xte = train_test_split(ds.X, test_size=HOLDOUT, random_state=seed)
     if engine != "local":
-        ensure_ray()
+        ensure_ray(ray_address)
     model = _get(engine, _run(engine, _fit_iforest, Xtr.to_numpy(), IFOREST_PARAMS, seed, 1))
     s_real = anomaly_scores(model, Xte)
     s_fake = anomaly_scores(model, perturb_orders(Xte, seed))
@@ -529,6 +529,7 @@ def train_credit_limit(
     tune_trials: int = 0,
     params: dict[str, Any] | None = None,
     progress: Progress = _noop,
+    ray_address: str | None = None,
 ) -> TrainResult:
     """Gradient-boosted credit-limit regressor; metrics: ``mae`` and ``mae_median_baseline``
     (currency units of the data, NT$ for UCI) and ``r2`` on the hold-out."""
@@ -544,7 +545,7 @@ def train_credit_limit(
     Xtr, Xte, ytr, yte = _split(ds.X, ds.y, seed, stratify=False)  # type: ignore[arg-type]
     p = dict(params or XGB_REGRESSOR_PARAMS)
     if engine != "local":
-        ensure_ray()
+        ensure_ray(ray_address)
     if tune_trials > 0:
         progress(f"tune: {tune_trials} trials")
         p = _tune("regressor", Xtr, ytr, p, tune_trials, seed, progress)

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from actors.core.ids import KEY_PREFIX, key_revocations_channel
+from actors.core.roles import ALL_ROLES, is_trading
 
 log = logging.getLogger("tradedesk.persistence")
 
-ROLES = frozenset({"seller", "buyer", "trader", "operator", "admin", "data_scientist"})
-TRADING_ROLES = frozenset({"seller", "buyer", "trader"})
+ROLES: frozenset[str] = frozenset(ALL_ROLES)
 
 
 def hash_token(token: str) -> str:
@@ -92,7 +92,7 @@ class ApiKeyRepo:
         bad = set(roles) - ROLES
         if bad or not roles:
             raise ValueError(f"unknown roles: {sorted(bad)}" if bad else "at least one role")
-        if TRADING_ROLES & set(roles) and not party_id:
+        if is_trading(roles) and not party_id:
             raise ValueError("trading roles need a party_id")
         key_id, token = new_token()
         r = await self.pool.fetchrow(

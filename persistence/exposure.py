@@ -9,8 +9,9 @@ less than its grant gives the rest back with :meth:`ExposureStore.settle`. Relea
 (and settled payments) give exposure back with :meth:`ExposureStore.release`. Hence the sum of all
 grants outstanding plus allocations never exceeds the limit, whatever the interleaving of shards.
 
-On start the counters are rebuilt from PostgreSQL (:func:`exposure_from_db`): every allocation's
-notional (quantity_kg x price) plus every reservation still ``RESERVED``, per buyer.
+On start the counters are rebuilt from PostgreSQL (:func:`persistence.risk_reads.open_exposure`):
+every allocation's notional (quantity_kg x price) plus every reservation still ``RESERVED``, per
+buyer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from actors.core.ids import KEY_PREFIX
+from persistence.risk_reads import open_exposure
 
 DEFAULT_PREFIX = KEY_PREFIX
 
@@ -77,16 +79,6 @@ for i = 1, #KEYS do
   out[i] = v
 end
 return out
-"""
-
-REBUILD_SQL = """
-SELECT buyer_id, SUM(notional)::bigint AS exposure FROM (
-    SELECT buyer_id, quantity_kg * price AS notional FROM allocations
-    UNION ALL
-    SELECT o.party_id AS buyer_id, r.quantity_kg * r.price AS notional
-      FROM reservations r JOIN orders o ON o.order_id = r.buy_order_id
-     WHERE r.status = 'RESERVED'
-) x GROUP BY buyer_id
 """
 
 
@@ -169,25 +161,13 @@ class ExposureStore:
         return len(exposures)
 
 
-async def exposure_from_db(conn: Any) -> dict[str, int]:
-    """Open exposure per buyer from PostgreSQL (asyncpg connection or pool), paise notional:
-    every allocation plus every reservation still ``RESERVED``. Empty when the tables are missing."""
-    try:
-        rows = await conn.fetch(REBUILD_SQL)
-    except Exception as exc:  # asyncpg.UndefinedTableError before migration 0001
-        if type(exc).__name__ == "UndefinedTableError":
-            return {}
-        raise
-    return {r["buyer_id"]: int(r["exposure"]) for r in rows}
-
-
 async def rebuild_exposure(dsn: str, store: ExposureStore) -> int:
     """Rebuild the Redis counters from PostgreSQL at ``dsn``; returns the number of buyers."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
-        exposures = await exposure_from_db(conn)
+        exposures = await open_exposure(conn)
     finally:
         await conn.close()
     return store.load(exposures)

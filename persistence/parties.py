@@ -10,12 +10,22 @@ a ``<prefix>parties:changed`` message, which is how risk replicas invalidate the
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
 
 from actors.core.ids import KEY_PREFIX
-from actors.core.risk.rules import KycStatus, Party, Role, linked_by_identity
+from actors.core.risk.rules import KycStatus, Party, linked_by_identity
+from actors.core.roles import Role
+
+if TYPE_CHECKING:
+    import redis.asyncio as aredis
+
+#: An asyncpg pool or connection.
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 PAN_RE = re.compile(r"^[A-Z]{5}[0-9]{4}[A-Z]$")
 GSTIN_RE = re.compile(r"^[0-9]{2}[A-Z0-9]{13}$")
@@ -151,7 +161,7 @@ class PartyRepository:
         prefix: Redis key prefix (``td:``).
     """
 
-    def __init__(self, db: Any, redis: Any = None, prefix: str = KEY_PREFIX) -> None:
+    def __init__(self, db: Db, redis: aredis.Redis | None = None, prefix: str = KEY_PREFIX) -> None:
         self.db = db
         self.redis = redis
         self.prefix = prefix
@@ -287,28 +297,12 @@ class PartyRepository:
         return linked_by_identity(me, [party_from_row(r) for r in rows])
 
 
-class _transaction:
+@contextlib.asynccontextmanager
+async def _transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
     """``async with`` a connection in a transaction, from a pool or a connection."""
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self._acquired: Any = None
-        self._conn: Any = None
-        self._tx: Any = None
-
-    async def __aenter__(self) -> Any:
-        if hasattr(self.db, "acquire"):
-            self._acquired = self.db.acquire()
-            self._conn = await self._acquired.__aenter__()
-        else:
-            self._conn = self.db
-        self._tx = self._conn.transaction()
-        await self._tx.__aenter__()
-        return self._conn
-
-    async def __aexit__(self, *exc: Any) -> None:
-        try:
-            await self._tx.__aexit__(*exc)
-        finally:
-            if self._acquired is not None:
-                await self._acquired.__aexit__(*exc)
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():
+            yield db

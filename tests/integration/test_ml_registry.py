@@ -181,7 +181,7 @@ def test_rollback(store: Registry) -> None:
 
 
 def test_cli(store: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ml.cli import main
+    from gateway.cli_models import main
 
     uri = store.tracking_uri
     assert (
@@ -200,19 +200,18 @@ def test_cli(store: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert json.loads(tags["champion_history"]) == []  # emptied by the rollback
 
 
-def test_local_file_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from actors.settings import get_settings
+def test_local_file_fallback(tmp_path: Path) -> None:
+    """Neither a tracking URI nor a database: SQLite under the data directory (ml takes the values as
+    arguments; the gateway CLI reads them from the settings)."""
+    from actors.settings import Settings
+    from gateway.cli_models import open_registry
     from ml.registry import resolve_tracking_uri
 
-    monkeypatch.setenv("TRADEDESK_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("TRADEDESK_DATABASE_URL", raising=False)
-    monkeypatch.delenv("TRADEDESK_MLFLOW_TRACKING_URI", raising=False)
-    get_settings.cache_clear()
-    try:
-        uri = resolve_tracking_uri()
-        assert uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-        reg = Registry()
-        assert reg.artifact_dir == tmp_path / "mlflow" / "artifacts"
-        assert reg.list_models() == []
-    finally:
-        get_settings.cache_clear()
+    uri = resolve_tracking_uri(data_dir=tmp_path)
+    assert uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    with pytest.raises(RegistryError, match="no MLflow tracking store"):
+        resolve_tracking_uri()
+    reg = open_registry(Settings(data_dir=tmp_path, database_url=None, mlflow_tracking_uri=None))
+    assert reg.tracking_uri == uri
+    assert reg.artifact_dir == tmp_path / "mlflow" / "artifacts"
+    assert reg.list_models() == []

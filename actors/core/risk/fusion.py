@@ -1,7 +1,8 @@
 """Fusion of the rules and ML tiers into one :class:`~actors.core.risk.types.RiskDecision` per pair.
 
-``combined = w_rules * rules_score + w_ml * ml_score`` (default 0.7 / 0.3, from the risk-engine
-specification; configurable via ``TRADEDESK_RISK_RULES_WEIGHT`` / ``TRADEDESK_RISK_ML_WEIGHT``).
+``combined = w_rules * rules_score + w_ml * ml_score`` (defaults :data:`DEFAULT_RULES_WEIGHT` 0.7 /
+:data:`DEFAULT_ML_WEIGHT` 0.3, from the risk-engine specification; configurable via
+``TRADEDESK_RISK_RULES_WEIGHT`` / ``TRADEDESK_RISK_ML_WEIGHT``).
 ``combined >= block_threshold`` (0.6) -> BLOCK, ``>= warn_threshold`` (0.25) -> WARN, else PASS
 (see :class:`FusionConfig` for how these follow from the rules scores and weights). The rules
 outcome is a floor: the ML tier can escalate a decision but never clear a rules WARN or BLOCK (a
@@ -28,6 +29,13 @@ ML_ORDER_ANOMALY = "ML_ORDER_ANOMALY"
 ML_ABOVE_SUGGESTED_LIMIT = "ML_ABOVE_SUGGESTED_LIMIT"
 ML_UNAVAILABLE = "ML_UNAVAILABLE"
 ML_RISK = "ML_RISK"
+
+#: The one source of the fusion defaults (risk-engine specification): rules weight, ML weight and
+#: the ML tier's timeout (ms). ``actors.settings`` (``TRADEDESK_RISK_*``) and the risk pool default
+#: from these.
+DEFAULT_RULES_WEIGHT = 0.7
+DEFAULT_ML_WEIGHT = 0.3
+DEFAULT_ML_TIMEOUT_MS = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +72,8 @@ class FusionConfig:
     escalated the outcome. ``penalty``: WARN score penalty (0.2, the risk contract).
     """
 
-    rules_weight: float = 0.7
-    ml_weight: float = 0.3
+    rules_weight: float = DEFAULT_RULES_WEIGHT
+    ml_weight: float = DEFAULT_ML_WEIGHT
     warn_threshold: float = 0.25
     block_threshold: float = 0.6
     ml_reason_level: float = 0.5

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from actors.core.risk.market import MarketReference
 from actors.core.risk.types import Outcome
+from actors.core.roles import CAN_BUY, CAN_SELL, Role
 
 DAY_MS = 86_400_000
 
@@ -54,17 +55,6 @@ class PairLike(Protocol):
     def ts(self) -> int: ...
 
 
-class Role(StrEnum):
-    """Party roles (ARCHITECTURE.md, security model). Only seller, buyer and trader trade."""
-
-    SELLER = "seller"
-    BUYER = "buyer"
-    TRADER = "trader"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-    DATA_SCIENTIST = "data_scientist"
-
-
 class KycStatus(StrEnum):
     """KYC state of a party; only ``VERIFIED`` may trade."""
 
@@ -73,9 +63,6 @@ class KycStatus(StrEnum):
     REJECTED = "REJECTED"
     SUSPENDED = "SUSPENDED"
 
-
-CAN_BUY = frozenset({Role.BUYER, Role.TRADER})
-CAN_SELL = frozenset({Role.SELLER, Role.TRADER})
 
 # Jurisdictions under comprehensive UN/OFAC embargo (ISO 3166-1 alpha-2): North Korea, Iran, Syria,
 # Cuba. A default only: deployments set their own list (RulesConfig.sanctioned_countries).

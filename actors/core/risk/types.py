@@ -5,14 +5,18 @@ Before a batch executes, the core lists every candidate pair the batch may alloc
 answers all of them at once with :class:`RiskVerdicts`: one :class:`RiskDecision` per pair and,
 optionally, a credit grant per buyer (paise) that the core will not exceed while allocating in that
 batch. A pair without a decision is never allocated. The rules and ML tiers (risk engine) and the
-Ray Serve pool implement :class:`RiskDecider`; :class:`PassAllDecider` is the rules-free default.
+Ray Serve pool implement the protocols: :class:`BatchDecider` is what the core needs,
+:class:`RiskDecider` what a shard calls on a synchronous decider (decide, settle, release),
+:class:`AsyncRiskDecider` the remote one it awaits (decide_async + verdicts); :class:`PassAllDecider`
+is the rules-free default.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Outcome(StrEnum):
@@ -103,20 +107,60 @@ class RiskVerdicts:
         return self.decisions.get((buy_order_id, sell_order_id))
 
 
-class RiskDecider(Protocol):
-    """Anything that can vet a batch of candidate pairs. ``needs_queries`` False lets the core skip
-    listing pairs (the rules-free default)."""
+#: One decision on the wire: (outcome, reasons, penalty, trust, score, tiers, model versions).
+WireDecision = tuple[str, tuple[str, ...], float, float, float, tuple[str, ...], dict[str, str]]
+#: A decider's raw reply to one request: decisions in query order and credit grants (paise).
+RiskReply = tuple[list[WireDecision], dict[str, int]]
+
+
+class BatchDecider(Protocol):
+    """What the matching core needs: vet a batch of candidate pairs. ``needs_queries`` False lets
+    the core skip listing pairs (the rules-free default)."""
 
     needs_queries: bool
 
     def decide(self, request: RiskRequest) -> RiskVerdicts: ...
 
 
+class RiskDecider(BatchDecider, Protocol):
+    """What a shard service calls on a synchronous decider, once per command batch: ``decide``, then,
+    after executing the batch, ``settle(grants, used)`` to give back credit granted but unused
+    (paise) and ``release(amounts)`` to give back exposure of released reservations (paise)."""
+
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None: ...
+
+    def release(self, amounts: Mapping[str, int]) -> None: ...
+
+
+@runtime_checkable
+class AsyncRiskDecider(RiskDecider, Protocol):
+    """A remote decider (the Ray Serve risk pool client) the shard awaits instead of blocking its
+    event loop: ``decide_async(request)`` sends the request, awaiting it gives the raw
+    :data:`RiskReply`; ``verdicts(request, reply)`` turns that into :class:`RiskVerdicts`. The shard
+    bounds the wait by ``timeout_s`` seconds and, on timeout or error, counts it in ``failures`` and
+    fails closed (no decisions, zero grants). ``decide`` is the blocking form of the same.
+    A shard tells the two kinds apart with ``isinstance(decider, AsyncRiskDecider)``."""
+
+    timeout_s: float
+    failures: int
+
+    def decide_async(self, request: RiskRequest) -> Awaitable[RiskReply]: ...
+
+    def verdicts(self, request: RiskRequest, reply: RiskReply) -> RiskVerdicts: ...
+
+
 class PassAllDecider:
     """Rules-free default: every pair passes with full trust and no credit limit. For tests and
-    benchmarks of the core only; production shards use the risk pool."""
+    benchmarks of the core only; production shards use the risk pool. A synchronous
+    :class:`RiskDecider` (no credit is ever granted, so settling and releasing do nothing)."""
 
     needs_queries = False
 
     def decide(self, request: RiskRequest) -> RiskVerdicts:
         return RiskVerdicts(pass_all=True)
+
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None:
+        """Nothing to give back: no credit was granted."""
+
+    def release(self, amounts: Mapping[str, int]) -> None:
+        """Nothing to give back: no exposure is tracked."""

@@ -1,0 +1,167 @@
+"""Read models of the risk pool and the risk models: every SELECT they run, with typed rows.
+
+The risk pool's replicas (``actors.risk_pool``) read through an asyncpg pool; training and the
+``models shadow-report`` command (``ml/``, the gateway CLI) are synchronous and use
+:func:`run_sync`, which opens one connection for the call. Parties are read by
+:meth:`persistence.parties.PartyRepository.get_many` (the one parties query).
+
+Units: money in paise, quantities in kg, prices in paise/kg, timestamps epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple, Protocol, TypedDict, TypeVar
+
+SETTLEMENTS_SQL = (
+    "SELECT party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
+    " WHERE party_id = ANY($1::text[])"
+)
+RECENT_ALLOCATIONS_SQL = (
+    "SELECT seller_id, buyer_id, shard_id, price, quantity_kg, ts FROM allocations"
+    " WHERE ts >= (SELECT COALESCE(MAX(ts), 0) FROM allocations) - $1 ORDER BY ts LIMIT $2"
+)
+EXPOSURE_SQL = """
+SELECT buyer_id, SUM(notional)::bigint AS exposure FROM (
+    SELECT buyer_id, quantity_kg * price AS notional FROM allocations
+    UNION ALL
+    SELECT o.party_id AS buyer_id, r.quantity_kg * r.price AS notional
+      FROM reservations r JOIN orders o ON o.order_id = r.buy_order_id
+     WHERE r.status = 'RESERVED'
+) x GROUP BY buyer_id
+"""
+TRAINING_ORDERS_SQL = (
+    "SELECT commodity, region, party_id, price, quantity_kg, created_ts,"
+    " (doc->>'max_distance_km')::float8 AS distance_km FROM orders"
+    " ORDER BY created_ts DESC NULLS LAST LIMIT $1"
+)
+SHADOW_SCORES_SQL = (
+    "SELECT model, champion_version, challenger_version, champion_score, challenger_score"
+    " FROM ml_shadow_scores"
+)
+
+
+class Fetcher(Protocol):
+    """An asyncpg ``Pool`` or ``Connection`` (anything with ``fetch``)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+
+class SettlementRow(TypedDict):
+    """One invoice a buyer owes (``ml_settlements``): paise, epoch ms; ``paid_ts`` None while unpaid."""
+
+    party_id: str
+    invoiced_ts: int
+    due_ts: int
+    amount: int
+    paid_ts: int | None
+    paid_amount: int
+
+
+class AllocationRow(NamedTuple):
+    """One allocation for the circular-trading history: price paise/kg, quantity kg, ts epoch ms."""
+
+    seller_id: str
+    buyer_id: str
+    shard_id: str
+    price: int
+    quantity_kg: int
+    ts: int
+
+
+class TrainingOrder(NamedTuple):
+    """One exchange order as training data: price paise/kg, quantity kg, created epoch ms (or None),
+    ``distance_km`` the order's maximum distance when it has one."""
+
+    commodity: str
+    region: str
+    party_id: str
+    price: int
+    quantity_kg: int
+    created_ts: int | None
+    distance_km: float | None
+
+
+class ShadowScoreRow(NamedTuple):
+    """One shadow-scored row: champion and challenger versions and scores."""
+
+    model: str
+    champion_version: str
+    challenger_version: str
+    champion_score: float
+    challenger_score: float
+
+
+async def _fetch_or_empty(db: Fetcher, sql: str, *args: object) -> list[Any]:
+    """Rows of ``sql``; none when its table does not exist yet (a database before the migration)."""
+    try:
+        return await db.fetch(sql, *args)
+    except Exception as exc:
+        if type(exc).__name__ == "UndefinedTableError":
+            return []
+        raise
+
+
+async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementRow]:
+    """Invoices of ``party_ids`` (any order). Empty before migration 0004."""
+    if not party_ids:
+        return []
+    rows = await _fetch_or_empty(db, SETTLEMENTS_SQL, list(party_ids))
+    return [
+        SettlementRow(
+            party_id=r["party_id"],
+            invoiced_ts=int(r["invoiced_ts"]),
+            due_ts=int(r["due_ts"]),
+            amount=int(r["amount"]),
+            paid_ts=None if r["paid_ts"] is None else int(r["paid_ts"]),
+            paid_amount=int(r["paid_amount"]),
+        )
+        for r in rows
+    ]
+
+
+async def recent_allocations(db: Fetcher, window_ms: int, limit: int) -> list[AllocationRow]:
+    """Allocations of the last ``window_ms`` before the newest one, oldest first, at most ``limit``."""
+    rows = await db.fetch(RECENT_ALLOCATIONS_SQL, int(window_ms), int(limit))
+    return [
+        AllocationRow(r["seller_id"], r["buyer_id"], r["shard_id"], r["price"], r["quantity_kg"], r["ts"])
+        for r in rows
+    ]
+
+
+async def open_exposure(db: Fetcher) -> dict[str, int]:
+    """Open exposure per buyer, paise notional: every allocation plus every reservation still
+    ``RESERVED``. Empty when the tables are missing (before migration 0001)."""
+    rows = await _fetch_or_empty(db, EXPOSURE_SQL)
+    return {r["buyer_id"]: int(r["exposure"]) for r in rows}
+
+
+async def training_orders(db: Fetcher, limit: int = 200_000) -> list[TrainingOrder]:
+    """The newest ``limit`` orders of the ``orders`` projection. Empty when the table is missing."""
+    return [TrainingOrder(*tuple(r)) for r in await _fetch_or_empty(db, TRAINING_ORDERS_SQL, int(limit))]
+
+
+async def shadow_scores(db: Fetcher) -> list[ShadowScoreRow]:
+    """Every shadow-scoring record. Empty when the table is missing."""
+    return [ShadowScoreRow(*tuple(r)) for r in await _fetch_or_empty(db, SHADOW_SCORES_SQL)]
+
+
+T = TypeVar("T")
+
+
+def run_sync(dsn: str, read: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run one read model ``read(connection, *args)`` on a fresh connection to ``dsn`` from
+    synchronous code (training, CLI). Raises what asyncpg raises (e.g. ``OSError`` when the server is
+    unreachable)."""
+
+    async def go() -> T:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await read(conn, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
