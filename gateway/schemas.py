@@ -46,6 +46,9 @@ from gateway.edge.text import SafeText, TextRule
 
 MAX_KG = 10**12
 MAX_PRICE = 10**9
+
+# A role by its name ("seller"): strict models still take the JSON string for the enum.
+RoleIn = Annotated[Role, Field(strict=False)]
 ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
 REGION_PATTERN = r"^[A-Z]{2}-[A-Z0-9]{1,8}$"  # ISO 3166-2 (1-3 chars); up to 8 for private zones
 
@@ -419,7 +422,7 @@ class PartyIn(Strict):
 
     party_id: PartyId
     name: SafeText | None = None
-    role: Role = Role.TRADER
+    role: RoleIn = Role.TRADER
     kyc_status: Kyc = "PENDING"
     sanctioned: bool = False
     pan: str | None = Field(None, pattern=PAN)
@@ -440,7 +443,7 @@ class PartyPatch(Strict):
     """Fields to change on a party; absent fields are kept."""
 
     name: SafeText | None = None
-    role: Role | None = None
+    role: RoleIn | None = None
     kyc_status: Kyc | None = None
     sanctioned: bool | None = None
     pan: str | None = Field(None, pattern=PAN)
@@ -465,7 +468,7 @@ class ApiKeyIn(Strict):
     """Issue a key. Trading roles (seller, buyer, trader) need ``party_id``."""
 
     party_id: PartyId | None = None
-    roles: list[Role] = Field(min_length=1, max_length=6)
+    roles: list[RoleIn] = Field(min_length=1, max_length=6)
     label: SafeText | None = None
 
     @model_validator(mode="after")
