@@ -8,7 +8,8 @@ Redis client, and starts the per-shard micro-batcher and the WebSocket fan-out. 
 processes may serve the same cluster.
 
 Middleware order (outermost first): timing/metrics (records the arrival time, epoch ms, that every
-command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), then routing. Ops:
+command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), ``Allow`` (OPTIONS and
+405 with every method of the path, ``gateway.allow``), then routing. Ops:
 ``/healthz`` (process up), ``/readyz`` (Ray, PostgreSQL, Redis, risk pool), ``/metrics``.
 """
 
@@ -22,16 +23,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.core.ids import KEY_PREFIX
 from actors.settings import Settings
 from gateway import problems
+from gateway.allow import AllowMiddleware
 from gateway.auth import Authenticator
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.ratelimit import RateLimiter, default_limits
+from gateway.responses import Health, Ready
 from gateway.service import GatewayService
 from persistence.api_keys import ApiKeyRepo
 
@@ -130,6 +133,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
+    problems.install_openapi(app)
 
     async def resolve(token: str) -> Any:
         auth = getattr(app.state, "auth", None)
@@ -143,6 +147,7 @@ def create_app(
         gw = getattr(app.state, "gw", None)
         return gw.metrics if gw is not None else None
 
+    app.add_middleware(AllowMiddleware, get_routes=lambda: app.routes)
     app.add_middleware(
         IdempotencyMiddleware,
         get_redis=get_redis,
@@ -160,11 +165,17 @@ def create_app(
     app.include_router(routes_admin.router)
     app.include_router(stream.router)
 
-    @app.get("/healthz", tags=["ops"], summary="Process is up")
+    @app.get("/healthz", tags=["ops"], summary="Process is up", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="Ray, PostgreSQL, Redis and the risk pool are reachable")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Ray, PostgreSQL, Redis and the risk pool are reachable",
+        response_model=Ready,
+        responses={503: {"model": Ready, "description": "A dependency is down (same body)"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         gw: GatewayService = request.app.state.gw
         checks: dict[str, Any] = {}
@@ -188,7 +199,13 @@ def create_app(
             {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
         )
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics(request: Request) -> Response:
         gw: GatewayService = request.app.state.gw
         if gw.batcher is not None:

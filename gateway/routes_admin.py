@@ -14,20 +14,31 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from actors.core.ids import KEY_PREFIX
-from gateway.auth import Principal, require
+from gateway.auth import AdminPrincipal, OpsPrincipal, RiskReader
 from gateway.problems import Problem
+from gateway.responses import (
+    AUTHED,
+    BODY,
+    ApiKeyPage,
+    IssuedKey,
+    PartyLinks,
+    PartyOut,
+    PartyPage,
+    Revoked,
+    RiskHealth,
+    ShardOut,
+    ShardPage,
+    errors,
+)
 from gateway.routes_orders import gw
 from gateway.schemas import ApiKeyIn, PartyIn, PartyPatch, ShardIn, to_jsonable
 from persistence.api_keys import ApiKeyRepo
 from persistence.parties import PartyExists, PartyNotFound, PartyRepository, party_to_dict
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-
-ADMIN = require("admin")
-OPS = require("operator", "admin")
 
 
 def _parties(request: Request) -> PartyRepository:
@@ -41,10 +52,45 @@ def _party_view(p: Any) -> dict[str, Any]:
     return d
 
 
-@router.post("/parties", status_code=201, summary="Create a party")
-async def create_party(body: PartyIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+async def _check_links(repo: PartyRepository, party_id: str, linked: list[str] | None) -> None:
+    """422 when a party is linked to itself, 404 when a linked party does not exist."""
+    if not linked:
+        return
+    if party_id in linked:
+        raise Problem(
+            "validation-error",
+            f"party {party_id} cannot be linked to itself",
+            errors=[
+                {
+                    "loc": ["body", "linked_parties", linked.index(party_id)],
+                    "msg": "a party cannot be linked to itself",
+                    "type": "value_error",
+                }
+            ],
+        )
+    missing = sorted(set(linked) - set(await repo.get_many(linked)))
+    if missing:
+        raise Problem(
+            "not-found", f"linked parties do not exist: {', '.join(missing)}"[:300], unknown_parties=missing
+        )
+
+
+_READ = errors(*AUTHED, 403, 422)
+_ONE = errors(*AUTHED, 403, 404, 422)
+
+
+@router.post(
+    "/parties",
+    status_code=201,
+    summary="Create a party",
+    response_model=PartyOut,
+    responses=errors(*AUTHED, *BODY, 403, 404),
+)
+async def create_party(body: PartyIn, request: Request, _p: AdminPrincipal) -> Any:
+    repo = _parties(request)
+    await _check_links(repo, body.party_id, body.linked_parties)
     try:
-        party = await _parties(request).create(**body.fields())
+        party = await repo.create(**body.fields())
     except PartyExists:
         raise Problem("conflict", f"party {body.party_id} exists") from None
     except ValueError as exc:
@@ -52,30 +98,34 @@ async def create_party(body: PartyIn, request: Request, _p: Principal = Depends(
     return _party_view(party)
 
 
-@router.get("/parties", summary="List parties")
+@router.get("/parties", summary="List parties", response_model=PartyPage, responses=_READ)
 async def list_parties(
     request: Request,
-    _p: Principal = Depends(OPS),
+    _p: OpsPrincipal,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10**7),
 ) -> Any:
     return {"items": [_party_view(x) for x in await _parties(request).list(limit=limit, offset=offset)]}
 
 
-@router.get("/parties/{party_id}", summary="Get a party")
-async def get_party(party_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.get("/parties/{party_id}", summary="Get a party", response_model=PartyOut, responses=_ONE)
+async def get_party(party_id: str, request: Request, _p: OpsPrincipal) -> Any:
     party = await _parties(request).get(party_id)
     if party is None:
         raise Problem("not-found", "no such party")
     return _party_view(party)
 
 
-@router.patch("/parties/{party_id}", summary="Update KYC, credit limit, links...")
-async def update_party(
-    party_id: str, body: PartyPatch, request: Request, _p: Principal = Depends(ADMIN)
-) -> Any:
+@router.patch(
+    "/parties/{party_id}",
+    summary="Update KYC, credit limit, links...",
+    response_model=PartyOut,
+    responses=errors(*AUTHED, 400, 403, 404, 413, 415, 422),
+)
+async def update_party(party_id: str, body: PartyPatch, request: Request, _p: AdminPrincipal) -> Any:
     changes = body.changes()
     repo = _parties(request)
+    await _check_links(repo, party_id, changes.get("linked_parties"))
     try:
         party = await repo.update(party_id, **changes) if changes else await repo.get(party_id)
     except PartyNotFound:
@@ -88,8 +138,13 @@ async def update_party(
     return _party_view(party)
 
 
-@router.get("/parties/{party_id}/links", summary="Parties linked to a party, and why")
-async def party_links(party_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.get(
+    "/parties/{party_id}/links",
+    summary="Parties linked to a party, and why",
+    response_model=PartyLinks,
+    responses=_ONE,
+)
+async def party_links(party_id: str, request: Request, _p: OpsPrincipal) -> Any:
     try:
         links = await _parties(request).linked_parties(party_id)
     except PartyNotFound:
@@ -97,8 +152,14 @@ async def party_links(party_id: str, request: Request, _p: Principal = Depends(O
     return {"party_id": party_id, "links": {k: list(v) for k, v in links.items()}}
 
 
-@router.post("/api-keys", status_code=201, summary="Issue an API key (token shown once)")
-async def issue_key(body: ApiKeyIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+@router.post(
+    "/api-keys",
+    status_code=201,
+    summary="Issue an API key (token shown once)",
+    response_model=IssuedKey,
+    responses=errors(*AUTHED, *BODY, 403),
+)
+async def issue_key(body: ApiKeyIn, request: Request, _p: AdminPrincipal) -> Any:
     """``{key_id, party_id, roles, label, created_at, token}``. Store ``token`` now: only its sha256
     is kept, it cannot be shown again."""
     g = gw(request)
@@ -108,15 +169,22 @@ async def issue_key(body: ApiKeyIn, request: Request, _p: Principal = Depends(AD
     return {**key.to_dict(), "token": token}
 
 
-@router.get("/api-keys", summary="List API keys (never the tokens)")
+@router.get(
+    "/api-keys", summary="List API keys (never the tokens)", response_model=ApiKeyPage, responses=_READ
+)
 async def list_keys(
-    request: Request, _p: Principal = Depends(ADMIN), party_id: str | None = Query(None, max_length=64)
+    request: Request, _p: AdminPrincipal, party_id: str | None = Query(None, max_length=64)
 ) -> Any:
     return {"items": [k.to_dict() for k in await ApiKeyRepo(gw(request).pool).list(party_id)]}
 
 
-@router.post("/api-keys/{key_id}/revoke", summary="Revoke an API key")
-async def revoke_key(key_id: str, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+@router.post(
+    "/api-keys/{key_id}/revoke",
+    summary="Revoke an API key",
+    response_model=Revoked,
+    responses=errors(*AUTHED, 400, 403, 404, 409, 422),
+)
+async def revoke_key(key_id: str, request: Request, _p: AdminPrincipal) -> Any:
     g = gw(request)
     repo = ApiKeyRepo(g.pool)
     if not await repo.revoke(key_id) and await repo.get(key_id) is None:
@@ -125,8 +193,13 @@ async def revoke_key(key_id: str, request: Request, _p: Principal = Depends(ADMI
     return {"key_id": key_id, "revoked": True}
 
 
-@router.get("/shards", summary="List shards with node, seq, book size and queue depth")
-async def list_shards(request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.get(
+    "/shards",
+    summary="List shards with node, seq, book size and queue depth",
+    response_model=ShardPage,
+    responses=errors(*AUTHED, 403),
+)
+async def list_shards(request: Request, _p: OpsPrincipal) -> Any:
     """``{"items": [{shard_id, region, commodity, node_id, seq, committed_seq, book_size,
     queue_depth (actor), gateway_queue_depth (this process), draining, status}]}``."""
     g = gw(request)
@@ -137,14 +210,25 @@ async def list_shards(request: Request, _p: Principal = Depends(OPS)) -> Any:
     return {"items": to_jsonable(rows)}
 
 
-@router.post("/shards", status_code=201, summary="Add a shard")
-async def add_shard(body: ShardIn, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.post(
+    "/shards",
+    status_code=201,
+    summary="Add a shard",
+    response_model=ShardOut,
+    responses=errors(*AUTHED, *BODY, 403),
+)
+async def add_shard(body: ShardIn, request: Request, _p: OpsPrincipal) -> Any:
     g = gw(request)
     return to_jsonable(await g.directory.add.remote(body.region, body.commodity))
 
 
-@router.post("/shards/{shard_id}/drain", summary="Drain a shard (stop taking commands, snapshot)")
-async def drain_shard(shard_id: str, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.post(
+    "/shards/{shard_id}/drain",
+    summary="Drain a shard (stop taking commands, snapshot)",
+    response_model=ShardOut,
+    responses=errors(*AUTHED, 400, 403, 404, 409, 422),
+)
+async def drain_shard(shard_id: str, request: Request, _p: OpsPrincipal) -> Any:
     g = gw(request)
     if await g.directory.get.remote(shard_id) is None:
         raise Problem("not-found", f"no shard {shard_id}")
@@ -152,10 +236,13 @@ async def drain_shard(shard_id: str, request: Request, _p: Principal = Depends(O
     return to_jsonable(info)
 
 
-@router.get("/risk/health", summary="Health of the risk pool")
-async def risk_health(
-    request: Request, _p: Principal = Depends(require("operator", "admin", "data_scientist"))
-) -> Any:
+@router.get(
+    "/risk/health",
+    summary="Health of the risk pool",
+    response_model=RiskHealth,
+    responses=errors(*AUTHED, 403),
+)
+async def risk_health(request: Request, _p: RiskReader) -> Any:
     """``{"status": "UP"|"DEGRADED"|"DOWN"|"NOT_DEPLOYED", "app_status", "deployments",
     "breaker_state", "stats"}``: the Serve application's state and one replica's counters (ML
     circuit breaker state, model versions). DEGRADED = the ML tier's breaker is open (rules only)."""
