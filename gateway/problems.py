@@ -214,9 +214,21 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_error)
 
 
+#: The optional header every POST honours (``gateway.idempotency``), as an OpenAPI parameter.
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Replays of the same request return the stored response (Idempotent-Replayed: true); "
+    "the same key with another request is 422 idempotency-key-reused, while the first runs 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve an OpenAPI document whose error responses (declared with the ``Problem`` model of
-    ``gateway.responses``) have the media type ``application/problem+json``, as sent."""
+    ``gateway.responses``) have the media type ``application/problem+json``, as sent, and whose
+    POST operations declare the optional ``Idempotency-Key`` header."""
     from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
@@ -229,7 +241,9 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
             )
             for item in spec.get("paths", {}).values():
-                for op in item.values():
+                for method, op in item.items():
+                    if method == "post":
+                        op.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
                     for code, resp in (op.get("responses") or {}).items():
                         content = resp.get("content") or {}
                         ref = str(content.get("application/json", {}).get("schema", {}).get("$ref", ""))
