@@ -4,8 +4,9 @@ type, a body matching the documented schema). Plus the HTTP semantics the docume
 415 for a non-JSON body, 400 for broken JSON, ``Allow`` with every method of a path, and party
 links that must name other, existing parties.
 
-Bounded and reproducible: ``TRADEDESK_SCHEMATHESIS_EXAMPLES`` (default 20) examples per operation
-and role, derandomized. Order bodies are pinned to one shard (IN-GJ cotton), so the run starts one
+Bounded and reproducible: ``TRADEDESK_SCHEMATHESIS_EXAMPLES`` (default 20) valid and
+``TRADEDESK_SCHEMATHESIS_NEGATIVE_EXAMPLES`` (default 5) invalid examples per operation and role,
+derandomized. Order bodies are pinned to one shard (IN-GJ cotton), so the run starts one
 shard actor; every other case keeps a seeded id (an order, a proposal, a reservation, an
 allocation, a party, IN-GJ/cotton market data) so the success paths are checked as well as the
 404s. Key ids and shard ids are never substituted: revoking the run's own keys or draining its
@@ -23,6 +24,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -39,6 +41,7 @@ REGION = "IN-GJ"
 COMMODITY = "cotton"
 ROLES = ("seller", "buyer", "trader", "operator", "admin", "data_scientist")
 EXAMPLES = int(os.environ.get("TRADEDESK_SCHEMATHESIS_EXAMPLES", "20"))
+NEGATIVE_EXAMPLES = int(os.environ.get("TRADEDESK_SCHEMATHESIS_NEGATIVE_EXAMPLES", "5"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 PT = "urn:tradedesk:problem:"
 COTTON_PARAMS = set(get_spec(COMMODITY).param_names)
@@ -139,7 +142,7 @@ def test_schema_conformance_every_operation_every_role(
     schema = schemathesis.openapi.from_url(f"{gw.base}/openapi.json")
     operations = [r.ok() for r in schema.get_all_operations()]  # type: ignore[union-attr]
     failures: list[str] = []
-    totals = {"cases": 0, "runs": 0}
+    totals = {"cases": 0, "runs": 0, "negative_cases": 0}
     statuses: dict[int, int] = {}
     by_op: dict[str, dict[int, int]] = {}
     t0 = time.monotonic()
@@ -147,46 +150,51 @@ def test_schema_conformance_every_operation_every_role(
 
         def one(case: Any, role: str, seen: dict[str, int]) -> None:
             seen["n"] += 1
-            _pin_body(case.body, valid=seen["n"] % 2 == 0)
-            if seen["n"] % 2 == 0 and case.path_parameters:
+            positive = bool(seen["positive"])
+            _pin_body(case.body, valid=positive and seen["n"] % 2 == 0)
+            if positive and seen["n"] % 2 == 0 and case.path_parameters:
                 for name in case.path_parameters:
                     ids = seeded.get(name)
                     if ids:
                         case.path_parameters[name] = ids[seen["n"] // 2 % len(ids)]
             auth = {"Authorization": f"Bearer {keys[role]}"}
             resp = case.call(base_url=gw.base, session=http, headers=auth, timeout=30)
-            totals["cases"] += 1
+            totals["cases" if positive else "negative_cases"] += 1
             statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
             per_op = by_op.setdefault(case.operation.label, {})
             per_op[resp.status_code] = per_op.get(resp.status_code, 0) + 1
             try:
                 case.validate_response(resp, checks=CHECKS, headers=auth)
-            except (
-                Exception,
-                BaseExceptionGroup,
-            ) as exc:  # schemathesis' FailureGroup is a BaseExceptionGroup
+            except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup is the latter
                 failures.append(
                     f"[{role}] {case.method} {case.formatted_path} -> {resp.status_code}: {str(exc)[:600]}"
                 )
 
         for op in operations:
             for role in ROLES:
-                seen = {"n": 0}
-                run = settings(
-                    max_examples=EXAMPLES,
-                    deadline=None,
-                    derandomize=True,
-                    database=None,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                )(given(case=op.as_strategy())(_bind(one, role, seen)))
-                run()
+                for mode, examples in (
+                    (schemathesis.GenerationMode.POSITIVE, EXAMPLES),
+                    (schemathesis.GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES),
+                ):
+                    seen = {"n": 0, "positive": int(mode.is_positive)}
+                    run = settings(
+                        max_examples=examples,
+                        deadline=None,
+                        derandomize=True,
+                        database=None,
+                        phases=[Phase.explicit, Phase.generate],
+                        suppress_health_check=list(HealthCheck),
+                    )(given(case=op.as_strategy(mode))(_bind(one, role, seen)))
+                    try:
+                        run()
+                    except Unsatisfiable:
+                        assert not mode.is_positive  # nothing to negate (no parameters, no body)
                 totals["runs"] += 1
     elapsed = time.monotonic() - t0
     print(
         f"\nschemathesis: {len(operations)} operations x {len(ROLES)} roles = {totals['runs']} runs, "
-        f"{totals['cases']} cases, {len(failures)} failures, {elapsed:.1f} s; "
-        f"statuses {sorted(statuses.items())}"
+        f"{totals['cases']} positive + {totals['negative_cases']} negative cases, {len(failures)} failures, "
+        f"{elapsed:.1f} s; statuses {sorted(statuses.items())}"
     )
     for label, counts in sorted(by_op.items()):
         print(f"  {label}: {sorted(counts.items())}")
