@@ -8,9 +8,9 @@ Redis client, and starts the per-shard micro-batcher and the WebSocket fan-out. 
 processes may serve the same cluster.
 
 Middleware order (outermost first): timing/metrics (records the arrival time, epoch ms, that every
-command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), then routing. Ops:
-``/healthz`` (process up), ``/readyz`` (Ray, PostgreSQL, Redis, risk pool, every ACTIVE shard
-recovered), ``/metrics``.
+command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), ``Allow`` (OPTIONS and
+405 with every method of the path, ``gateway.allow``), then routing. Ops: ``/healthz`` (process up),
+``/readyz`` (Ray, PostgreSQL, Redis, risk pool, every ACTIVE shard recovered), ``/metrics``.
 """
 
 from __future__ import annotations
@@ -23,17 +23,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.core.ids import KEY_PREFIX
 from actors.settings import Settings
 from gateway import problems
+from gateway.allow import AllowMiddleware
 from gateway.auth import Authenticator
 from gateway.edge.body_limit import BodyLimitMiddleware
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.ratelimit import RateLimiter, default_limits
+from gateway.responses import Health, Ready
 from gateway.service import GatewayService
 from persistence.api_keys import ApiKeyRepo
 
@@ -133,6 +135,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
+    problems.install_openapi(app)
 
     async def resolve(token: str) -> Any:
         auth = getattr(app.state, "auth", None)
@@ -146,6 +149,7 @@ def create_app(
         gw = getattr(app.state, "gw", None)
         return gw.metrics if gw is not None else None
 
+    app.add_middleware(AllowMiddleware, get_routes=lambda: app.routes)
     app.add_middleware(
         IdempotencyMiddleware,
         get_redis=get_redis,
@@ -164,12 +168,16 @@ def create_app(
     app.include_router(routes_admin.router)
     app.include_router(stream.router)
 
-    @app.get("/healthz", tags=["ops"], summary="Process is up")
+    @app.get("/healthz", tags=["ops"], summary="Process is up", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(
-        "/readyz", tags=["ops"], summary="Ray, PostgreSQL, Redis, the risk pool and every ACTIVE shard are up"
+        "/readyz",
+        tags=["ops"],
+        summary="Ray, PostgreSQL, Redis, the risk pool and every ACTIVE shard are up",
+        response_model=Ready,
+        responses={503: {"model": Ready, "description": "A dependency or a shard is not ready (same body)"}},
     )
     async def readyz(request: Request) -> JSONResponse:
         """200 ``ready`` once Ray, PostgreSQL and Redis answer, the risk pool is not down and every
@@ -207,7 +215,13 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics(request: Request) -> Response:
         gw: GatewayService = request.app.state.gw
         if gw.batcher is not None:

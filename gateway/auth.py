@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -109,15 +109,16 @@ def token_from(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+# The two schemes only document the headers in OpenAPI; ``token_from`` reads them.
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+ApiKeyHeaderValue = Annotated[str | None, Depends(_header)]
+
+
 def require(*roles: str, cost: int = 1) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: authenticate, check that the key has one of ``roles`` (any role when
     empty), then charge ``cost`` rate-limit tokens."""
 
-    async def dep(
-        request: Request,
-        _b: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        _k: str | None = Depends(_header),
-    ) -> Principal:
+    async def dep(request: Request, _b: BearerCredentials, _k: ApiKeyHeaderValue) -> Principal:
         state: Any = request.app.state
         p = await state.auth.resolve(token_from(request))
         if p is None:
@@ -144,3 +145,23 @@ async def charge(request: Request, p: Principal, cost: int) -> None:
             headers={"Retry-After": str(d.retry_after_s)},
             retry_after_s=d.retry_after_s,
         )
+
+
+# Dependency aliases of the routes: ``p: TraderPrincipal`` authenticates, checks the roles and
+# charges one rate-limit token.
+TraderPrincipal = Annotated[Principal, Depends(require(*TRADING))]
+"""A seller, buyer or trader key (has a party)."""
+SellerPrincipal = Annotated[Principal, Depends(require("seller", "trader"))]
+"""A key that may sell (seller, trader)."""
+BuyerPrincipal = Annotated[Principal, Depends(require("buyer", "trader"))]
+"""A key that may buy (buyer, trader)."""
+OrderReader = Annotated[Principal, Depends(require(*TRADING, *STAFF))]
+"""A trading key (its own orders) or a staff key (any order)."""
+MarketReader = Annotated[Principal, Depends(require(*MARKET_DATA))]
+"""Any role: market data."""
+AdminPrincipal = Annotated[Principal, Depends(require("admin"))]
+"""An admin key."""
+OpsPrincipal = Annotated[Principal, Depends(require(*STAFF))]
+"""An operator or admin key."""
+RiskReader = Annotated[Principal, Depends(require(*STAFF, "data_scientist"))]
+"""An operator, admin or data_scientist key."""

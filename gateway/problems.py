@@ -155,6 +155,19 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = _clean_errors(exc.errors())
+        if any(e["type"] == "json_invalid" for e in errors):
+            pos = next((e["loc"][1] for e in errors if len(e["loc"]) > 1), None)
+            return problem_response(
+                "malformed-request", f"body is not valid JSON (at byte {pos})", instance=request.url.path
+            )
+        if isinstance(exc.body, bytes | bytearray) and exc.body:
+            # FastAPI leaves the body as bytes when its Content-Type is not JSON
+            return problem_response(
+                "unsupported-media-type",
+                "send the body as application/json",
+                instance=request.url.path,
+                headers={"Accept-Post": "application/json"} if request.method == "POST" else None,
+            )
         fields = sorted(
             {".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors if e["loc"]}
         )
@@ -201,3 +214,44 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_error)
+
+
+#: The optional header every POST honours (``gateway.idempotency``), as an OpenAPI parameter.
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Replays of the same request return the stored response (Idempotent-Replayed: true); "
+    "the same key with another request is 422 idempotency-key-reused, while the first runs 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve an OpenAPI document whose error responses (declared with the ``Problem`` model of
+    ``gateway.responses``) have the media type ``application/problem+json``, as sent, and whose
+    POST operations declare the optional ``Idempotency-Key`` header."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
+            for item in spec.get("paths", {}).values():
+                for method, op in item.items():
+                    if method == "post":
+                        op.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                    for code, resp in (op.get("responses") or {}).items():
+                        content = resp.get("content") or {}
+                        ref = str(content.get("application/json", {}).get("schema", {}).get("$ref", ""))
+                        if code[:1] in "45" and ref.endswith("/Problem"):
+                            content[PROBLEM_JSON] = content.pop("application/json")
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -15,21 +15,32 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from actors.core.ids import KEY_PREFIX
-from gateway.auth import Principal, require
+from gateway.auth import AdminPrincipal, OpsPrincipal, RiskReader
 from gateway.edge.text import EntityId, TextRule
 from gateway.problems import Problem
+from gateway.responses import (
+    AUTHED,
+    BODY,
+    ApiKeyPage,
+    IssuedKey,
+    PartyLinks,
+    PartyOut,
+    PartyPage,
+    Revoked,
+    RiskHealth,
+    ShardOut,
+    ShardPage,
+    errors,
+)
 from gateway.routes_orders import gw
 from gateway.schemas import ApiKeyIn, PartyIn, PartyPatch, ShardIn, to_jsonable
 from persistence.api_keys import ApiKeyRepo
 from persistence.parties import PartyExists, PartyNotFound, PartyRepository, party_to_dict
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-
-ADMIN = require("admin")
-OPS = require("operator", "admin")
 
 
 def _parties(request: Request) -> PartyRepository:
@@ -43,10 +54,45 @@ def _party_view(p: Any) -> dict[str, Any]:
     return d
 
 
-@router.post("/parties", status_code=201, summary="Create a party")
-async def create_party(body: PartyIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+async def _check_links(repo: PartyRepository, party_id: str, linked: list[str] | None) -> None:
+    """422 when a party is linked to itself, 404 when a linked party does not exist."""
+    if not linked:
+        return
+    if party_id in linked:
+        raise Problem(
+            "validation-error",
+            f"party {party_id} cannot be linked to itself",
+            errors=[
+                {
+                    "loc": ["body", "linked_parties", linked.index(party_id)],
+                    "msg": "a party cannot be linked to itself",
+                    "type": "value_error",
+                }
+            ],
+        )
+    missing = sorted(set(linked) - set(await repo.get_many(linked)))
+    if missing:
+        raise Problem(
+            "not-found", f"linked parties do not exist: {', '.join(missing)}"[:300], unknown_parties=missing
+        )
+
+
+_READ = errors(*AUTHED, 403, 422)
+_ONE = errors(*AUTHED, 403, 404, 422)
+
+
+@router.post(
+    "/parties",
+    status_code=201,
+    summary="Create a party",
+    response_model=PartyOut,
+    responses=errors(*AUTHED, *BODY, 403, 404),
+)
+async def create_party(body: PartyIn, request: Request, _p: AdminPrincipal) -> Any:
+    repo = _parties(request)
+    await _check_links(repo, body.party_id, body.linked_parties)
     try:
-        party = await _parties(request).create(**body.fields())
+        party = await repo.create(**body.fields())
     except PartyExists:
         raise Problem("conflict", f"party {body.party_id} exists") from None
     except ValueError as exc:
@@ -54,30 +100,34 @@ async def create_party(body: PartyIn, request: Request, _p: Principal = Depends(
     return _party_view(party)
 
 
-@router.get("/parties", summary="List parties")
+@router.get("/parties", summary="List parties", response_model=PartyPage, responses=_READ)
 async def list_parties(
     request: Request,
-    _p: Principal = Depends(OPS),
+    _p: OpsPrincipal,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10**7),
 ) -> Any:
     return {"items": [_party_view(x) for x in await _parties(request).list(limit=limit, offset=offset)]}
 
 
-@router.get("/parties/{party_id}", summary="Get a party")
-async def get_party(party_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.get("/parties/{party_id}", summary="Get a party", response_model=PartyOut, responses=_ONE)
+async def get_party(party_id: EntityId, request: Request, _p: OpsPrincipal) -> Any:
     party = await _parties(request).get(party_id)
     if party is None:
         raise Problem("not-found", "no such party")
     return _party_view(party)
 
 
-@router.patch("/parties/{party_id}", summary="Update KYC, credit limit, links...")
-async def update_party(
-    party_id: EntityId, body: PartyPatch, request: Request, _p: Principal = Depends(ADMIN)
-) -> Any:
+@router.patch(
+    "/parties/{party_id}",
+    summary="Update KYC, credit limit, links...",
+    response_model=PartyOut,
+    responses=errors(*AUTHED, 400, 403, 404, 413, 415, 422),
+)
+async def update_party(party_id: EntityId, body: PartyPatch, request: Request, _p: AdminPrincipal) -> Any:
     changes = body.changes()
     repo = _parties(request)
+    await _check_links(repo, party_id, changes.get("linked_parties"))
     try:
         party = await repo.update(party_id, **changes) if changes else await repo.get(party_id)
     except PartyNotFound:
@@ -90,8 +140,13 @@ async def update_party(
     return _party_view(party)
 
 
-@router.get("/parties/{party_id}/links", summary="Parties linked to a party, and why")
-async def party_links(party_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.get(
+    "/parties/{party_id}/links",
+    summary="Parties linked to a party, and why",
+    response_model=PartyLinks,
+    responses=_ONE,
+)
+async def party_links(party_id: EntityId, request: Request, _p: OpsPrincipal) -> Any:
     try:
         links = await _parties(request).linked_parties(party_id)
     except PartyNotFound:
@@ -99,8 +154,14 @@ async def party_links(party_id: EntityId, request: Request, _p: Principal = Depe
     return {"party_id": party_id, "links": {k: list(v) for k, v in links.items()}}
 
 
-@router.post("/api-keys", status_code=201, summary="Issue an API key (token shown once)")
-async def issue_key(body: ApiKeyIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+@router.post(
+    "/api-keys",
+    status_code=201,
+    summary="Issue an API key (token shown once)",
+    response_model=IssuedKey,
+    responses=errors(*AUTHED, *BODY, 403),
+)
+async def issue_key(body: ApiKeyIn, request: Request, _p: AdminPrincipal) -> Any:
     """``{key_id, party_id, roles, label, created_at, token, token_shown_once}``. Store ``token``
     now: only its sha256 is kept, it cannot be shown again (an ``Idempotency-Key`` replay returns
     ``"token": null``)."""
@@ -111,15 +172,22 @@ async def issue_key(body: ApiKeyIn, request: Request, _p: Principal = Depends(AD
     return {**key.to_dict(), "token": token, "token_shown_once": True}
 
 
-@router.get("/api-keys", summary="List API keys (never the tokens)")
+@router.get(
+    "/api-keys", summary="List API keys (never the tokens)", response_model=ApiKeyPage, responses=_READ
+)
 async def list_keys(
-    request: Request, _p: Principal = Depends(ADMIN), party_id: Annotated[str, TextRule(64)] | None = None
+    request: Request, _p: AdminPrincipal, party_id: Annotated[str, TextRule(64)] | None = None
 ) -> Any:
     return {"items": [k.to_dict() for k in await ApiKeyRepo(gw(request).pool).list(party_id)]}
 
 
-@router.post("/api-keys/{key_id}/revoke", summary="Revoke an API key")
-async def revoke_key(key_id: EntityId, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+@router.post(
+    "/api-keys/{key_id}/revoke",
+    summary="Revoke an API key",
+    response_model=Revoked,
+    responses=errors(*AUTHED, 400, 403, 404, 409, 422),
+)
+async def revoke_key(key_id: EntityId, request: Request, _p: AdminPrincipal) -> Any:
     g = gw(request)
     repo = ApiKeyRepo(g.pool, g.redis, g.key_prefix)  # the revoke notifies every gateway process
     if not await repo.revoke(key_id) and await repo.get(key_id) is None:
@@ -128,8 +196,13 @@ async def revoke_key(key_id: EntityId, request: Request, _p: Principal = Depends
     return {"key_id": key_id, "revoked": True}
 
 
-@router.get("/shards", summary="List every shard with its status, node, seq, book size and queue depth")
-async def list_shards(request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.get(
+    "/shards",
+    summary="List every shard with its status, node, seq, book size and queue depth",
+    response_model=ShardPage,
+    responses=errors(*AUTHED, 403),
+)
+async def list_shards(request: Request, _p: OpsPrincipal) -> Any:
     """``{"items": [{shard_id, region, commodity, status (UP | IDLE | DRAINED | RECOVERING |
     UNREACHABLE), running, node_id, seq, committed_seq, book_size, queue_depth (actor),
     gateway_queue_depth (this process), draining}]}``: every shard of the shards table; the
@@ -156,30 +229,49 @@ async def _shard_call(call: Any) -> Any:
         raise Problem("conflict", str(exc).splitlines()[-1][:300]) from None
 
 
-@router.post("/shards", status_code=201, summary="Add a shard (admin)")
-async def add_shard(body: ShardIn, request: Request, _p: Principal = Depends(ADMIN)) -> Any:
+@router.post(
+    "/shards",
+    status_code=201,
+    summary="Add a shard (admin)",
+    response_model=ShardOut,
+    responses=errors(*AUTHED, *BODY, 403, 409, 503),
+)
+async def add_shard(body: ShardIn, request: Request, _p: AdminPrincipal) -> Any:
     """Open the (region, commodity) market whatever the creation policy (or start it if IDLE).
     409 for a DRAINED shard (resume it), 503 ``shard-capacity`` when the nodes are full."""
     return await _shard_call(gw(request).directory.add.remote(body.region, body.commodity))
 
 
-@router.post("/shards/{shard_id}/drain", summary="Drain a shard (stop taking commands, snapshot)")
-async def drain_shard(shard_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.post(
+    "/shards/{shard_id}/drain",
+    summary="Drain a shard (stop taking commands, snapshot)",
+    response_model=ShardOut,
+    responses=errors(*AUTHED, 400, 403, 404, 409, 422),
+)
+async def drain_shard(shard_id: EntityId, request: Request, _p: OpsPrincipal) -> Any:
     """The shard takes no commands (503 ``unavailable`` "draining") until resumed, also across
     restarts. Its book stays readable."""
     return await _shard_call(gw(request).directory.drain.remote(shard_id))
 
 
-@router.post("/shards/{shard_id}/resume", summary="Resume a drained shard (take commands again)")
-async def resume_shard(shard_id: EntityId, request: Request, _p: Principal = Depends(OPS)) -> Any:
+@router.post(
+    "/shards/{shard_id}/resume",
+    summary="Resume a drained shard (take commands again)",
+    response_model=ShardOut,
+    responses=errors(*AUTHED, 400, 403, 404, 409, 422),
+)
+async def resume_shard(shard_id: EntityId, request: Request, _p: OpsPrincipal) -> Any:
     """The shard takes commands again; its status becomes UP."""
     return await _shard_call(gw(request).directory.resume.remote(shard_id))
 
 
-@router.get("/risk/health", summary="Health of the risk pool")
-async def risk_health(
-    request: Request, _p: Principal = Depends(require("operator", "admin", "data_scientist"))
-) -> Any:
+@router.get(
+    "/risk/health",
+    summary="Health of the risk pool",
+    response_model=RiskHealth,
+    responses=errors(*AUTHED, 403),
+)
+async def risk_health(request: Request, _p: RiskReader) -> Any:
     """``{"status": "UP"|"DEGRADED"|"DOWN"|"NOT_DEPLOYED", "app_status", "deployments",
     "breaker_state", "stats"}``: the Serve application's state and one replica's counters (ML
     circuit breaker state, model versions). DEGRADED = the ML tier's breaker is open (rules only)."""

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from actors.core.commodities import canonical_commodity
 from actors.core.ids import shard_id_for
 from actors.core.regions import is_region
-from gateway.auth import MARKET_DATA, Principal, require
+from gateway.auth import MarketReader
 from gateway.edge.text import TextRule
 from gateway.problems import Problem
-from gateway.routes_orders import arrival_ms, gw
+from gateway.responses import AUTHED, BODY, DepthOut, SearchOut, TopOut, TradesOut, errors
+from gateway.routes_orders import arrival_ms, command_result, gw
 from gateway.schemas import REGION_PATTERN, SearchIn, to_jsonable
 from gateway.visibility import visible_trades
 
@@ -37,37 +38,49 @@ def _shard(region: str, commodity: str) -> str:
     return shard_id_for(region, canon)
 
 
-@router.get("/{region}/{commodity}/top", summary="Best bid and ask")
+_READ_ERRORS = errors(*AUTHED, 404, 422)
+
+
+@router.get(
+    "/{region}/{commodity}/top", summary="Best bid and ask", response_model=TopOut, responses=_READ_ERRORS
+)
 async def top(
     request: Request,
+    _p: MarketReader,
     region: RegionP,
     commodity: CommodityP,
-    _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
     """``{shard_id, seq, bid, bid_kg, ask, ask_kg}``; ``bid``/``ask`` paise/kg or null."""
     g = gw(request)
     return to_jsonable(await g.query(_shard(region, commodity), "best_bid_ask"))
 
 
-@router.get("/{region}/{commodity}/depth", summary="Aggregated book depth")
+@router.get(
+    "/{region}/{commodity}/depth",
+    summary="Aggregated book depth",
+    response_model=DepthOut,
+    responses=_READ_ERRORS,
+)
 async def depth(
     request: Request,
+    _p: MarketReader,
     region: RegionP,
     commodity: CommodityP,
     levels: int = Query(10, ge=1, le=100),
-    _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
     g = gw(request)
     return to_jsonable(await g.query(_shard(region, commodity), "depth", levels=levels))
 
 
-@router.get("/{region}/{commodity}/trades", summary="Recent trades")
+@router.get(
+    "/{region}/{commodity}/trades", summary="Recent trades", response_model=TradesOut, responses=_READ_ERRORS
+)
 async def trades(
     request: Request,
+    _p: MarketReader,
     region: RegionP,
     commodity: CommodityP,
     limit: int = Query(50, ge=1, le=500),
-    _p: Principal = Depends(require(*MARKET_DATA)),
 ) -> Any:
     """Newest first: ``{"items": [{seq, ts, quantity_kg, price}]}`` (no party or order ids). Only
     trades whose orders the caller may see (``gateway.visibility``): a deal with a PRIVATE order
@@ -76,8 +89,13 @@ async def trades(
     return {"shard_id": sid, "items": await visible_trades(gw(request).pool, sid, _p.party_id, limit)}
 
 
-@router.post("/search", summary="Search ranked availabilities (browse, nothing placed)")
-async def search(body: SearchIn, request: Request, p: Principal = Depends(require(*MARKET_DATA))) -> Any:
+@router.post(
+    "/search",
+    summary="Search ranked availabilities (browse, nothing placed)",
+    response_model=SearchOut,
+    responses=errors(*AUTHED, *BODY, 404),
+)
+async def search(body: SearchIn, request: Request, p: MarketReader) -> Any:
     """``{"status": "OK", "candidates": [{order_id, price, open_kg, quality, region, city, score,
     breakdown}]}``. Private listings appear only to parties on their allow-list."""
     g = gw(request)
@@ -85,4 +103,5 @@ async def search(body: SearchIn, request: Request, p: Principal = Depends(requir
     linked = await g.linked_parties(p.party_id) if p.party_id else ()
     cmd = body.to_command(arrival_ms(request), party, linked)
     sid = shard_id_for(cmd.region, cmd.commodity)
-    return to_jsonable(await g.query(sid, "search", query=cmd, limit=body.limit))
+    # an invalid query is a 422 (order-rejected with the core's reason), never a 200
+    return command_result(await g.query(sid, "search", query=cmd, limit=body.limit))

@@ -16,12 +16,24 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 
 from actors.core.commands import ConfirmReservation, RejectProposal, ReleaseReservation
-from gateway.auth import STAFF, TRADING, Principal, require
+from gateway.auth import STAFF, BuyerPrincipal, OrderReader, SellerPrincipal, TraderPrincipal
 from gateway.edge.text import EntityId, TextRule
 from gateway.problems import Problem
+from gateway.responses import (
+    AUTHED,
+    BODY,
+    AcceptResult,
+    AllocationDetail,
+    AllocationPage,
+    ConfirmResult,
+    ProposalPage,
+    RejectResult,
+    ReleaseResult,
+    errors,
+)
 from gateway.routes_orders import arrival_ms, command_result, decode_cursor, encode_cursor, gw
 from gateway.schemas import AcceptIn, to_jsonable
 
@@ -39,10 +51,17 @@ def _rowdict(r: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/orders/{order_id}/proposals", summary="Match proposals of one of my orders")
-async def list_proposals(
-    order_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING))
-) -> Any:
+#: errors of a command on an existing proposal/reservation (POST without a body)
+_COMMAND_ERRORS = errors(*AUTHED, 400, 403, 404, 409, 422)
+
+
+@router.get(
+    "/orders/{order_id}/proposals",
+    summary="Match proposals of one of my orders",
+    response_model=ProposalPage,
+    responses=errors(*AUTHED, 403, 404, 422),
+)
+async def list_proposals(order_id: EntityId, request: Request, p: TraderPrincipal) -> Any:
     """``{"items": [{proposal_id, buy_order_id, sell_order_id, quantity_kg, price, status, score,
     breakdown, risk, ...}]}`` newest last."""
     g = gw(request)
@@ -74,12 +93,17 @@ async def _run_one(request: Request, target: str, cmd: Any) -> Any:
     return command_result(r)
 
 
-@router.post("/proposals/{proposal_id}/accept", summary="Accept a proposal (buyer): reserve quantity")
+@router.post(
+    "/proposals/{proposal_id}/accept",
+    summary="Accept a proposal (buyer): reserve quantity",
+    response_model=AcceptResult,
+    responses=errors(*AUTHED, *BODY, 403, 404),
+)
 async def accept_proposal(
     proposal_id: EntityId,
     request: Request,
+    p: BuyerPrincipal,
     body: AcceptIn | None = Body(None),
-    p: Principal = Depends(require("buyer", "trader")),
 ) -> Any:
     """Reserve the proposed kg (or ``quantity``) on both orders for ``hold_minutes``; the result
     carries the reservation ``{reservation_id, quantity_kg, price, hold_until (epoch ms)...}``."""
@@ -89,29 +113,38 @@ async def accept_proposal(
     )
 
 
-@router.post("/proposals/{proposal_id}/reject", summary="Reject a proposal (buyer)")
-async def reject_proposal(
-    proposal_id: EntityId, request: Request, p: Principal = Depends(require("buyer", "trader"))
-) -> Any:
+@router.post(
+    "/proposals/{proposal_id}/reject",
+    summary="Reject a proposal (buyer)",
+    response_model=RejectResult,
+    responses=_COMMAND_ERRORS,
+)
+async def reject_proposal(proposal_id: EntityId, request: Request, p: BuyerPrincipal) -> Any:
     return await _run_one(
         request, proposal_id, RejectProposal(arrival_ms(request), p.party_id or "", proposal_id)
     )
 
 
-@router.post("/reservations/{reservation_id}/confirm", summary="Confirm a reservation (seller)")
-async def confirm_reservation(
-    reservation_id: EntityId, request: Request, p: Principal = Depends(require("seller", "trader"))
-) -> Any:
+@router.post(
+    "/reservations/{reservation_id}/confirm",
+    summary="Confirm a reservation (seller)",
+    response_model=ConfirmResult,
+    responses=_COMMAND_ERRORS,
+)
+async def confirm_reservation(reservation_id: EntityId, request: Request, p: SellerPrincipal) -> Any:
     """The reservation becomes an allocation: ``{"allocation": {allocation_id, quantity_kg, price...}}``."""
     return await _run_one(
         request, reservation_id, ConfirmReservation(arrival_ms(request), p.party_id or "", reservation_id)
     )
 
 
-@router.post("/reservations/{reservation_id}/release", summary="Release a reservation (seller or buyer)")
-async def release_reservation(
-    reservation_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING))
-) -> Any:
+@router.post(
+    "/reservations/{reservation_id}/release",
+    summary="Release a reservation (seller or buyer)",
+    response_model=ReleaseResult,
+    responses=_COMMAND_ERRORS,
+)
+async def release_reservation(reservation_id: EntityId, request: Request, p: TraderPrincipal) -> Any:
     return await _run_one(
         request, reservation_id, ReleaseReservation(arrival_ms(request), p.party_id or "", reservation_id)
     )
@@ -123,10 +156,15 @@ _ALLOC_COLS = (
 )
 
 
-@router.get("/allocations", summary="List my allocations (trades)")
+@router.get(
+    "/allocations",
+    summary="List my allocations (trades)",
+    response_model=AllocationPage,
+    responses=errors(*AUTHED, 400, 403, 422),
+)
 async def list_allocations(
     request: Request,
-    p: Principal = Depends(require(*TRADING)),
+    p: TraderPrincipal,
     as_: Literal["buyer", "seller"] | None = Query(None, alias="as"),
     shard_id: Annotated[str, TextRule(60)] | None = None,
     since_ts: int | None = Query(None, ge=0, le=2**53),
@@ -167,10 +205,13 @@ async def list_allocations(
     return {"items": to_jsonable(items), "next_cursor": nxt}
 
 
-@router.get("/allocations/{allocation_id}", summary="One allocation with its audit trail")
-async def get_allocation(
-    allocation_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING, *STAFF))
-) -> Any:
+@router.get(
+    "/allocations/{allocation_id}",
+    summary="One allocation with its audit trail",
+    response_model=AllocationDetail,
+    responses=errors(*AUTHED, 403, 404, 422),
+)
+async def get_allocation(allocation_id: EntityId, request: Request, p: OrderReader) -> Any:
     """The allocation plus ``audit``: ``{"events": [{seq, type, ts, payload}...]}`` — the orders'
     acceptance, the proposal/reservation (if negotiated) and the allocation event itself, in seq
     order, with the score breakdown, risk decision (outcome, reasons, tiers, model versions)."""

@@ -14,14 +14,25 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from actors.core.commands import CancelOrder
 from actors.core.ids import shard_id_for
-from gateway.auth import STAFF, TRADING, Principal, charge, require
+from gateway.auth import STAFF, OrderReader, Principal, TraderPrincipal, charge
 from gateway.edge.text import MAX_ID, EntityId, TextRule, clean_text
 from gateway.problems import Problem
+from gateway.responses import (
+    AUTHED,
+    BODY,
+    AmendResult,
+    BatchResult,
+    CancelResult,
+    OrderOut,
+    OrderPage,
+    PlaceResult,
+    errors,
+)
 from gateway.schemas import AmendIn, AvailabilityIn, BatchIn, RequirementIn, to_jsonable
 
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -75,7 +86,7 @@ def place_view(r: dict[str, Any], shard_id: str) -> dict[str, Any]:
 
 async def _place(
     request: Request, response: Response, p: Principal, body: AvailabilityIn | RequirementIn
-) -> Any:
+) -> JSONResponse:
     if not p.can_place(body.side):
         raise Problem("forbidden", f"this API key may not place {body.side} orders")
     g = gw(request)
@@ -89,24 +100,47 @@ async def _place(
     return JSONResponse(place_view(r, sid), status_code=200 if r.get("duplicate") else 201)
 
 
-@router.post("/orders/availabilities", status_code=201, summary="Place an availability (sell)")
+_PLACE_RESPONSES = {
+    200: {"model": PlaceResult, "description": "A repeated client_order_id: the original result"},
+    **errors(*AUTHED, *BODY, 403, 404),
+}
+
+
+@router.post(
+    "/orders/availabilities",
+    status_code=201,
+    summary="Place an availability (sell)",
+    response_model=PlaceResult,
+    responses=_PLACE_RESPONSES,
+)
 async def place_availability(
-    body: AvailabilityIn, request: Request, response: Response, p: Principal = Depends(require(*TRADING))
-) -> Any:
+    body: AvailabilityIn, request: Request, response: Response, p: TraderPrincipal
+) -> JSONResponse:
     """Place a seller's availability. 201 new, 200 duplicate client_order_id (original result)."""
     return await _place(request, response, p, body)
 
 
-@router.post("/orders/requirements", status_code=201, summary="Place a requirement (buy)")
+@router.post(
+    "/orders/requirements",
+    status_code=201,
+    summary="Place a requirement (buy)",
+    response_model=PlaceResult,
+    responses=_PLACE_RESPONSES,
+)
 async def place_requirement(
-    body: RequirementIn, request: Request, response: Response, p: Principal = Depends(require(*TRADING))
-) -> Any:
+    body: RequirementIn, request: Request, response: Response, p: TraderPrincipal
+) -> JSONResponse:
     """Place a buyer's requirement. DIRECT_BUY allocates now; NEGOTIATE returns proposals."""
     return await _place(request, response, p, body)
 
 
-@router.post("/orders/batch", summary="Place many orders in one request")
-async def place_batch(body: BatchIn, request: Request, p: Principal = Depends(require(*TRADING))) -> Any:
+@router.post(
+    "/orders/batch",
+    summary="Place many orders in one request",
+    response_model=BatchResult,
+    responses=errors(*AUTHED, *BODY, 403),
+)
+async def place_batch(body: BatchIn, request: Request, p: TraderPrincipal) -> JSONResponse:
     """``{"orders": [...]}`` (each with ``side``) -> ``{"results": [place result per order, same order]}``.
 
     Rejections are per order (``status`` REJECTED with ``reason``); the request itself succeeds.
@@ -165,10 +199,13 @@ def _owned(doc: dict[str, Any] | None, p: Principal) -> dict[str, Any]:
     return doc
 
 
-@router.get("/orders/{order_id}", summary="Get one of my orders")
-async def get_order(
-    order_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING, *STAFF))
-) -> Any:
+@router.get(
+    "/orders/{order_id}",
+    summary="Get one of my orders",
+    response_model=OrderOut,
+    responses=errors(*AUTHED, 403, 404, 422),
+)
+async def get_order(order_id: EntityId, request: Request, p: OrderReader) -> Any:
     """The order's current state (quantities kg: open, reserved, allocated, cancelled, expired)."""
     g = gw(request)
     sid = g.shard_for_id(order_id)
@@ -197,10 +234,15 @@ def decode_cursor(cursor: str | None, n: int) -> list[Any] | None:
         raise Problem("malformed-request", "invalid cursor") from None
 
 
-@router.get("/orders", summary="List my orders")
+@router.get(
+    "/orders",
+    summary="List my orders",
+    response_model=OrderPage,
+    responses=errors(*AUTHED, 400, 403, 422),
+)
 async def list_orders(
     request: Request,
-    p: Principal = Depends(require(*TRADING)),
+    p: TraderPrincipal,
     status: Literal["OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "EXPIRED"] | None = None,
     side: Literal["SELL", "BUY"] | None = None,
     commodity: Annotated[str, TextRule(40)] | None = None,
@@ -248,10 +290,13 @@ async def list_orders(
     return {"items": to_jsonable(items), "next_cursor": nxt}
 
 
-@router.post("/orders/{order_id}/amend", summary="Amend quantity and/or price")
-async def amend_order(
-    order_id: EntityId, body: AmendIn, request: Request, p: Principal = Depends(require(*TRADING))
-) -> Any:
+@router.post(
+    "/orders/{order_id}/amend",
+    summary="Amend quantity and/or price",
+    response_model=AmendResult,
+    responses=errors(*AUTHED, *BODY, 403, 404),
+)
+async def amend_order(order_id: EntityId, body: AmendIn, request: Request, p: TraderPrincipal) -> Any:
     """New total quantity and/or price. Price change or quantity up loses time priority (re-matched)."""
     g = gw(request)
     sid = g.shard_for_id(order_id)
@@ -260,10 +305,13 @@ async def amend_order(
     return command_result(r)
 
 
-@router.post("/orders/{order_id}/cancel", summary="Cancel the open quantity")
-async def cancel_order(
-    order_id: EntityId, request: Request, p: Principal = Depends(require(*TRADING))
-) -> Any:
+@router.post(
+    "/orders/{order_id}/cancel",
+    summary="Cancel the open quantity",
+    response_model=CancelResult,
+    responses=errors(*AUTHED, 400, 403, 404, 409, 422),
+)
+async def cancel_order(order_id: EntityId, request: Request, p: TraderPrincipal) -> Any:
     """Cancel what is still open: ``{"order_id", "cancelled_kg", "status": "OK"}``."""
     g = gw(request)
     sid = g.shard_for_id(order_id)

@@ -70,7 +70,7 @@ def test_validation_problem_lists_fields(gw: Gateway, keys: dict[str, str]) -> N
         r = c.post(
             "/v1/orders/availabilities", content=b"{not json", headers={"content-type": "application/json"}
         )
-        assert r.status_code == 422
+        assert r.status_code == 400 and r.json()["type"] == PT + "malformed-request"
 
 
 def test_place_match_get_list_cancel_amend(gw: Gateway, keys: dict[str, str]) -> None:
