@@ -2,8 +2,8 @@
 
 The schema's one source is the plain SQL in ``persistence/migrations/NNNN_name.sql``; Alembic
 (``persistence/alembic``) orders and records them: revision ``NNNN`` applies file ``NNNN_name.sql``
-(:func:`sql_step`), each in its own transaction with its ``alembic_version`` row, so a failing file
-leaves nothing half-applied. A PostgreSQL advisory lock serialises concurrent runners. Databases
+(:func:`sql_step`), each in its own transaction with its row in ``tradedesk_schema_version``, so a
+failing file leaves nothing half-applied. A PostgreSQL advisory lock serialises concurrent runners. Databases
 migrated by the earlier in-house runner (table ``schema_migrations``) are adopted at their version.
 
 Usage::
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
 LOCK_KEY = 7_301_995_001  # advisory lock id for migration runs
+# Alembic's record of the applied revision; not ``alembic_version``, which MLflow's own Alembic
+# migrations use when its tracking store shares the database.
+VERSION_TABLE = "tradedesk_schema_version"
 _FILE_RE = re.compile(r"^(\d{4})_([A-Za-z0-9_\-]+)\.sql$")
 
 
@@ -76,16 +79,17 @@ def sql_step(name: str) -> Callable[[], None]:
 
 
 def adopt_legacy_versions(connection: Connection) -> None:
-    """Record in ``alembic_version`` the version a database reached under the earlier runner."""
+    """Record in the version table the version a database reached under the earlier runner."""
     has = connection.exec_driver_sql(
-        "SELECT to_regclass('schema_migrations') IS NOT NULL, to_regclass('alembic_version') IS NOT NULL"
+        "SELECT to_regclass('schema_migrations') IS NOT NULL,"
+        " to_regclass('tradedesk_schema_version') IS NOT NULL"
     ).one()
     if not has[0] or has[1]:
         return
     version = connection.exec_driver_sql("SELECT max(version) FROM schema_migrations").scalar()
-    connection.exec_driver_sql("CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY)")
+    connection.exec_driver_sql(f"CREATE TABLE {VERSION_TABLE} (version_num varchar(32) NOT NULL PRIMARY KEY)")
     if version:
-        connection.exec_driver_sql(f"INSERT INTO alembic_version VALUES ('{int(version):04d}')")
+        connection.exec_driver_sql(f"INSERT INTO {VERSION_TABLE} VALUES ('{int(version):04d}')")
 
 
 def _config(dsn: str) -> Config:
@@ -104,8 +108,8 @@ def current_version(dsn: str) -> int:
     async def read() -> int:
         conn = await asyncpg.connect(dsn)
         try:
-            if await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL"):
-                rev = await conn.fetchval("SELECT version_num FROM alembic_version")
+            if await conn.fetchval("SELECT to_regclass('tradedesk_schema_version') IS NOT NULL"):
+                rev = await conn.fetchval(f"SELECT version_num FROM {VERSION_TABLE}")
             elif await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
                 rev = await conn.fetchval("SELECT max(version) FROM schema_migrations")  # earlier runner
             else:

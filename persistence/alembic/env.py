@@ -3,7 +3,7 @@
 The schema itself is the plain SQL in ``persistence/migrations/NNNN_name.sql``; each revision in
 ``versions/`` applies one file (:func:`persistence.migrate.sql_step`). A PostgreSQL advisory lock
 serialises concurrent runners (several processes starting at once); each revision runs in its own
-transaction with its ``alembic_version`` row. A database migrated by the earlier runner (table
+transaction with its version row. A database migrated by the earlier runner (table
 ``schema_migrations``) is adopted at its version before upgrading.
 """
 
@@ -16,7 +16,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.migrate import LOCK_KEY, adopt_legacy_versions
+from persistence.migrate import LOCK_KEY, VERSION_TABLE, adopt_legacy_versions
 
 
 def _run(connection: Connection) -> None:
@@ -24,7 +24,12 @@ def _run(connection: Connection) -> None:
     try:
         adopt_legacy_versions(connection)
         connection.commit()
-        context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+        context.configure(
+            connection=connection,
+            target_metadata=None,
+            transaction_per_migration=True,
+            version_table=VERSION_TABLE,
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
