@@ -367,10 +367,10 @@ class ShardService:
         """Encode (in a thread) and store a snapshot; it also becomes the in-memory checkpoint."""
         try:
             blob = await asyncio.to_thread(encode_snapshot, snap)
-            cp = self._checkpoint
-            if cp is not None and not self._dirty:
+            cp = self._checkpoint  # snapshots may finish out of order: never move the checkpoint back
+            if cp is not None and not self._dirty and cp.seq < seq:
                 self._checkpoint = _Checkpoint(seq, blob, [r for r in cp.rows if r[0] > seq])
-            elif self.committed_seq == seq and not self._dirty:
+            elif cp is None and self.committed_seq == seq and not self._dirty:
                 self._checkpoint = _Checkpoint(seq, blob)
             await self.store.save_snapshot(self.shard_id, seq, blob)
         except Exception as exc:  # a missed snapshot only makes the next recovery longer
