@@ -95,10 +95,8 @@ class ShardHost:
         return await self.service.engine_snapshot()
 
     def info(self) -> dict[str, Any]:
-        """See :meth:`ShardService.info` (plus the actor's ``pid``)."""
-        import os
-
-        return {**self.service.info(), "pid": os.getpid()}
+        """See :meth:`ShardService.info`."""
+        return self.service.info()
 
 
 ShardActor = ray.remote(max_restarts=-1, max_task_retries=0)(ShardHost)

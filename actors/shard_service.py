@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -435,7 +436,7 @@ class ShardService:
             return (await self._ready()).snapshot()
 
     def info(self) -> dict[str, Any]:
-        """Status: ids, ``seq`` (engine), ``committed_seq``, ``book_size``, ``queue_depth`` (batches
+        """Status: ids, ``node_id``, ``pid``, ``seq`` (engine), ``committed_seq``, ``book_size``, ``queue_depth`` (batches
         received and not yet answered), counters, cumulative stage seconds, last recovery."""
         eng = self.engine
         stats = eng.stats() if eng is not None else {}
@@ -444,6 +445,7 @@ class ShardService:
             "region": self.region,
             "commodity": self.commodity,
             "node_id": self.node_id,
+            "pid": os.getpid(),
             "seq": getattr(eng, "seq", None),
             "committed_seq": self.committed_seq,
             "last_snapshot_seq": self.last_snapshot_seq,
