@@ -68,12 +68,16 @@ class ShardUnavailable(RuntimeError):
     client order ids."""
 
 
+OUTCOME_UNKNOWN = "outcome unknown: retry with the same client_order_id"
+"""What a client is told when a batch's commit outcome is unknown (the gateway's 503 detail too)."""
+
+
 class CommitUnknown(RuntimeError):
     """The batch's commit outcome is unknown: it may be committed. Retry with the same client order
     ids: a committed order then answers with its original result."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(f"outcome unknown: retry with the same client_order_id ({detail})")
+        super().__init__(f"{OUTCOME_UNKNOWN} ({detail})")
 
 
 @dataclass(slots=True)
@@ -436,8 +440,8 @@ class ShardService:
             return (await self._ready()).snapshot()
 
     def info(self) -> dict[str, Any]:
-        """Status: ids, ``node_id``, ``pid``, ``seq`` (engine), ``committed_seq``, ``book_size``, ``queue_depth`` (batches
-        received and not yet answered), counters, cumulative stage seconds, last recovery."""
+        """Status: ids, ``node_id``, ``pid``, ``seq`` (engine), ``committed_seq``, ``book_size``,
+        ``queue_depth`` (batches received and not yet answered), counters, stage seconds."""
         eng = self.engine
         stats = eng.stats() if eng is not None else {}
         return {
