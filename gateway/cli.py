@@ -55,10 +55,12 @@ def shards(ctx: typer.Context) -> None:
 
 
 @app.command(context_settings=_PASS)
-def bench(ctx: typer.Context, name: str = typer.Argument(..., help="core | shard | risk | gateway")) -> None:
+def bench(
+    ctx: typer.Context, name: str = typer.Argument(..., help="core | shard | risk | gateway | abuse")
+) -> None:
     """Benchmarks; each prints one JSON object with ``--json``."""
-    if name not in {"core", "shard", "risk", "gateway"}:
-        typer.echo(f"unknown benchmark {name!r}: use core, shard, risk or gateway", err=True)
+    if name not in {"core", "shard", "risk", "gateway", "abuse"}:
+        typer.echo(f"unknown benchmark {name!r}: use core, shard, risk, gateway or abuse", err=True)
         raise typer.Exit(2)
     _delegate(f"bench.{name}", ctx.args)
 
