@@ -30,41 +30,56 @@ _MAX_DEPTH = 8
 
 def text_problem(s: str) -> str | None:
     """Why the store cannot take text ``s`` (NUL or a lone surrogate), or None."""
-    m = _BAD_TEXT.search(s)
-    if m is None:
+    if "\x00" in s:
+        return "contains NUL (U+0000)"
+    if s.isascii() or _BAD_TEXT.search(s) is None:
         return None
-    return "contains NUL (U+0000)" if m.group() == "\x00" else "is not valid UTF-8 (lone surrogate)"
+    return "is not valid UTF-8 (lone surrogate)"
 
 
 def value_problem(value: Any, path: str = "", depth: int = 0) -> str | None:
     """First problem in a command value (str, int, float, dict, list, tuple, dataclass), as
     ``"<path> <why>"``, or None when everything in it can be stored."""
-    if isinstance(value, str):
+    t = type(value)
+    if t is str or isinstance(value, str):
         why = text_problem(value)
         return None if why is None else f"{path or 'value'} {why}"
-    if isinstance(value, bool) or value is None:
+    if value is None or t is bool:
         return None
-    if isinstance(value, int):
+    if t is int or isinstance(value, int):
         if BIGINT_MIN <= value <= BIGINT_MAX:
             return None
         return f"{path or 'value'} is outside the 64-bit integer range"
-    if isinstance(value, float):
+    if t is float:
         return None if math.isfinite(value) else f"{path or 'value'} is not a finite number"
     if depth >= _MAX_DEPTH:
         return f"{path or 'value'} is nested too deep"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        items: Iterable[tuple[str, Any]] = (
-            (f.name, getattr(value, f.name)) for f in dataclasses.fields(value)
-        )
-        return _items_problem(items, path, depth)
     if isinstance(value, Mapping):
+        if not value:
+            return None
         for k in value:
             if isinstance(k, str) and (why := text_problem(k)) is not None:
                 return f"{path or 'value'} key {why}"
         return _items_problem(((str(k), v) for k, v in value.items()), path, depth)
     if isinstance(value, list | tuple | set | frozenset):
+        if not value:
+            return None
         return _items_problem(((str(i), v) for i, v in enumerate(value)), path, depth)
+    names = _field_names(t)
+    if names:
+        return _items_problem(((n, getattr(value, n)) for n in names), path, depth)
     return None
+
+
+def _field_names(t: type) -> tuple[str, ...]:
+    names = _FIELDS.get(t)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(t)) if dataclasses.is_dataclass(t) else ()
+        _FIELDS[t] = names
+    return names
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _items_problem(items: Iterable[tuple[str, Any]], path: str, depth: int) -> str | None:
@@ -83,13 +98,13 @@ def command_problem(cmd: Any) -> str | None:
 def rows_problem(rows: Any) -> str | None:
     """First value in a :class:`persistence.event_store.BatchRows` that PostgreSQL would refuse:
     NUL or lone surrogates in text, ``\\u0000`` in JSON text, integers outside ``bigint``. None when
-    the whole batch is storable. Cost: one regex scan per string (C speed)."""
+    the whole batch is storable. Cost: C substring checks per string, a regex only on suspect text."""
     for table in ("events", "orders", "allocations", "proposals", "reservations"):
         for row in getattr(rows, table):
             for v in row:
-                if isinstance(v, str):
-                    if _BAD_JSON.search(v) is not None:
+                if type(v) is str:
+                    if ("\\u0000" in v or "\x00" in v or not v.isascii()) and _BAD_JSON.search(v):
                         return f"{table}: text holds NUL or a lone surrogate"
-                elif isinstance(v, int) and not isinstance(v, bool) and not BIGINT_MIN <= v <= BIGINT_MAX:
+                elif type(v) is int and not BIGINT_MIN <= v <= BIGINT_MAX:
                     return f"{table}: integer outside the 64-bit range"
     return None

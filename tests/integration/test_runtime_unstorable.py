@@ -142,7 +142,7 @@ def test_refused_commit_rolls_back_and_returns_credit(credit_runtime: Any, pg_ds
     assert decider.store.get(buyers) == exposure_before  # no credit left reserved
     assert ray.get(h.engine_snapshot.remote()) == snap_before  # rolled back
     st = ray.get(h.info.remote())
-    assert st["recovery_source"] == "memory" and st["failures"] == 1
+    assert st["recovery_source"] in ("shadow", "memory") and st["failures"] == 1
     assert st["recovered_events"] <= st["committed_seq"] - st["last_snapshot_seq"]
     # the same buys without the refused order: filled, and now the credit is held
     results = ray.get(h.submit.remote(buys))

@@ -29,12 +29,16 @@ async def _control(batches: list[list[Any]], **kw: Any) -> ShardService:
     return svc
 
 
-async def test_failed_commit_rolls_back_to_pre_batch_state_from_memory() -> None:
+@pytest.mark.parametrize("shadow", [True, False], ids=["shadow", "checkpoint"])
+async def test_failed_commit_rolls_back_to_pre_batch_state_from_memory(shadow: bool) -> None:
     store = FlakyStore()
-    svc = await _service(store, snapshot_every=25)
+    svc = await _service(store, snapshot_every=25, shadow=shadow)
     first, second, third = orders(40, "a"), orders(30, "b", seed=8), orders(20, "c", seed=9)
     await svc.submit(first)
     await svc.submit(second)
+    if svc.shadow is not None:
+        await svc.shadow.wait()
+        assert svc.shadow.engine is not None and svc.shadow.engine.seq == svc.committed_seq
     before = await svc.engine_snapshot()
     committed = svc.committed_seq
     store.reads.clear()
@@ -44,12 +48,17 @@ async def test_failed_commit_rolls_back_to_pre_batch_state_from_memory() -> None
     assert svc.engine.seq > committed  # type: ignore[union-attr]  # memory ran ahead of the log
     assert await svc.engine_snapshot() == before  # rolled back before anything else ran
     info = svc.info()
-    assert info["recovery_source"] == "memory" and info["failures"] == 1
+    assert info["recovery_source"] == ("shadow" if shadow else "memory") and info["failures"] == 1
     assert store.reads == [committed]  # one read after the committed seq: not the whole log
-    assert info["recovered_events"] == committed - svc.last_snapshot_seq
+    # the shadow is swapped in; without one, the snapshot in memory + the events since it
+    assert info["recovered_events"] == (0 if shadow else committed - svc.last_snapshot_seq)
     # the retry (same client order ids) gives exactly what a run without the failure gives
     retried = await svc.submit(third)
     control = await _control([first, second], snapshot_every=25)
+    if svc.shadow is not None:  # a new shadow is built after the rollback and keeps up
+        await svc.shadow.wait()
+        assert svc.shadow.engine is not None
+        assert svc.shadow.engine.snapshot() == await svc.engine_snapshot()
     assert retried == await control.submit(third)
     assert await svc.engine_snapshot() == await control.engine_snapshot()
 
