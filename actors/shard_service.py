@@ -19,8 +19,9 @@ next batch the engine is rebuilt by the one recovery routine from memory, not fr
 with ``shadow=True`` a second engine kept at the committed seq is swapped in (O(1), costs ~20 us of
 CPU per committed event and twice the memory); by default from the in-memory checkpoint (the latest
 snapshot as encoded bytes + the committed event rows since it: no cost on the command path). Then
-any later events in the store are applied (one read). When the outcome is unknown (connection lost during COMMIT, the
-persistence actor died) the service asks the store whether the batch's seqs are there; if it
+any later events in the store are applied (one read).
+
+When the outcome is unknown (connection lost during COMMIT, the persistence actor died) the service asks the store whether the batch's seqs are there; if it
 cannot tell, it raises :class:`CommitUnknown` ("outcome unknown: retry with the same
 client_order_id") and settles the batch's credit once recovery has seen the store.
 
