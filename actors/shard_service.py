@@ -21,14 +21,15 @@ CPU per committed event and twice the memory); by default from the in-memory che
 snapshot as encoded bytes + the committed event rows since it: no cost on the command path). Then
 any later events in the store are applied (one read).
 
-When the outcome is unknown (connection lost during COMMIT, the persistence actor died) the service asks the store whether the batch's seqs are there; if it
-cannot tell, it raises :class:`CommitUnknown` ("outcome unknown: retry with the same
-client_order_id") and settles the batch's credit once recovery has seen the store.
+When the outcome is unknown (connection lost during COMMIT, the persistence actor died) the service
+asks the store whether the batch's seqs are there; if it cannot tell, it raises
+:class:`CommitUnknown` ("outcome unknown: retry with the same client_order_id") and settles the
+batch's credit once recovery has seen the store.
 
 Recovery (start, after a failure, :meth:`reload`) = a base state (shadow, memory checkpoint, else
-the store's latest snapshot, else empty) + every later event, in pages. It applies events; it never re-runs
-matching or risk. Snapshots are taken every ``snapshot_every`` events between batches, encoded off
-the command path and written after the batches they contain committed.
+the store's latest snapshot, else empty) + every later event, in pages. It applies events; it never
+re-runs matching or risk. Snapshots are taken every ``snapshot_every`` events between batches,
+encoded off the command path and written after the batches they contain committed.
 """
 
 from __future__ import annotations
