@@ -56,11 +56,12 @@ def shards(ctx: typer.Context) -> None:
 
 @app.command(context_settings=_PASS)
 def bench(
-    ctx: typer.Context, name: str = typer.Argument(..., help="core | shard | risk | gateway | abuse")
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="core | shard | risk | gateway | abuse | rollback"),
 ) -> None:
     """Benchmarks; each prints one JSON object with ``--json``."""
-    if name not in {"core", "shard", "risk", "gateway", "abuse"}:
-        typer.echo(f"unknown benchmark {name!r}: use core, shard, risk, gateway or abuse", err=True)
+    if name not in {"core", "shard", "risk", "gateway", "abuse", "rollback"}:
+        typer.echo(f"unknown benchmark {name!r}: use core, shard, risk, gateway, abuse or rollback", err=True)
         raise typer.Exit(2)
     _delegate(f"bench.{name}", ctx.args)
 
