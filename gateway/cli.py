@@ -54,14 +54,14 @@ def shards(ctx: typer.Context) -> None:
     _delegate("gateway.operator_cli", ctx.args)
 
 
+BENCHMARKS = ("core", "shard", "risk", "gateway", "abuse", "rollback")
+
+
 @app.command(context_settings=_PASS)
-def bench(
-    ctx: typer.Context,
-    name: str = typer.Argument(..., help="core | shard | risk | gateway | abuse | rollback"),
-) -> None:
+def bench(ctx: typer.Context, name: str = typer.Argument(..., help=" | ".join(BENCHMARKS))) -> None:
     """Benchmarks; each prints one JSON object with ``--json``."""
-    if name not in {"core", "shard", "risk", "gateway", "abuse", "rollback"}:
-        typer.echo(f"unknown benchmark {name!r}: use core, shard, risk, gateway, abuse or rollback", err=True)
+    if name not in BENCHMARKS:
+        typer.echo(f"unknown benchmark {name!r}: use {', '.join(BENCHMARKS)}", err=True)
         raise typer.Exit(2)
     _delegate(f"bench.{name}", ctx.args)
 
