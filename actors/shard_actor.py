@@ -17,7 +17,8 @@ from typing import Any
 import ray
 
 from actors.core.ids import shard_actor_name
-from actors.shard_service import CommitUnknown, ShardDraining, ShardService, ShardUnavailable
+from actors.shard_outcomes import CommitUnknown, ShardDraining, ShardUnavailable
+from actors.shard_service import ShardService
 from persistence.actor import PersistenceClient
 
 __all__ = ["CommitUnknown", "ShardActor", "ShardDraining", "ShardHost", "ShardUnavailable"]

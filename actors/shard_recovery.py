@@ -1,5 +1,5 @@
-"""What a shard keeps in memory to undo a failed batch cheaply, and the event-applying helpers its one
-recovery routine uses (``actors/shard_service.py``).
+"""What a shard keeps in memory to undo a failed batch cheaply, and the helpers its one recovery
+routine uses (``actors/shard_service.py``): applying rows, telling whether a batch is in the store.
 
 - :class:`Checkpoint`: the latest snapshot as encoded bytes (or None = empty engine) and the committed
   event rows after it. Rebuilding from it costs a snapshot decode + restore + the rows.
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actors.core.engine import ShardEngine
-from persistence.event_store import decode_event
-from persistence.store import EventRow
+from persistence.event_store import BatchRows, decode_event, event_row
+from persistence.store import EventRow, EventStore
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +113,19 @@ class CommittedShadow:
         """Wait for a build in progress (tests, benchmarks)."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def batch_in_store(store: EventStore, rows: BatchRows, timeout_s: float = 5.0) -> bool | None:
+    """After an unclear append error: True if the batch's events are in the store as sent (seq,
+    type, ts, schema version: jsonb re-formats payload text), False if its seqs are not there, None
+    if the store cannot tell now."""
+    first = int(rows.events[0][1])
+    try:
+        stored = await asyncio.wait_for(
+            store.read_events(rows.shard_id, first - 1, len(rows.events)), timeout_s
+        )
+    except Exception:
+        return None
+    if not stored:
+        return False
+    return [tuple(r[:4]) for r in stored] == [event_row(e)[:4] for e in rows.events]

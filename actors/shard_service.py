@@ -2,34 +2,19 @@
 over any :class:`persistence.store.EventStore` and risk decider. No Ray here (the Ray actor in
 ``actors/shard_actor.py`` is a thin wrapper), so it runs in unit tests on the in-memory store.
 
-Batches are matched strictly one at a time, in arrival order (an ``asyncio.Lock``; allocation is
-serial). Per :meth:`ShardService.submit`:
+Batches are matched strictly one at a time, in arrival order (an ``asyncio.Lock``). Per
+:meth:`ShardService.submit`: each command is checked against what the store can take (a failing one
+is rejected alone, ``UNSTORABLE_VALUE``); plan, risk, execute; unused credit given back; the rows
+appended atomically. Commits are chained (batch N+1 is sent only after batch N committed); with
+``sync`` durability results are returned only after their commit.
 
-1. Each command is checked against what the store can take (:mod:`persistence.storable`); one that
-   fails is rejected alone (``UNSTORABLE_VALUE``, no event) and never reaches the engine.
-2. ``engine.plan`` lists candidate pairs, the risk decider answers, ``engine.execute`` allocates; the
-   credit not used is given back at once (``actors/risk_link.py``).
-3. The events and projection rows go to the store as one atomic append. Commits are chained (batch
-   N+1 is sent only after batch N committed); with durability ``sync`` results are returned only
-   after their commit, while the next batch is already being matched.
-
-A failed commit: the batch and every batch matched after it are not acknowledged
-(:class:`ShardUnavailable`, "nothing acknowledged"), their used credit is given back, and before the
-next batch the engine is rebuilt by the one recovery routine from memory, not from the whole log:
-with ``shadow=True`` a second engine kept at the committed seq is swapped in (O(1), costs ~20 us of
-CPU per committed event and twice the memory); by default from the in-memory checkpoint (the latest
-snapshot as encoded bytes + the committed event rows since it: no cost on the command path). Then
-any later events in the store are applied (one read).
-
-When the outcome is unknown (connection lost during COMMIT, the persistence actor died) the service
-asks the store whether the batch's seqs are there; if it cannot tell, it raises
-:class:`CommitUnknown` ("outcome unknown: retry with the same client_order_id") and settles the
-batch's credit once recovery has seen the store.
-
-Recovery (start, after a failure, :meth:`reload`) = a base state (shadow, memory checkpoint, else
-the store's latest snapshot, else empty) + every later event, in pages. It applies events; it never
-re-runs matching or risk. Snapshots are taken every ``snapshot_every`` events between batches,
-encoded off the command path and written after the batches they contain committed.
+A failed commit: that batch and every batch matched after it raise :class:`ShardUnavailable`, their
+credit is given back, and the one recovery routine rolls the engine back from memory (a
+committed-state shadow with ``shadow=True``, else the snapshot + rows checkpoint), then applies any
+later events in the store: never the whole log. An unclear error is resolved by reading the batch's
+seqs back; if the store cannot tell, :class:`CommitUnknown` ("outcome unknown: retry with the same
+client_order_id"). Recovery applies events; it never re-runs matching or risk. Costs and the full
+contract: docs/contracts.md, "Runtime".
 """
 
 from __future__ import annotations
@@ -41,12 +26,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from actors.core.commands import PlaceOrder, command_kind
 from actors.core.engine import ShardEngine
 from actors.core.ids import shard_id_for
 from actors.core.risk.types import RiskRequest
 from actors.risk_link import decide_in_loop, give_back, make_decider, release, released_credit, settle
-from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows
+from actors.shard_outcomes import (
+    CommitUnknown,
+    ShardDraining,
+    ShardUnavailable,
+    merge_refused,
+)
+from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store
 from persistence.event_store import (
     BatchRows,
     batch_rows,
@@ -55,33 +45,12 @@ from persistence.event_store import (
     event_row,
     order_ids_of,
 )
-from persistence.storable import UNSTORABLE, command_problem, rows_problem
+from persistence.storable import command_problem, rows_problem
 from persistence.store import CommitFailed, EventStore
 
 log = logging.getLogger(__name__)
 
 QUERY_METHODS = frozenset({"best_bid_ask", "depth", "open_orders", "get_order", "search", "stats"})
-
-
-class ShardDraining(RuntimeError):
-    """The shard is drained and takes no commands."""
-
-
-class ShardUnavailable(RuntimeError):
-    """The batch was definitely not committed: nothing of it is acknowledged; retry with the same
-    client order ids."""
-
-
-OUTCOME_UNKNOWN = "outcome unknown: retry with the same client_order_id"
-"""What a client is told when a batch's commit outcome is unknown (the gateway's 503 detail too)."""
-
-
-class CommitUnknown(RuntimeError):
-    """The batch's commit outcome is unknown: it may be committed. Retry with the same client order
-    ids: a committed order then answers with its original result."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(f"{OUTCOME_UNKNOWN} ({detail})")
 
 
 @dataclass(slots=True)
@@ -258,7 +227,7 @@ class ShardService:
             verdicts = await decide_in_loop(decider, request)
             result = engine.execute(good, verdicts)
             settle(decider, verdicts.credit_grants, result.credit_used)
-            results = _merge(commands, refused, result.results)
+            results = merge_refused(commands, refused, result.results)
             self.counters["batches"] += 1
             self.counters["commands"] += len(commands)
             self.counters["unstorable"] += len(refused)
@@ -299,7 +268,7 @@ class ShardService:
                 f"shard {self.shard_id}: commit failed, nothing acknowledged: {exc}"
             ) from exc
         except Exception as exc:
-            committed = await self._resolve(rows)
+            committed = await batch_in_store(self.store, rows)
             if committed is None:
                 self.counters["unknown"] += 1
                 self._unknown.append(batch)
@@ -332,21 +301,6 @@ class ShardService:
         give_back(self.decider, batch.used)
         self._dirty = True
         done.set_result(False)
-
-    async def _resolve(self, rows: BatchRows) -> bool | None:
-        """After an unclear append error: True if the batch's events are in the store (as sent),
-        False if its seqs are not there, None if the store cannot tell now."""
-        first = int(rows.events[0][1])
-        try:
-            stored = await asyncio.wait_for(
-                self.store.read_events(self.shard_id, first - 1, len(rows.events)), 5.0
-            )
-        except Exception:
-            return None
-        if not stored:
-            return False
-        # (seq, type, ts, schema_version): the payload text differs (jsonb re-formats it)
-        return [tuple(r[:4]) for r in stored] == [event_row(e)[:4] for e in rows.events]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -465,28 +419,3 @@ class ShardService:
             **self.counters,
             **{k: round(v, 4) for k, v in self.secs.items()},
         }
-
-
-def _merge(
-    commands: list[Any], refused: dict[int, str], engine_results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Engine results with the refused commands' rejections put back in their places."""
-    if not refused:
-        return engine_results
-    it = iter(engine_results)
-    return [unstorable_result(c, refused[i]) if i in refused else next(it) for i, c in enumerate(commands)]
-
-
-def unstorable_result(cmd: Any, detail: str) -> dict[str, Any]:
-    """The REJECTED result of a command the store cannot take (reason ``UNSTORABLE_VALUE``)."""
-    base = {"status": "REJECTED", "reason": UNSTORABLE, "detail": detail, "seqs": []}
-    if isinstance(cmd, PlaceOrder):
-        coid = cmd.client_order_id if command_problem(cmd.client_order_id) is None else None
-        extra: dict[str, Any] = {
-            "order_id": None,
-            "client_order_id": coid,
-            "allocations": [],
-            "proposals": [],
-        }
-        return {"command": "place", **extra, "duplicate": False, **base}
-    return {"command": command_kind(cmd), "target": None, **base}

@@ -27,7 +27,8 @@ import sys
 import time
 from typing import Any
 
-from actors.shard_service import ShardService, ShardUnavailable
+from actors.shard_outcomes import ShardUnavailable
+from actors.shard_service import ShardService
 from bench.shard import make_orders
 from persistence.event_store import BatchRows
 from persistence.memory_store import MemoryEventStore

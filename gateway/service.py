@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from actors.core.ids import DIRECTORY_ACTOR, KEY_PREFIX, shard_actor_name, shard_id_for, shard_of
 from actors.settings import Settings
-from actors.shard_service import OUTCOME_UNKNOWN, CommitUnknown
+from actors.shard_outcomes import OUTCOME_UNKNOWN, CommitUnknown
 from gateway.batching import BatchFailed, MicroBatcher, Overloaded
 from gateway.problems import Problem
 

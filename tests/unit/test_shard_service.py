@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from actors.shard_service import ShardService, ShardUnavailable
+from actors.shard_outcomes import ShardUnavailable
+from actors.shard_service import ShardService
 from persistence.memory_store import MemoryEventStore
 from persistence.storable import UNSTORABLE
 from tests.unit.shard_service_helpers import REGION, orders, with_city

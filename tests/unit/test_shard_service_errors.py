@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from actors.settings import Settings
-from actors.shard_service import OUTCOME_UNKNOWN, CommitUnknown, ShardUnavailable
+from actors.shard_outcomes import OUTCOME_UNKNOWN, CommitUnknown, ShardUnavailable
 from gateway.batching import MicroBatcher
 from gateway.problems import Problem
 from gateway.service import GatewayService

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from actors.shard_service import CommitUnknown, ShardService, ShardUnavailable
+from actors.shard_outcomes import CommitUnknown, ShardUnavailable
+from actors.shard_service import ShardService
 from persistence.memory_store import MemoryEventStore
 from persistence.store import CommitFailed, CommitOutcomeUnknown
 from tests.unit.shard_service_helpers import REGION, CreditLedger, FlakyStore, orders
