@@ -253,6 +253,21 @@ class ShardService:
     async def _commit(
         self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]
     ) -> None:
+        try:
+            await self._send(batch, prev, done)
+        finally:
+            if not done.done():  # cancelled mid-way: the outcome is unknown, never leave waiters hanging
+                self._unclear(batch, done)
+
+    def _unclear(self, batch: _Batch, done: asyncio.Future[bool]) -> None:
+        self.counters["unknown"] += 1
+        self._unknown.append(batch)
+        self._dirty = True
+        done.set_result(False)
+
+    async def _send(
+        self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]
+    ) -> None:
         t = time.perf_counter()
         rows = batch.rows
         try:
@@ -270,10 +285,7 @@ class ShardService:
         except Exception as exc:
             committed = await batch_in_store(self.store, rows)
             if committed is None:
-                self.counters["unknown"] += 1
-                self._unknown.append(batch)
-                self._dirty = True
-                done.set_result(False)
+                self._unclear(batch, done)
                 raise CommitUnknown(f"shard {self.shard_id}: {type(exc).__name__}") from exc
             if not committed:
                 self._failed(batch, done)
