@@ -58,15 +58,21 @@ class CommittedShadow:
         self._gen = 0
         self.builds = 0
         self._task: asyncio.Task[None] | None = None
+        self._pending: list[EventRow] | None = None  # rows committed while a build runs
 
     def reset(self) -> None:
         """Forget the shadow (and any build in progress)."""
         self.engine = None
+        self._pending = None
         self._gen += 1
 
     def advance(self, rows: list[EventRow]) -> None:
-        """Apply a committed batch's rows; a shadow that does not fit them is dropped."""
+        """Apply a committed batch's rows (kept for later while a build runs); a shadow that does not
+        fit them is dropped."""
         eng = self.engine
+        if eng is None and self._pending is not None:
+            self._pending.extend(rows)
+            return
         if eng is None or not rows:
             return
         if int(rows[0][0]) != eng.seq + 1:
@@ -82,12 +88,13 @@ class CommittedShadow:
 
     def rebuild(self, checkpoint: Callable[[], Checkpoint | None]) -> None:
         """Start building a new shadow from the current checkpoint in a worker thread; when done it
-        catches up with the rows committed meanwhile (``checkpoint()`` is read again)."""
+        catches up with the rows committed meanwhile (collected by :meth:`advance`)."""
         self.reset()
         cp = checkpoint()
         if cp is None:
             return
         gen, state, seq0, rows = self._gen, cp.state, cp.seq, list(cp.rows)
+        self._pending = []
 
         def build() -> ShardEngine:
             eng = self.engine_from(state)
@@ -100,10 +107,14 @@ class CommittedShadow:
             except Exception as exc:  # no shadow: a failed batch then rebuilds from the checkpoint
                 log.warning("shard %s: shadow build failed: %s", self.shard_id, exc)
                 return
-            now = checkpoint()
-            if gen != self._gen or now is None or now.seq > eng.seq:
+            if gen != self._gen or self._pending is None:
+                return  # reset meanwhile
+            pending, self._pending = self._pending, None
+            try:
+                apply_rows(eng, eng.seq, [r for r in pending if r[0] > eng.seq], self.shard_id)
+            except RuntimeError as exc:
+                log.warning("shard %s: shadow catch-up failed: %s", self.shard_id, exc)
                 return
-            apply_rows(eng, eng.seq, [r for r in now.rows if r[0] > eng.seq], self.shard_id)
             self.engine = eng
             self.builds += 1
 

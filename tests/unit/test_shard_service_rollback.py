@@ -140,3 +140,19 @@ async def test_unknown_outcome_committed_then_retry_answers_original() -> None:
     assert all(r["duplicate"] for r in retried)
     control = await _control([cmds])
     assert await svc.engine_snapshot() == await control.engine_snapshot()
+
+
+async def test_commit_cancelled_midway_never_hangs_the_shard() -> None:
+    store = FlakyStore()
+    svc = await _service(store)
+    await svc.submit(orders(10, "h"))
+    store.delay_s = 0.05
+    task = asyncio.create_task(svc.submit(orders(10, "i", seed=2)))
+    await asyncio.sleep(0.01)  # matched, the commit is in flight
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert svc.info()["unknown"] == 1
+    store.delay_s = 0.0
+    await asyncio.wait_for(svc.submit([]), 2.0)  # recovers instead of waiting forever
+    assert svc.committed_seq == await store.max_seq(svc.shard_id) == svc.engine.seq  # type: ignore[union-attr]
