@@ -8,11 +8,12 @@ open-loop phases of ``--seconds`` each (bounded):
    and crossing requirements of two parties on one shard;
 2. ``abused``: the same valid client while a second client sends ``--bad-rate`` bad orders/s to the
    same shard: NUL (``\\u0000``) and lone surrogates in text fields, bad numbers (``true``, strings,
-   negative, NaN-like, huge), unknown regions.
+   negative, huge), unknown regions.
 
 Latency is measured from each request's scheduled send time (queueing counts). Prints one JSON
 object: the valid client's error rate, p50 and p99 in both phases, the p99 ratio, the bad client's
-status codes. Targets: error rate 0 in both phases, p99 under abuse within 2x of alone. Example::
+status codes and the shard's counters (failed commits, commands refused as unstorable, recoveries).
+Targets: error rate 0 in both phases, p99 under abuse within 2x of alone. Example::
 
     tradedesk bench abuse --json
 """
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         max_phase_s=args.seconds,
     )
     stop, cfg, _settings = _server(server_args)
-    cfg.pop("_runtime")
+    rt = cfg.pop("_runtime")
     cfg.update(seconds=args.seconds, bad_rate=args.bad_rate, conns=args.conns)
     try:
         proc = subprocess.run(
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             text=True,
             timeout=3 * args.seconds + 180,
         )
+        keys = ("shard_id", "failures", "unknown", "unstorable", "recoveries", "committed_seq")
+        shards = [{k: i.get(k) for k in keys} for i in rt.list_shards() if isinstance(i, dict)]
     finally:
         stop()
     if proc.returncode != 0:
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "p50_ratio": round(abused["p50_ms"] / alone["p50_ms"], 2) if alone["p50_ms"] else None,
         "bad_client": {"requests": phases["attacker"]["requests"], "codes": phases["attacker"]["codes"]},
         "bad_kinds": list(BAD_KINDS),
+        "shards": shards,  # failed commits, unknown outcomes, refused commands, recoveries
         "targets": {"valid_error_rate": 0, "p99_ratio_max": 2.0},
     }
     print(json.dumps(res) if args.json else json.dumps(res, indent=2))
