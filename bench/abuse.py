@@ -28,7 +28,7 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.gateway import _open_loop, _Orders, _server
+from bench.gateway import _open_loop, _Orders, _server, add_server_args
 
 BAD_KINDS = (
     "nul_city",
@@ -113,14 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each phase (s)")
     ap.add_argument("--conns", type=int, default=16, help="valid client's connections")
     ap.add_argument("--window-ms", type=float, default=1.5, help="gateway micro-batch window")
-    ap.add_argument(
-        "--dsn",
-        default=os.environ.get("TRADEDESK_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="admin DSN; a throw-away database is created next to it",
-    )
-    ap.add_argument("--redis", default=os.environ.get("TRADEDESK_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    ap.add_argument("--ray-address", default=os.environ.get("TRADEDESK_RAY_ADDRESS"))
-    ap.add_argument("--load", default=None, help=argparse.SUPPRESS)  # internal: run as load generator
+    add_server_args(ap)
     args = ap.parse_args(argv)
     if args.load is not None:
         print(json.dumps(asyncio.run(_load(json.loads(args.load)))))

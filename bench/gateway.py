@@ -401,6 +401,19 @@ def _direct_shards(rt: Any, regions: list[str], n: int, batch: int, profile: str
     return {"orders": total, "batch": batch, "elapsed_s": round(dt, 3), "orders_per_s": round(total / dt, 1)}
 
 
+def add_server_args(ap: argparse.ArgumentParser) -> None:
+    """The loopback server's options (``--dsn``, ``--redis``, ``--ray-address``) and the internal
+    ``--load`` (run as the load-generator subprocess), shared by the HTTP benchmarks."""
+    ap.add_argument(
+        "--dsn",
+        default=os.environ.get("TRADEDESK_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="admin DSN; a throw-away database is created next to it",
+    )
+    ap.add_argument("--redis", default=os.environ.get("TRADEDESK_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    ap.add_argument("--ray-address", default=os.environ.get("TRADEDESK_RAY_ADDRESS"))
+    ap.add_argument("--load", default=None, help=argparse.SUPPRESS)  # internal: run as load generator
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tradedesk bench gateway", description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -424,14 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--window-ms", type=float, default=1.5, help="gateway micro-batch window")
     ap.add_argument("--durability", choices=["sync", "async"], default="sync")
-    ap.add_argument(
-        "--dsn",
-        default=os.environ.get("TRADEDESK_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="admin DSN; a throw-away database is created next to it",
-    )
-    ap.add_argument("--redis", default=os.environ.get("TRADEDESK_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    ap.add_argument("--ray-address", default=os.environ.get("TRADEDESK_RAY_ADDRESS"))
-    ap.add_argument("--load", default=None, help=argparse.SUPPRESS)  # internal: run as load generator
+    add_server_args(ap)
     args = ap.parse_args(argv)
 
     if args.load is not None:
