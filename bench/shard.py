@@ -182,7 +182,7 @@ def _baseline(dsn: str, n: int) -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
         eng = ShardEngine("IN-KA", "cotton")
         cmds = make_orders("IN-KA", "cotton", n, seed=99, prefix="x")
-        from persistence.event_store import EventStore, init_connection
+        from persistence.pg_store import PostgresEventStore, init_connection
 
         await init_connection(conn)
 
@@ -197,7 +197,7 @@ def _baseline(dsn: str, n: int) -> dict[str, Any]:
 
                 return _Ctx()
 
-        store = EventStore(_One(), method="executemany")
+        store = PostgresEventStore(_One(), method="executemany")
         t0 = time.perf_counter()
         for c in cmds:
             res = eng.process([c])
@@ -222,7 +222,8 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import EventStore, batch_rows, init_connection, order_ids_of
+    from persistence.event_store import batch_rows, order_ids_of
+    from persistence.pg_store import PostgresEventStore, init_connection
 
     out: dict[str, Any] = {}
     for method in ("executemany", "copy"):
@@ -239,7 +240,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
 
         async def run(method: str = method, prepared: list[Any] = prepared) -> tuple[float, int]:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=init_connection)
-            store = EventStore(pool, method=method)
+            store = PostgresEventStore(pool, method=method)
             t0 = time.perf_counter()
             for rows in prepared:
                 await store.append(rows)
@@ -261,11 +262,12 @@ def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: 
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import EventStore, batch_rows, encode_snapshot, init_connection, order_ids_of
+    from persistence.event_store import batch_rows, encode_snapshot, order_ids_of
+    from persistence.pg_store import PostgresEventStore, init_connection
 
     async def run() -> int:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
-        store = EventStore(pool, method="copy")
+        store = PostgresEventStore(pool, method="copy")
         eng = ShardEngine(region, "cotton", "price_time")
         last_snap = 0
         i = 0

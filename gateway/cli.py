@@ -18,9 +18,11 @@ import sys
 
 import typer
 
+from bench import abuse as bench_abuse
 from bench import core as bench_core
 from bench import gateway as bench_gateway
 from bench import risk as bench_risk
+from bench import rollback as bench_rollback
 from bench import shard as bench_shard
 from gateway import quickstart
 from gateway import serve as serve_cmd
@@ -41,6 +43,8 @@ bench_app.command("core")(bench_core.command)
 bench_app.command("shard")(bench_shard.command)
 bench_app.command("risk")(bench_risk.command)
 bench_app.command("gateway")(bench_gateway.command)
+bench_app.command("abuse")(bench_abuse.command)
+bench_app.command("rollback")(bench_rollback.command)
 app.add_typer(bench_app, name="bench")
 
 _PASS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

@@ -47,6 +47,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "rate-limited": (429, "Rate limit exceeded"),
     "overloaded": (503, "Shard queue full, retry later"),
     "unavailable": (503, "A backing service is unavailable"),
+    "outcome-unknown": (503, "Commit outcome unknown"),
     "internal-error": (500, "Internal error"),
 }
 

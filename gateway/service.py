@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from actors.core.ids import DIRECTORY_ACTOR, KEY_PREFIX, shard_actor_name, shard_id_for, shard_of
 from actors.settings import Settings
+from actors.shard_outcomes import OUTCOME_UNKNOWN, CommitUnknown
 from gateway.batching import BatchFailed, MicroBatcher, Overloaded
 from gateway.problems import Problem
 
@@ -229,8 +230,9 @@ class GatewayService:
     async def run(self, shard_id: str, commands: list[Any]) -> list[dict[str, Any]]:
         """Send commands to ``shard_id`` through the micro-batcher; results in order.
 
-        Raises problems: 503 ``overloaded`` (queue full, Retry-After) or ``unavailable`` (shard call failed:
-        nothing was acknowledged, retry with the same client order ids)."""
+        Raises problems: 503 ``overloaded`` (queue full, Retry-After), ``unavailable`` (shard call failed:
+        nothing was acknowledged, retry with the same client order ids) or ``outcome-unknown`` (the
+        commit's answer was lost: retry with the same client_order_id)."""
         assert self.batcher is not None
         self.metrics.queue_depth.labels(shard_id).set(self.batcher.depth(shard_id))
         try:
@@ -246,6 +248,12 @@ class GatewayService:
         except BatchFailed as exc:
             cause = exc.__cause__
             self.handles.pop(shard_id, None)
+            # the shard could not see its commit's outcome, or our call timed out while it ran
+            unknown = (
+                isinstance(cause, CommitUnknown | TimeoutError) or "CommitUnknown" in type(cause).__name__
+            )
+            if unknown:
+                raise Problem("outcome-unknown", OUTCOME_UNKNOWN, headers={"Retry-After": "1"}) from None
             msg = "the shard could not process the request; nothing was acknowledged, retry"
             if cause is not None and "Draining" in type(cause).__name__ + str(cause)[:200]:
                 msg = f"shard {shard_id} is draining"

@@ -21,7 +21,9 @@ from typing import Any
 import ray
 
 from actors.core.ids import PERSISTENCE_ACTOR, events_channel
-from persistence.event_store import BatchRows, EventStore, init_connection
+from persistence.event_store import BatchRows
+from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.store import CommitOutcomeUnknown, EventRow, Snapshot, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ class PersistenceService:
         self.method = method
         self.pool_size = pool_size
         self._pool: Any = None
-        self._store: EventStore | None = None
+        self._store: PostgresEventStore | None = None
         self._lock = asyncio.Lock()
         self._redis: Any = None
         self._pubq: asyncio.Queue[tuple[str, list[str]]] | None = None
@@ -51,7 +53,7 @@ class PersistenceService:
         self.events = 0
         self.failures = 0
 
-    async def _get_store(self) -> EventStore:
+    async def _get_store(self) -> PostgresEventStore:
         if self._store is not None:
             return self._store
         async with self._lock:
@@ -65,7 +67,7 @@ class PersistenceService:
                     init=init_connection,
                     command_timeout=60,
                 )
-                self._store = EventStore(self._pool, self.method)
+                self._store = PostgresEventStore(self._pool, self.method)
         return self._store
 
     async def append(self, rows: BatchRows) -> int:
@@ -114,7 +116,7 @@ class PersistenceService:
                 log.warning("publish to %s failed: %s", channel, exc)
                 self._redis = None
 
-    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[tuple[Any, ...]]:
+    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
         """``(seq, type, ts, schema_version, payload_json)`` rows with seq > ``after_seq``."""
         return await (await self._get_store()).read_events(shard_id, after_seq, limit)
 
@@ -126,7 +128,7 @@ class PersistenceService:
         """Store a snapshot of a shard's engine after ``seq`` (JSON text or zlib-compressed JSON)."""
         await (await self._get_store()).save_snapshot(shard_id, seq, state)
 
-    async def latest_snapshot(self, shard_id: str) -> tuple[int, str | bytes] | None:
+    async def latest_snapshot(self, shard_id: str) -> Snapshot | None:
         """``(seq, state)`` of the newest snapshot, or None (see ``event_store.decode_snapshot``)."""
         return await (await self._get_store()).latest_snapshot(shard_id)
 
@@ -134,27 +136,11 @@ class PersistenceService:
         self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
     ) -> None:
         """Register a shard in the ``shards`` table or update its status/node."""
-        await self._get_store()
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO shards (shard_id, region, commodity, status, node_id) VALUES ($1,$2,$3,$4,$5) "
-                "ON CONFLICT (shard_id) DO UPDATE SET status = EXCLUDED.status, "
-                "node_id = coalesce(EXCLUDED.node_id, shards.node_id), updated_at = now()",
-                shard_id,
-                region,
-                commodity,
-                status,
-                node_id,
-            )
+        await (await self._get_store()).upsert_shard(shard_id, region, commodity, status, node_id)
 
     async def list_shards(self) -> list[dict[str, Any]]:
         """Rows of the ``shards`` table as dicts."""
-        await self._get_store()
-        async with self._pool.acquire() as conn:
-            recs = await conn.fetch(
-                "SELECT shard_id, region, commodity, status, node_id FROM shards ORDER BY shard_id"
-            )
-        return [dict(r) for r in recs]
+        return await (await self._get_store()).list_shards()
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Run a read-only query (tests, operators); rows as dicts."""
@@ -176,6 +162,67 @@ class PersistenceService:
         await self._get_store()
         async with self._pool.acquire() as conn:
             return bool(await conn.fetchval("SELECT true"))
+
+
+class PersistenceClient:
+    """The :class:`persistence.store.EventStore` seen through a persistence actor handle (what a shard
+    actor uses). Store errors raised in the actor come back as themselves; an actor that died during
+    an ``append`` gives :class:`~persistence.store.CommitOutcomeUnknown` (it may have committed)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def append(self, rows: BatchRows) -> int:
+        """See :meth:`persistence.store.EventStore.append`."""
+        try:
+            return int(await _call(self.handle.append.remote(rows)))
+        except StoreError:
+            raise
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+            raise CommitOutcomeUnknown(
+                f"commit outcome unknown: persistence actor failed during append: {type(exc).__name__}"
+            ) from exc
+
+    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
+        """See :meth:`persistence.store.EventStore.read_events`."""
+        rows: list[EventRow] = await _call(self.handle.read_events.remote(shard_id, after_seq, limit))
+        return rows
+
+    async def max_seq(self, shard_id: str) -> int:
+        """See :meth:`persistence.store.EventStore.max_seq`."""
+        return int(await _call(self.handle.max_seq.remote(shard_id)))
+
+    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
+        """See :meth:`persistence.store.EventStore.save_snapshot`."""
+        await _call(self.handle.save_snapshot.remote(shard_id, seq, state))
+
+    async def latest_snapshot(self, shard_id: str) -> Snapshot | None:
+        """See :meth:`persistence.store.EventStore.latest_snapshot`."""
+        snap: Snapshot | None = await _call(self.handle.latest_snapshot.remote(shard_id))
+        return snap
+
+    async def upsert_shard(
+        self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
+    ) -> None:
+        """See :meth:`persistence.store.EventStore.upsert_shard`."""
+        await _call(self.handle.upsert_shard.remote(shard_id, region, commodity, status, node_id))
+
+    async def list_shards(self) -> list[dict[str, Any]]:
+        """See :meth:`persistence.store.EventStore.list_shards`."""
+        rows: list[dict[str, Any]] = await _call(self.handle.list_shards.remote())
+        return rows
+
+
+async def _call(ref: Any) -> Any:
+    """Await a Ray call; a :class:`~persistence.store.StoreError` raised by the actor is re-raised as
+    itself (not wrapped in ``RayTaskError``)."""
+    try:
+        return await ref
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, StoreError):
+            raise cause from None
+        raise
 
 
 PersistenceActor = ray.remote(max_restarts=-1, max_task_retries=0)(PersistenceService)

@@ -7,10 +7,13 @@ Two halves:
   state of the orders the batch touched into row tuples for each table (:class:`BatchRows`). The shard
   actor runs it, so the JSON encoding happens in the shard's process and the persistence actor only
   moves rows.
-- :class:`EventStore` owns nothing but an asyncpg pool and writes :class:`BatchRows` with either binary
-  ``COPY`` (``method="copy"``, the default; measured faster, see ``bench/shard.py``) or ``executemany``
-  (``method="executemany"``). Events go into ``events`` whose primary key ``(shard_id, seq)`` rejects a
-  second writer of the same sequence number: the whole transaction then fails and nothing is written.
+- :class:`persistence.pg_store.PostgresEventStore` (the :class:`persistence.store.EventStore`
+  protocol on PostgreSQL) owns nothing but an asyncpg pool and writes :class:`BatchRows` with
+  binary ``COPY`` (``method="copy"``, the default; measured faster, see ``bench/shard.py``) or
+  ``executemany``. Fencing: the batch's first seq must follow the shard's committed max seq and the
+  primary key ``(shard_id, seq)`` rejects a concurrent writer of the same seq; either way
+  :class:`~persistence.store.SeqConflict` is raised and nothing is written.
+- :func:`event_row` / :func:`decode_event`: the one place event rows are turned back into events.
 
 Units: quantities kg (int), prices paise/kg (int), ``ts`` epoch ms.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.core import events as ev
+from persistence.store import EventRow
 
 CONFIRMED = getattr(ev, "CONFIRMED", "CONFIRMED")
 _ALLOCATING = frozenset({ev.ALLOCATED, CONFIRMED})
@@ -240,142 +244,17 @@ def batch_rows(
     return rows
 
 
-_ORDER_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in ORDER_COLS if c not in ("order_id", "shard_id"))
-_UPSERT_ORDERS_FROM_STAGE = (
-    f"INSERT INTO orders ({', '.join(ORDER_COLS)}) SELECT {', '.join(ORDER_COLS)} FROM orders_stage "
-    f"ON CONFLICT (order_id) DO UPDATE SET {_ORDER_UPDATE}"
-)
-_UPSERT_ORDER = (
-    f"INSERT INTO orders ({', '.join(ORDER_COLS)}) VALUES "
-    f"({', '.join(f'${i + 1}' for i in range(len(ORDER_COLS)))}) "
-    f"ON CONFLICT (order_id) DO UPDATE SET {_ORDER_UPDATE}"
-)
+def event_row(event_tuple: Sequence[Any]) -> EventRow:
+    """A :data:`BatchRows.events` tuple ``(shard_id, seq, type, schema_version, payload, ts)`` as the
+    :data:`~persistence.store.EventRow` that ``read_events`` returns."""
+    _sid, seq, typ, sv, payload, ts = event_tuple
+    return (int(seq), typ, int(ts), int(sv), payload)
 
 
-def _insert_sql(table: str, cols: Sequence[str]) -> str:
-    return (
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})"
-    )
-
-
-STAGE_SQL = "CREATE TEMP TABLE IF NOT EXISTS orders_stage (LIKE orders) ON COMMIT DELETE ROWS"
-
-
-async def init_connection(conn: Any) -> None:
-    """asyncpg pool ``init`` hook: the per-connection staging table used by COPY upserts."""
-    await conn.execute(STAGE_SQL)
-
-
-class EventStore:
-    """Writes and reads the event store through an asyncpg pool (``pool`` created with
-    ``init=init_connection``). ``method``: ``copy`` or ``executemany`` for the append path."""
-
-    def __init__(self, pool: Any, method: str = "copy"):
-        if method not in ("copy", "executemany"):
-            raise ValueError(f"unknown append method {method!r}")
-        self.pool = pool
-        self.method = method
-
-    async def append(self, rows: BatchRows) -> int:
-        """Append one batch and its projections in a single transaction; return its last seq.
-        Raises ``asyncpg.UniqueViolationError`` when any seq already exists (stale writer): then
-        nothing of the batch is written."""
-        if not rows.events:
-            return 0
-        async with self.pool.acquire() as conn, conn.transaction():
-            if self.method == "copy":
-                await self._append_copy(conn, rows)
-            else:
-                await self._append_executemany(conn, rows)
-            await self._status_updates(conn, rows)
-        return rows.last_seq
-
-    async def _append_copy(self, conn: Any, rows: BatchRows) -> None:
-        await conn.copy_records_to_table("events", records=rows.events, columns=EVENT_COLS)
-        if rows.orders:
-            await conn.copy_records_to_table("orders_stage", records=rows.orders, columns=ORDER_COLS)
-            await conn.execute(_UPSERT_ORDERS_FROM_STAGE)
-        if rows.allocations:
-            await conn.copy_records_to_table("allocations", records=rows.allocations, columns=ALLOCATION_COLS)
-        if rows.proposals:
-            await conn.copy_records_to_table("proposals", records=rows.proposals, columns=PROPOSAL_COLS)
-        if rows.reservations:
-            await conn.copy_records_to_table(
-                "reservations", records=rows.reservations, columns=RESERVATION_COLS
-            )
-
-    async def _append_executemany(self, conn: Any, rows: BatchRows) -> None:
-        await conn.executemany(_insert_sql("events", EVENT_COLS), rows.events)
-        if rows.orders:
-            await conn.executemany(_UPSERT_ORDER, rows.orders)
-        if rows.allocations:
-            await conn.executemany(_insert_sql("allocations", ALLOCATION_COLS), rows.allocations)
-        if rows.proposals:
-            await conn.executemany(_insert_sql("proposals", PROPOSAL_COLS), rows.proposals)
-        if rows.reservations:
-            await conn.executemany(_insert_sql("reservations", RESERVATION_COLS), rows.reservations)
-
-    async def _status_updates(self, conn: Any, rows: BatchRows) -> None:
-        if rows.proposal_status:
-            await conn.executemany(
-                "UPDATE proposals SET status = $2 WHERE proposal_id = $1", rows.proposal_status
-            )
-        if rows.reservation_status:
-            await conn.executemany(
-                "UPDATE reservations SET status = $2, release_reason = $3 WHERE reservation_id = $1",
-                rows.reservation_status,
-            )
-
-    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[tuple[Any, ...]]:
-        """Events of ``shard_id`` with ``seq > after_seq``, oldest first, at most ``limit``, as
-        ``(seq, type, ts, schema_version, payload_json_text)`` tuples."""
-        async with self.pool.acquire() as conn:
-            recs = await conn.fetch(
-                "SELECT seq, type, ts, schema_version, payload::text FROM events "
-                "WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                shard_id,
-                after_seq,
-                limit,
-            )
-        return [tuple(r) for r in recs]
-
-    async def max_seq(self, shard_id: str) -> int:
-        """Highest committed seq of a shard (0 when none)."""
-        async with self.pool.acquire() as conn:
-            v = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1", shard_id)
-        return int(v)
-
-    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
-        """Store the engine state after event ``seq``: JSON text, or zlib-compressed JSON bytes
-        (:func:`encode_snapshot`). Re-saving the same seq is a no-op."""
-        async with self.pool.acquire() as conn:
-            if isinstance(state, bytes):
-                await conn.execute(
-                    "INSERT INTO snapshots (shard_id, seq, blob, codec) VALUES ($1, $2, $3, 'zlib-json') "
-                    "ON CONFLICT DO NOTHING",
-                    shard_id,
-                    seq,
-                    state,
-                )
-            else:
-                await conn.execute(
-                    "INSERT INTO snapshots (shard_id, seq, state) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    shard_id,
-                    seq,
-                    state,
-                )
-
-    async def latest_snapshot(self, shard_id: str) -> tuple[int, str | bytes] | None:
-        """``(seq, state)`` of the newest snapshot of a shard, or None; ``state`` is JSON text or
-        zlib-compressed JSON bytes (decode either with :func:`decode_snapshot`)."""
-        async with self.pool.acquire() as conn:
-            r = await conn.fetchrow(
-                "SELECT seq, state::text, blob FROM snapshots WHERE shard_id = $1 ORDER BY seq DESC LIMIT 1",
-                shard_id,
-            )
-        if r is None:
-            return None
-        return (int(r[0]), bytes(r[2]) if r[2] is not None else r[1])
+def decode_event(row: EventRow) -> ev.Event:
+    """An :data:`~persistence.store.EventRow` -> :class:`actors.core.events.Event` (decodes the payload)."""
+    seq, typ, ts, sv, payload = row
+    return ev.Event(int(seq), typ, int(ts), json.loads(payload), int(sv))
 
 
 def encode_snapshot(state: dict[str, Any], level: int = 1) -> bytes:

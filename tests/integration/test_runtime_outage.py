@@ -1,6 +1,7 @@
 """Outages under load: the persistence actor is killed mid-stream, then PostgreSQL itself restarts
-mid-stream. The shard reports errors (no false acknowledgements), resumes when they are back, and
-nothing acknowledged is lost; the log stays gap-free and equals the book."""
+mid-stream. The shard reports errors (no false acknowledgements: "nothing acknowledged" or, when the
+commit's answer was lost, "outcome unknown"), resumes when they are back, and nothing acknowledged is
+lost; the log stays gap-free and equals the book."""
 
 from __future__ import annotations
 
@@ -79,9 +80,10 @@ def test_persistence_actor_killed_mid_stream(td_runtime, pg_dsn):
     ray.kill(td_runtime.persistence, no_restart=False)
     t.join(timeout=200)
     assert not t.is_alive()
-    assert any("ShardUnavailable" in e for e in errors), errors
+    # the actor died during an append: either definitely not committed, or outcome unknown
+    assert any("ShardUnavailable" in e or "CommitUnknown" in e for e in errors), errors
     info = ray.get(h.info.remote())
-    assert info["failures"] >= 1 and info["recoveries"] >= 2
+    assert info["failures"] + info["unknown"] >= 1 and info["recoveries"] >= 2
     _check(pg_dsn, h, region, sid, cmds, acked)
 
 
@@ -109,5 +111,5 @@ def test_postgres_restart_mid_stream(td_runtime, pg_dsn):
     t.join(timeout=200)
     assert not t.is_alive()
     assert _pg_online()
-    assert any("ShardUnavailable" in e for e in errors), errors
+    assert any("ShardUnavailable" in e or "CommitUnknown" in e for e in errors), errors
     _check(pg_dsn, h, region, sid, cmds, acked)

@@ -106,7 +106,7 @@ def test_stream_two_shards_log_and_projections(td_runtime, pg_dsn, redis_url):
 
 
 def test_drain_snapshots_and_refuses(td_runtime, pg_dsn):
-    from actors.shard_actor import ShardDraining
+    from actors.shard_outcomes import ShardDraining
 
     region = unique_region()
     h = td_runtime.shard(region, "cotton")

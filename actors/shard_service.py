@@ -1,0 +1,433 @@
+"""The shard service: one (region, commodity) book around the pure :class:`actors.core.engine.ShardEngine`,
+over any :class:`persistence.store.EventStore` and risk decider. No Ray here (the Ray actor in
+``actors/shard_actor.py`` is a thin wrapper), so it runs in unit tests on the in-memory store.
+
+Batches are matched strictly one at a time, in arrival order (an ``asyncio.Lock``). Per
+:meth:`ShardService.submit`: each command is checked against what the store can take (a failing one
+is rejected alone, ``UNSTORABLE_VALUE``); plan, risk, execute; unused credit given back; the rows
+appended atomically. Commits are chained (batch N+1 is sent only after batch N committed); with
+``sync`` durability results are returned only after their commit.
+
+A failed commit: that batch and every batch matched after it raise :class:`ShardUnavailable`, their
+credit is given back, and the one recovery routine rolls the engine back from memory (a
+committed-state shadow with ``shadow=True``, else the snapshot + rows checkpoint), then applies any
+later events in the store: never the whole log. An unclear error is resolved by reading the batch's
+seqs back; if the store cannot tell, :class:`CommitUnknown` ("outcome unknown: retry with the same
+client_order_id"). Recovery applies events; it never re-runs matching or risk. Costs and the full
+contract: docs/contracts.md, "Runtime".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from actors.core.engine import ShardEngine
+from actors.core.ids import shard_id_for
+from actors.core.risk.types import RiskRequest
+from actors.risk_link import decide_in_loop, give_back, make_decider, release, released_credit, settle
+from actors.shard_outcomes import (
+    CommitUnknown,
+    ShardDraining,
+    ShardUnavailable,
+    merge_refused,
+)
+from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store
+from persistence.event_store import (
+    BatchRows,
+    batch_rows,
+    decode_snapshot,
+    encode_snapshot,
+    event_row,
+    order_ids_of,
+)
+from persistence.storable import command_problem, rows_problem
+from persistence.store import CommitFailed, EventStore
+
+log = logging.getLogger(__name__)
+
+QUERY_METHODS = frozenset({"best_bid_ask", "depth", "open_orders", "get_order", "search", "stats"})
+
+
+@dataclass(slots=True)
+class _Batch:
+    rows: BatchRows
+    used: dict[str, int]  # credit used, paise per buyer
+    freed: dict[str, int]  # reservations released, paise per buyer
+    snap: tuple[int, dict[str, Any]] | None = None
+
+
+class ShardService:
+    """One shard. ``store``: an :class:`~persistence.store.EventStore`; ``decider``: a risk decider or
+    factory (None = pass-all); ``durability``: ``sync`` | ``async``; ``snapshot_every``: events
+    between snapshots (0 = never); ``memory_tail``: most committed events kept in memory for rollback
+    (beyond it recovery reads the store); ``shadow``: keep a committed-state engine for O(1)
+    rollback (see the module docstring); ``recovery_page``: events per store read."""
+
+    def __init__(
+        self,
+        region: str,
+        commodity: str,
+        store: EventStore,
+        decider: Any = None,
+        *,
+        durability: str = "sync",
+        snapshot_every: int = 100_000,
+        profile: str | None = None,
+        recovery_page: int = 20_000,
+        memory_tail: int = 200_000,
+        shadow: bool = False,
+        node_id: str | None = None,
+    ) -> None:
+        if durability not in ("sync", "async"):
+            raise ValueError(f"durability must be sync or async, not {durability!r}")
+        self.region, self.commodity = region, commodity
+        self.shard_id = shard_id_for(region, commodity)
+        self.store = store
+        self.decider = make_decider(decider)
+        self.durability = durability
+        self.snapshot_every = int(snapshot_every)
+        self.profile = profile
+        self.recovery_page = recovery_page
+        self.memory_tail = memory_tail
+        self.node_id = node_id
+        self.engine: ShardEngine | None = None
+        self.committed_seq = 0
+        self.last_snapshot_seq = 0
+        self.draining = False
+        self.in_flight = 0
+        self.counters = dict.fromkeys(
+            ("batches", "commands", "failures", "unknown", "unstorable", "recoveries", "recovered_events"), 0
+        )
+        self.secs = dict.fromkeys(("match_s", "rows_s", "commit_s", "recovery_s"), 0.0)
+        self.recovery_source = ""
+        self._lock: asyncio.Lock | None = None
+        self._last: asyncio.Future[bool] | None = None  # commit outcome of the last matched batch
+        self._checkpoint: Checkpoint | None = None
+        self._unknown: list[_Batch] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dirty = True
+        self.shadow = CommittedShadow(self._engine_from, self.shard_id) if shadow else None
+
+    # -- recovery -----------------------------------------------------------------------------
+    async def start(self, wait_s: float = 30.0) -> bool:
+        """Recover before taking commands, retrying for ``wait_s`` while the store is down; False
+        when it still fails (the next call then retries)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                await self._recover()
+                return True
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    log.warning("shard %s: recovery failed, will retry on next call: %s", self.shard_id, exc)
+                    return False
+                await asyncio.sleep(0.5)
+
+    async def _recover(self) -> None:
+        """The one recovery routine: base state + later events. Waits for in-flight commits first."""
+        if self._last is not None:
+            await asyncio.shield(self._last)
+        t0 = time.perf_counter()
+        cp = self._checkpoint
+        engine = None
+        if self.shadow is not None and self.engine is not None and not self._unknown:
+            engine = self.shadow.take(self.committed_seq)  # O(1) undo of the failed batches
+        if engine is not None:
+            seq, applied, self.recovery_source = self.committed_seq, 0, "shadow"
+        else:
+            if cp is None:
+                snap = await self.store.latest_snapshot(self.shard_id)
+                cp = Checkpoint(0, None) if snap is None else Checkpoint(snap[0], snap[1])
+                self.recovery_source = "store"
+            else:
+                self.recovery_source = "memory"
+            engine = self._engine_from(cp.state)
+            seq = apply_rows(engine, cp.seq, cp.rows, self.shard_id)
+            applied = len(cp.rows)
+        while True:
+            rows = await self.store.read_events(self.shard_id, seq, self.recovery_page)
+            seq = apply_rows(engine, seq, rows, self.shard_id)
+            applied += len(rows)
+            if cp is not None:
+                cp.rows.extend(rows)
+            if len(rows) < self.recovery_page:
+                break
+        self._checkpoint = cp if cp is not None and len(cp.rows) <= self.memory_tail else None
+        self.engine, self.committed_seq, self._last, self._dirty = engine, seq, None, False
+        self.last_snapshot_seq = cp.seq if cp is not None else self.last_snapshot_seq
+        if self.shadow is not None:
+            self.shadow.rebuild(lambda: self._checkpoint)
+        self._settle_unknown(seq)
+        self.counters["recoveries"] += 1
+        self.counters["recovered_events"] = applied
+        self.secs["recovery_s"] = time.perf_counter() - t0
+        log.info(
+            "shard %s recovered to seq %d (%s, %d events)", self.shard_id, seq, self.recovery_source, applied
+        )
+
+    def _engine_from(self, state: str | bytes | None) -> ShardEngine:
+        if state is not None:
+            return ShardEngine.from_snapshot(decode_snapshot(state))
+        if self.profile:
+            return ShardEngine(self.region, self.commodity, self.profile)
+        return ShardEngine(self.region, self.commodity)
+
+    def _settle_unknown(self, seq: int) -> None:
+        """Batches whose outcome was unknown: recovery saw the store, so now it is known."""
+        for b in self._unknown:
+            if seq >= b.rows.last_seq:
+                release(self.decider, b.freed)
+            else:
+                give_back(self.decider, b.used)
+        self._unknown = []
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def _ready(self) -> ShardEngine:
+        """The engine, recovered first when needed (call under the lock)."""
+        if self._dirty or self.engine is None:
+            try:
+                await self._recover()
+            except Exception as exc:
+                raise ShardUnavailable(f"shard {self.shard_id} cannot recover: {exc}") from exc
+        assert self.engine is not None
+        return self.engine
+
+    # -- commands -----------------------------------------------------------------------------
+    async def submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+        """Process one batch; one result dict per command, in order. Raises :class:`ShardDraining`,
+        :class:`ShardUnavailable` (nothing acknowledged) or :class:`CommitUnknown` (sync durability)."""
+        if self.draining:
+            raise ShardDraining(f"shard {self.shard_id} is draining")
+        self.in_flight += 1
+        try:
+            return await self._submit(list(commands))
+        finally:
+            self.in_flight -= 1
+
+    async def _submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        async with self._get_lock():
+            if self.draining:
+                raise ShardDraining(f"shard {self.shard_id} is draining")
+            engine = await self._ready()
+            t0 = time.perf_counter()
+            refused = {i: p for i, c in enumerate(commands) if (p := command_problem(c)) is not None}
+            good = [c for i, c in enumerate(commands) if i not in refused] if refused else commands
+            decider = self.decider
+            request = engine.plan(good) if getattr(decider, "needs_queries", True) else RiskRequest()
+            verdicts = await decide_in_loop(decider, request)
+            result = engine.execute(good, verdicts)
+            settle(decider, verdicts.credit_grants, result.credit_used)
+            results = merge_refused(commands, refused, result.results)
+            self.counters["batches"] += 1
+            self.counters["commands"] += len(commands)
+            self.counters["unstorable"] += len(refused)
+            t1 = time.perf_counter()
+            self.secs["match_s"] += t1 - t0
+            if not result.events:
+                return results
+            touched = dict.fromkeys(oid for e in result.events for oid in order_ids_of(e))
+            docs = [d for d in map(engine.get_order, touched) if d is not None]
+            batch = _Batch(batch_rows(self.shard_id, result.events, docs), dict(result.credit_used), {})
+            batch.freed = released_credit(result.events)
+            batch.snap = self._snapshot_if_due(engine)
+            self.secs["rows_s"] += time.perf_counter() - t1
+            prev, done = self._last, loop.create_future()
+            self._last = done
+        commit = self._commit(batch, prev, done)
+        if self.durability == "sync":
+            await commit
+        else:
+            self._spawn(commit)
+        return results
+
+    async def _commit(
+        self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]
+    ) -> None:
+        try:
+            await self._send(batch, prev, done)
+        finally:
+            if not done.done():  # cancelled mid-way: the outcome is unknown, never leave waiters hanging
+                self._unclear(batch, done)
+
+    def _unclear(self, batch: _Batch, done: asyncio.Future[bool]) -> None:
+        self.counters["unknown"] += 1
+        self._unknown.append(batch)
+        self._dirty = True
+        done.set_result(False)
+
+    async def _send(
+        self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]
+    ) -> None:
+        t = time.perf_counter()
+        rows = batch.rows
+        try:
+            if prev is not None and not await asyncio.shield(prev):
+                raise CommitFailed(f"shard {self.shard_id}: an earlier batch failed to commit")
+            problem = rows_problem(rows)
+            if problem is not None:
+                raise CommitFailed(f"shard {self.shard_id}: batch not storable: {problem}")
+            await self.store.append(rows)
+        except CommitFailed as exc:
+            self._failed(batch, done)
+            raise ShardUnavailable(
+                f"shard {self.shard_id}: commit failed, nothing acknowledged: {exc}"
+            ) from exc
+        except Exception as exc:
+            committed = await batch_in_store(self.store, rows)
+            if committed is None:
+                self._unclear(batch, done)
+                raise CommitUnknown(f"shard {self.shard_id}: {type(exc).__name__}") from exc
+            if not committed:
+                self._failed(batch, done)
+                raise ShardUnavailable(
+                    f"shard {self.shard_id}: commit failed, nothing acknowledged: {exc}"
+                ) from exc
+        self.secs["commit_s"] += time.perf_counter() - t
+        self.committed_seq = max(self.committed_seq, rows.last_seq)
+        new_rows = [event_row(e) for e in rows.events]
+        cp = self._checkpoint
+        if cp is not None:
+            cp.rows.extend(new_rows)
+            if len(cp.rows) > self.memory_tail:
+                self._checkpoint = None
+        if self.shadow is not None:
+            self.shadow.advance(new_rows)
+        release(self.decider, batch.freed)
+        done.set_result(True)
+        if batch.snap is not None:
+            self._spawn(self._write_snapshot(*batch.snap))
+
+    def _failed(self, batch: _Batch, done: asyncio.Future[bool]) -> None:
+        """A batch definitely not written: give its credit back, roll back before the next batch."""
+        self.counters["failures"] += 1
+        give_back(self.decider, batch.used)
+        self._dirty = True
+        done.set_result(False)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("shard %s: background commit failed: %s", self.shard_id, task.exception())
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def _snapshot_if_due(self, engine: ShardEngine, force: bool = False) -> tuple[int, dict[str, Any]] | None:
+        seq = int(engine.seq)
+        if seq <= self.last_snapshot_seq:
+            return None
+        every = self.snapshot_every
+        if not (force or (every > 0 and seq // every > self.last_snapshot_seq // every)):
+            return None
+        self.last_snapshot_seq = seq
+        return seq, engine.snapshot()
+
+    async def _write_snapshot(self, seq: int, snap: dict[str, Any], raise_errors: bool = False) -> None:
+        """Encode (in a thread) and store a snapshot; it also becomes the in-memory checkpoint."""
+        try:
+            blob = await asyncio.to_thread(encode_snapshot, snap)
+            cp = self._checkpoint  # snapshots may finish out of order: never move the checkpoint back
+            if cp is not None and not self._dirty and cp.seq < seq:
+                self._checkpoint = Checkpoint(seq, blob, [r for r in cp.rows if r[0] > seq])
+            elif cp is None and self.committed_seq == seq and not self._dirty:
+                self._checkpoint = Checkpoint(seq, blob)
+            await self.store.save_snapshot(self.shard_id, seq, blob)
+        except Exception as exc:  # a missed snapshot only makes the next recovery longer
+            if raise_errors:
+                raise
+            log.warning("shard %s: snapshot at %d failed: %s", self.shard_id, seq, exc)
+
+    async def flush(self) -> int:
+        """Wait for every in-flight commit and snapshot; return the committed seq."""
+        if self._last is not None:
+            await asyncio.shield(self._last)
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        return self.committed_seq
+
+    async def snapshot_now(self) -> int:
+        """Write a snapshot at the committed seq now; return that seq."""
+        async with self._get_lock():
+            await self.flush()
+            engine = await self._ready()
+            snap = self._snapshot_if_due(engine, force=True)
+            if snap is not None:
+                await self._write_snapshot(*snap, raise_errors=True)
+            return self.last_snapshot_seq
+
+    async def drain(self) -> dict[str, Any]:
+        """Stop taking commands, flush commits, write a snapshot, mark DRAINED; return :meth:`info`."""
+        self.draining = True
+        await self.snapshot_now()
+        await self.store.upsert_shard(self.shard_id, self.region, self.commodity, "DRAINED")
+        return self.info()
+
+    async def resume(self) -> dict[str, Any]:
+        """Take commands again after :meth:`drain`; mark ACTIVE."""
+        self.draining = False
+        await self.store.upsert_shard(self.shard_id, self.region, self.commodity, "ACTIVE")
+        return self.info()
+
+    async def reload(self) -> int:
+        """Rebuild the engine from the store now (latest snapshot + later events); return the seq."""
+        async with self._get_lock():
+            if self._last is not None:
+                await asyncio.shield(self._last)
+            self._checkpoint = None
+            if self.shadow is not None:
+                self.shadow.reset()
+            await self._recover()
+            return self.committed_seq
+
+    # -- read side ----------------------------------------------------------------------------
+    async def query(self, name: str, **kw: Any) -> Any:
+        """Read-side call on the engine (see :data:`QUERY_METHODS`); raises ValueError for others."""
+        if name not in QUERY_METHODS:
+            raise ValueError(f"unknown query {name!r}")
+        if self._dirty or self.engine is None:
+            async with self._get_lock():
+                await self._ready()
+        return getattr(self.engine, name)(**kw)
+
+    async def engine_snapshot(self) -> dict[str, Any]:
+        """The engine's full state after every committed batch (JSON dict)."""
+        async with self._get_lock():
+            await self.flush()
+            return (await self._ready()).snapshot()
+
+    def info(self) -> dict[str, Any]:
+        """Status: ids, ``node_id``, ``pid``, ``seq`` (engine), ``committed_seq``, ``book_size``,
+        ``queue_depth`` (batches received and not yet answered), counters, stage seconds."""
+        eng = self.engine
+        stats = eng.stats() if eng is not None else {}
+        return {
+            "shard_id": self.shard_id,
+            "region": self.region,
+            "commodity": self.commodity,
+            "node_id": self.node_id,
+            "pid": os.getpid(),
+            "seq": getattr(eng, "seq", None),
+            "committed_seq": self.committed_seq,
+            "last_snapshot_seq": self.last_snapshot_seq,
+            "book_size": stats.get("book_size"),
+            "queue_depth": self.in_flight,
+            "durability": self.durability,
+            "draining": self.draining,
+            "dirty": self._dirty,
+            "recovery_source": self.recovery_source,
+            **self.counters,
+            **{k: round(v, 4) for k, v in self.secs.items()},
+        }

@@ -1,0 +1,234 @@
+"""The :class:`persistence.store.EventStore` on PostgreSQL (asyncpg): a shard batch's events and its
+projections in one transaction, events read back for recovery, snapshots and the shards registry.
+
+Rows come from :func:`persistence.event_store.batch_rows`; this module only moves them. Fencing is on
+``(shard_id, seq)``: the batch's first seq must follow the committed max seq (checked inside the
+transaction) and the primary key rejects a concurrent writer of the same seq. Errors are classified
+as :class:`~persistence.store.SeqConflict` / :class:`~persistence.store.CommitFailed` (nothing
+written) or :class:`~persistence.store.CommitOutcomeUnknown` (the connection was lost while COMMIT
+was in flight).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from persistence.event_store import (
+    ALLOCATION_COLS,
+    EVENT_COLS,
+    ORDER_COLS,
+    PROPOSAL_COLS,
+    RESERVATION_COLS,
+    BatchRows,
+)
+from persistence.store import (
+    CommitFailed,
+    CommitOutcomeUnknown,
+    EventRow,
+    SeqConflict,
+    Snapshot,
+    check_fence,
+)
+
+_ORDER_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in ORDER_COLS if c not in ("order_id", "shard_id"))
+_UPSERT_ORDERS_FROM_STAGE = (
+    f"INSERT INTO orders ({', '.join(ORDER_COLS)}) SELECT {', '.join(ORDER_COLS)} FROM orders_stage "
+    f"ON CONFLICT (order_id) DO UPDATE SET {_ORDER_UPDATE}"
+)
+_UPSERT_ORDER = (
+    f"INSERT INTO orders ({', '.join(ORDER_COLS)}) VALUES "
+    f"({', '.join(f'${i + 1}' for i in range(len(ORDER_COLS)))}) "
+    f"ON CONFLICT (order_id) DO UPDATE SET {_ORDER_UPDATE}"
+)
+
+
+def _insert_sql(table: str, cols: Sequence[str]) -> str:
+    return (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(cols)))})"
+    )
+
+
+_MAX_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
+STAGE_SQL = "CREATE TEMP TABLE IF NOT EXISTS orders_stage (LIKE orders) ON COMMIT DELETE ROWS"
+
+
+async def init_connection(conn: Any) -> None:
+    """asyncpg pool ``init`` hook: the per-connection staging table used by COPY upserts."""
+    await conn.execute(STAGE_SQL)
+
+
+class PostgresEventStore:
+    """The :class:`persistence.store.EventStore` on PostgreSQL through an asyncpg pool (``pool``
+    created with ``init=init_connection``). ``method``: ``copy`` or ``executemany`` for the append path.
+    """
+
+    def __init__(self, pool: Any, method: str = "copy"):
+        if method not in ("copy", "executemany"):
+            raise ValueError(f"unknown append method {method!r}")
+        self.pool = pool
+        self.method = method
+
+    async def append(self, rows: BatchRows) -> int:
+        """Append one batch and its projections in a single transaction; return its last seq.
+
+        Raises :class:`~persistence.store.SeqConflict` when the batch's first seq is not the shard's
+        committed seq + 1 or any seq already exists (stale or concurrent writer),
+        :class:`~persistence.store.CommitFailed` when the database refused the batch or the
+        connection failed before COMMIT was sent (nothing written), and
+        :class:`~persistence.store.CommitOutcomeUnknown` when the connection failed or timed out
+        while COMMIT was in flight."""
+        if not rows.events:
+            return 0
+        import asyncpg
+
+        phase = "write"
+        try:
+            async with self.pool.acquire() as conn:
+                tr = conn.transaction()
+                await tr.start()
+                try:
+                    committed = await conn.fetchval(_MAX_SEQ_SQL, rows.shard_id)
+                    check_fence(rows.shard_id, int(committed), [e[1] for e in rows.events])
+                    if self.method == "copy":
+                        await self._append_copy(conn, rows)
+                    else:
+                        await self._append_executemany(conn, rows)
+                    await self._status_updates(conn, rows)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await tr.rollback()
+                    raise
+                phase = "commit"
+                await tr.commit()
+        except CommitFailed:
+            raise
+        except asyncpg.UniqueViolationError as exc:
+            raise SeqConflict(f"seq conflict in {rows.shard_id}: duplicate seq ({exc})") from exc
+        except Exception as exc:
+            what = f"{rows.shard_id}: {type(exc).__name__}: {exc}"
+            if phase == "commit" and not _server_refused(exc):
+                raise CommitOutcomeUnknown(f"commit outcome unknown: {what}") from exc
+            raise CommitFailed(f"batch not written: {what}") from exc
+        return rows.last_seq
+
+    async def _append_copy(self, conn: Any, rows: BatchRows) -> None:
+        await conn.copy_records_to_table("events", records=rows.events, columns=EVENT_COLS)
+        if rows.orders:
+            await conn.copy_records_to_table("orders_stage", records=rows.orders, columns=ORDER_COLS)
+            await conn.execute(_UPSERT_ORDERS_FROM_STAGE)
+        if rows.allocations:
+            await conn.copy_records_to_table("allocations", records=rows.allocations, columns=ALLOCATION_COLS)
+        if rows.proposals:
+            await conn.copy_records_to_table("proposals", records=rows.proposals, columns=PROPOSAL_COLS)
+        if rows.reservations:
+            await conn.copy_records_to_table(
+                "reservations", records=rows.reservations, columns=RESERVATION_COLS
+            )
+
+    async def _append_executemany(self, conn: Any, rows: BatchRows) -> None:
+        await conn.executemany(_insert_sql("events", EVENT_COLS), rows.events)
+        if rows.orders:
+            await conn.executemany(_UPSERT_ORDER, rows.orders)
+        if rows.allocations:
+            await conn.executemany(_insert_sql("allocations", ALLOCATION_COLS), rows.allocations)
+        if rows.proposals:
+            await conn.executemany(_insert_sql("proposals", PROPOSAL_COLS), rows.proposals)
+        if rows.reservations:
+            await conn.executemany(_insert_sql("reservations", RESERVATION_COLS), rows.reservations)
+
+    async def _status_updates(self, conn: Any, rows: BatchRows) -> None:
+        if rows.proposal_status:
+            await conn.executemany(
+                "UPDATE proposals SET status = $2 WHERE proposal_id = $1", rows.proposal_status
+            )
+        if rows.reservation_status:
+            await conn.executemany(
+                "UPDATE reservations SET status = $2, release_reason = $3 WHERE reservation_id = $1",
+                rows.reservation_status,
+            )
+
+    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
+        """Events of ``shard_id`` with ``seq > after_seq``, oldest first, at most ``limit``, as
+        ``(seq, type, ts, schema_version, payload_json_text)`` tuples."""
+        async with self.pool.acquire() as conn:
+            recs = await conn.fetch(
+                "SELECT seq, type, ts, schema_version, payload::text FROM events "
+                "WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                shard_id,
+                after_seq,
+                limit,
+            )
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in recs]
+
+    async def max_seq(self, shard_id: str) -> int:
+        """Highest committed seq of a shard (0 when none)."""
+        async with self.pool.acquire() as conn:
+            v = await conn.fetchval(_MAX_SEQ_SQL, shard_id)
+        return int(v)
+
+    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
+        """Store the engine state after event ``seq``: JSON text, or zlib-compressed JSON bytes
+        (:func:`encode_snapshot`). Re-saving the same seq is a no-op."""
+        async with self.pool.acquire() as conn:
+            if isinstance(state, bytes):
+                await conn.execute(
+                    "INSERT INTO snapshots (shard_id, seq, blob, codec) VALUES ($1, $2, $3, 'zlib-json') "
+                    "ON CONFLICT DO NOTHING",
+                    shard_id,
+                    seq,
+                    state,
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO snapshots (shard_id, seq, state) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    shard_id,
+                    seq,
+                    state,
+                )
+
+    async def latest_snapshot(self, shard_id: str) -> Snapshot | None:
+        """``(seq, state)`` of the newest snapshot of a shard, or None; ``state`` is JSON text or
+        zlib-compressed JSON bytes (decode either with :func:`decode_snapshot`)."""
+        async with self.pool.acquire() as conn:
+            r = await conn.fetchrow(
+                "SELECT seq, state::text, blob FROM snapshots WHERE shard_id = $1 ORDER BY seq DESC LIMIT 1",
+                shard_id,
+            )
+        if r is None:
+            return None
+        return (int(r[0]), bytes(r[2]) if r[2] is not None else r[1])
+
+    async def upsert_shard(
+        self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
+    ) -> None:
+        """Register a shard in the ``shards`` table or update its status (and node when given)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO shards (shard_id, region, commodity, status, node_id) VALUES ($1,$2,$3,$4,$5) "
+                "ON CONFLICT (shard_id) DO UPDATE SET status = EXCLUDED.status, "
+                "node_id = coalesce(EXCLUDED.node_id, shards.node_id), updated_at = now()",
+                shard_id,
+                region,
+                commodity,
+                status,
+                node_id,
+            )
+
+    async def list_shards(self) -> list[dict[str, Any]]:
+        """Rows of the ``shards`` table as dicts, by shard id."""
+        async with self.pool.acquire() as conn:
+            recs = await conn.fetch(
+                "SELECT shard_id, region, commodity, status, node_id FROM shards ORDER BY shard_id"
+            )
+        return [dict(r) for r in recs]
+
+
+def _server_refused(exc: BaseException) -> bool:
+    """True when PostgreSQL itself answered with an error (the transaction is then rolled back);
+    False for lost connections, timeouts, shutdowns (SQLSTATE classes 08, 57) and client errors."""
+    import asyncpg
+
+    code = str(getattr(exc, "sqlstate", "") or "")
+    return isinstance(exc, asyncpg.PostgresError) and code[:2] not in ("08", "57")
