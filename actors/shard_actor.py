@@ -34,7 +34,6 @@ shard DRAINED.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -42,7 +41,7 @@ from typing import Any
 
 import ray
 
-from actors.core.events import Event
+from actors.core.events import event_from_row
 from actors.core.ids import shard_actor_name
 from actors.core.risk.types import PassAllDecider, RiskRequest, RiskVerdicts
 from persistence.event_store import batch_rows, decode_snapshot, encode_snapshot, order_ids_of
@@ -102,7 +101,7 @@ def replay_events(engine: Any, rows: list[tuple[Any, ...]]) -> int:
     """Apply ``(seq, type, ts, schema_version, payload_json)`` rows to ``engine``; return the last seq."""
     last = 0
     for seq, typ, ts, sv, payload in rows:
-        engine.apply(Event(int(seq), typ, int(ts), json.loads(payload), int(sv)))
+        engine.apply(event_from_row(seq, typ, ts, sv, payload))
         last = int(seq)
     return last
 
@@ -278,7 +277,7 @@ class ShardService:
                 for e in result.events:
                     if e.type == "RELEASED":  # reserved notional returns to the buyer's credit
                         p = e.payload
-                        freed[p["buyer_id"]] = freed.get(p["buyer_id"], 0) + p["quantity_kg"] * p["price"]
+                        freed[p.buyer_id] = freed.get(p.buyer_id, 0) + p.quantity_kg * p.price
                 if freed:
                     try:
                         release(freed)

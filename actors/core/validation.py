@@ -3,11 +3,19 @@ and a human detail; nothing here raises on bad input.
 
 Limits (sanity bounds, far beyond any physical trade): quantity <= 10^10 kg (10 Mt), price <= 10^8
 paise/kg (Rs 10 lakh/kg), timestamps 0 <= ts < 2^53 ms, ids at most 128 characters.
+
+Text (the second line of defence behind the gateway, issue 10 defect 1): every string of a command
+(ids, party ids, allow-list and linked-party entries, city, district, quality parameter names, enum
+strings, any other free text) must be free of control characters (Unicode category Cc, e.g. NUL,
+which PostgreSQL cannot store), NFC-normalised, and within its bound in :data:`TEXT_BOUNDS`
+(characters; :data:`DEFAULT_TEXT_LEN` for fields not listed). Failures are ``INVALID_TEXT``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import unicodedata
 from typing import Any
 
 from actors.core.commands import Intent, PlaceOrder, Side, Visibility
@@ -18,6 +26,26 @@ MAX_PRICE = 10**8
 MAX_TS = 2**53
 MAX_ID_LEN = 128
 MAX_DISTANCE_KM = 25_000.0
+MAX_PLACE_LEN = 200  # city, district
+DEFAULT_TEXT_LEN = 200
+# Bounds in characters of a command's text fields (one place for all of them).
+TEXT_BOUNDS: dict[str, int] = {
+    "party_id": MAX_ID_LEN,
+    "client_order_id": MAX_ID_LEN,
+    "order_id": MAX_ID_LEN,
+    "proposal_id": MAX_ID_LEN,
+    "reservation_id": MAX_ID_LEN,
+    "allow_list": MAX_ID_LEN,
+    "linked_parties": MAX_ID_LEN,
+    "city": MAX_PLACE_LEN,
+    "district": MAX_PLACE_LEN,
+    "variety": MAX_PLACE_LEN,
+    "commodity": 64,
+    "region": 16,
+    "quality": 64,
+    "quality_ranges": 64,
+    "quality_target": 64,
+}
 
 # Reason codes (stable; the API maps them to problem types).
 INVALID_COMMAND = "INVALID_COMMAND"
@@ -46,6 +74,7 @@ PROPOSAL_STALE = "PROPOSAL_STALE"
 UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
 INVALID_HOLD = "INVALID_HOLD"
 RISK_CREDIT_LIMIT = "RISK_CREDIT_LIMIT"
+INVALID_TEXT = "INVALID_TEXT"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 
 Problem = tuple[str, str]
@@ -59,8 +88,52 @@ def is_real(v: Any) -> bool:
     return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
 
 
+def text_ok(s: str, max_len: int = DEFAULT_TEXT_LEN) -> bool:
+    """``s`` is at most ``max_len`` characters, NFC-normalised and has no control character (Cc)."""
+    if len(s) > max_len:
+        return False
+    if s.isascii():
+        return s.isprintable()  # for ASCII, only the Cc characters are not printable
+    return unicodedata.is_normalized("NFC", s) and not any(unicodedata.category(c) == "Cc" for c in s)
+
+
 def valid_id(v: Any) -> bool:
-    return isinstance(v, str) and 0 < len(v) <= MAX_ID_LEN
+    """A non-empty id string of at most ``MAX_ID_LEN`` characters that passes :func:`text_ok`."""
+    return isinstance(v, str) and 0 < len(v) <= MAX_ID_LEN and text_ok(v, MAX_ID_LEN)
+
+
+def _text_problem(name: str, value: Any) -> Problem | None:
+    bound = TEXT_BOUNDS.get(name, DEFAULT_TEXT_LEN)
+    if isinstance(value, str):
+        items: Any = (value,)
+    elif isinstance(value, dict):
+        items = value.keys()
+    elif isinstance(value, (tuple, list, set, frozenset)):
+        items = value
+    else:
+        return None
+    for x in items:
+        if isinstance(x, str) and not text_ok(x, bound):
+            return (
+                INVALID_TEXT,
+                f"{name} must be NFC text of at most {bound} characters without control characters",
+            )
+    return None
+
+
+_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+
+
+def check_text(cmd: Any) -> Problem | None:
+    """First text field of a command (a dataclass) that fails :func:`text_ok`, or None."""
+    names = _FIELDS_OF.get(type(cmd))
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cmd)) if dataclasses.is_dataclass(cmd) else ()
+        _FIELDS_OF[type(cmd)] = names
+    for name in names:
+        if (p := _text_problem(name, getattr(cmd, name, None))) is not None:
+            return p
+    return None
 
 
 def check_ts(ts: Any) -> Problem | None:
@@ -91,6 +164,8 @@ def check_place(
     """First problem with a place command, or None when it may enter the book."""
     if (p := check_ts(cmd.ts)) is not None:
         return p
+    if (p := check_text(cmd)) is not None:
+        return p
     if not valid_id(cmd.party_id):
         return INVALID_PARTY, "party_id must be a non-empty string of at most 128 characters"
     if not valid_id(cmd.client_order_id):
@@ -116,8 +191,8 @@ def check_place(
         return INVALID_DISTANCE, f"max_distance_km must be in [0, {MAX_DISTANCE_KM:.0f}]"
     for name in ("city", "district"):
         v = getattr(cmd, name)
-        if v is not None and not (isinstance(v, str) and len(v) <= 200):
-            return INVALID_LOCATION, f"{name} must be a string of at most 200 characters"
+        if v is not None and not (isinstance(v, str) and len(v) <= MAX_PLACE_LEN):
+            return INVALID_LOCATION, f"{name} must be a string of at most {MAX_PLACE_LEN} characters"
     if (p := _check_quality(cmd, spec)) is not None:
         return p
     if cmd.visibility not in (Visibility.PUBLIC, Visibility.PRIVATE):
