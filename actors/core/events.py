@@ -321,7 +321,7 @@ def decode_events(data: bytes) -> list[Event]:
     return out
 
 
-_SCALAR_NAMES = {
+_SCALAR_NAMES: dict[type, str] = {
     msgspec.inspect.StrType: "str",
     msgspec.inspect.IntType: "int",
     msgspec.inspect.FloatType: "float",
@@ -335,7 +335,7 @@ def _type_name(tp: Any) -> str:
     if isinstance(tp, msgspec.inspect.StructType):
         return tp.cls.__name__
     if isinstance(tp, msgspec.inspect.UnionType):
-        return " | ".join(_type_name(t) for t in tp.types)
+        return " or ".join(_type_name(t) for t in tp.types)
     return _SCALAR_NAMES.get(type(tp), "any")
 
 

@@ -39,7 +39,6 @@ TEXT_BOUNDS: dict[str, int] = {
     "linked_parties": MAX_ID_LEN,
     "city": MAX_PLACE_LEN,
     "district": MAX_PLACE_LEN,
-    "variety": MAX_PLACE_LEN,
     "commodity": 64,
     "region": 16,
     "quality": 64,
