@@ -98,11 +98,16 @@ def text_ok(s: str, max_len: int = DEFAULT_TEXT_LEN) -> bool:
 
 def valid_id(v: Any) -> bool:
     """A non-empty id string of at most ``MAX_ID_LEN`` characters that passes :func:`text_ok`."""
-    return isinstance(v, str) and 0 < len(v) <= MAX_ID_LEN and text_ok(v, MAX_ID_LEN)
+    return (
+        isinstance(v, str)
+        and 0 < len(v) <= MAX_ID_LEN
+        and ((v.isascii() and v.isprintable()) or text_ok(v, MAX_ID_LEN))
+    )
 
 
-def _text_problem(name: str, value: Any) -> Problem | None:
-    bound = TEXT_BOUNDS.get(name, DEFAULT_TEXT_LEN)
+def _text_bad(value: Any, bound: int) -> bool:
+    """Whether a field value (a string, or a collection of strings / dict with string keys) holds a
+    string failing :func:`text_ok`. Values of other types are not text (their own checks apply)."""
     if isinstance(value, str):
         items: Any = (value,)
     elif isinstance(value, dict):
@@ -110,28 +115,38 @@ def _text_problem(name: str, value: Any) -> Problem | None:
     elif isinstance(value, (tuple, list, set, frozenset)):
         items = value
     else:
-        return None
-    for x in items:
-        if isinstance(x, str) and not text_ok(x, bound):
-            return (
-                INVALID_TEXT,
-                f"{name} must be NFC text of at most {bound} characters without control characters",
-            )
-    return None
+        return False
+    return any(isinstance(x, str) and not text_ok(x, bound) for x in items)
 
 
-_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+_TEXT_FIELDS_OF: dict[type, tuple[tuple[str, int], ...]] = {}
+
+
+def _text_fields(cls: type) -> tuple[tuple[str, int], ...]:
+    """``(field, bound)`` of the fields of a command dataclass whose annotation admits strings."""
+    spec = _TEXT_FIELDS_OF.get(cls)
+    if spec is None:
+        fields = dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
+        spec = tuple(
+            (f.name, TEXT_BOUNDS.get(f.name, DEFAULT_TEXT_LEN))
+            for f in fields
+            if "str" in str(f.type)  # str, Side | str, tuple[str, ...], dict[str, float]...
+        )
+        _TEXT_FIELDS_OF[cls] = spec
+    return spec
 
 
 def check_text(cmd: Any) -> Problem | None:
     """First text field of a command (a dataclass) that fails :func:`text_ok`, or None."""
-    names = _FIELDS_OF.get(type(cmd))
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(cmd)) if dataclasses.is_dataclass(cmd) else ()
-        _FIELDS_OF[type(cmd)] = names
-    for name in names:
-        if (p := _text_problem(name, getattr(cmd, name, None))) is not None:
-            return p
+    for name, bound in _text_fields(type(cmd)):
+        val = getattr(cmd, name, None)
+        if not val or (type(val) is str and val.isascii() and len(val) <= bound and val.isprintable()):
+            continue
+        if _text_bad(val, bound):
+            return (
+                INVALID_TEXT,
+                f"{name} must be NFC text of at most {bound} characters without control characters",
+            )
     return None
 
 
