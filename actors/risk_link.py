@@ -65,7 +65,7 @@ def released_credit(events: Iterable[Event]) -> dict[str, int]:
     for e in events:
         if e.type == RELEASED:
             p = e.payload
-            freed[p["buyer_id"]] = freed.get(p["buyer_id"], 0) + int(p["quantity_kg"]) * int(p["price"])
+            freed[p.buyer_id] = freed.get(p.buyer_id, 0) + int(p.quantity_kg) * int(p.price)
     return freed
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from actors.core import events as ev
 from persistence.store import EventRow
 
-CONFIRMED = getattr(ev, "CONFIRMED", "CONFIRMED")
+CONFIRMED = ev.CONFIRMED
 _ALLOCATING = frozenset({ev.ALLOCATED, CONFIRMED})
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -127,11 +127,11 @@ def order_ids_of(event: ev.Event) -> list[str]:
     """Order ids an event changes (for the ``orders`` projection)."""
     p = event.payload
     if event.type == ev.ORDER_ACCEPTED:
-        return [p["order"]["order_id"]]
+        return [p.order.order_id]
     if event.type in _ALLOCATING or event.type == ev.RESERVED:
-        return [p["buy_order_id"], p["sell_order_id"]]
+        return [p.buy_order_id, p.sell_order_id]
     if event.type in (ev.CANCELLED, ev.AMENDED, ev.EXPIRED):
-        return [p["order_id"]]
+        return [p.order_id]
     return []
 
 
@@ -172,73 +172,73 @@ def batch_rows(
     last = 0
     for e in events:
         p = e.payload
-        rows.events.append((shard_id, e.seq, e.type, e.schema_version, _dumps(p), e.ts))
+        rows.events.append((shard_id, e.seq, e.type, e.schema_version, ev.payload_to_json(p), e.ts))
         last = e.seq
         t = e.type
         if t in _ALLOCATING:
-            risk = p.get("risk")
+            risk = p.risk
             mv = risk.get("model_versions") if isinstance(risk, dict) else None
             rows.allocations.append(
                 (
-                    p["allocation_id"],
+                    p.allocation_id,
                     shard_id,
                     e.seq,
                     e.ts,
-                    p["buy_order_id"],
-                    p["sell_order_id"],
-                    p["buyer_id"],
-                    p["seller_id"],
-                    p.get("taker_order_id"),
-                    int(p["quantity_kg"]),
-                    int(p["price"]),
-                    p.get("score"),
-                    _dumps(p.get("breakdown")),
+                    p.buy_order_id,
+                    p.sell_order_id,
+                    p.buyer_id,
+                    p.seller_id,
+                    p.taker_order_id,
+                    int(p.quantity_kg),
+                    int(p.price),
+                    p.score,
+                    _dumps(p.breakdown),
                     _dumps(risk),
                     _dumps(mv or {}),
-                    p.get("reservation_id"),
+                    p.reservation_id,
                 )
             )
-            if p.get("reservation_id") or t == CONFIRMED:
-                rows.reservation_status.append((p["reservation_id"], "CONFIRMED", None))
+            if p.reservation_id or t == CONFIRMED:
+                rows.reservation_status.append((p.reservation_id, "CONFIRMED", None))
         elif t == ev.PROPOSED:
             rows.proposals.append(
                 (
-                    p["proposal_id"],
+                    p.proposal_id,
                     shard_id,
                     e.seq,
                     e.ts,
-                    p["buy_order_id"],
-                    p["sell_order_id"],
-                    p.get("buyer_id"),
-                    p.get("seller_id"),
-                    int(p["quantity_kg"]),
-                    int(p["price"]),
+                    p.buy_order_id,
+                    p.sell_order_id,
+                    p.buyer_id,
+                    p.seller_id,
+                    int(p.quantity_kg),
+                    int(p.price),
                     "PROPOSED",
-                    _dumps(p),
+                    rows.events[-1][4],
                 )
             )
         elif t == ev.PROPOSAL_REJECTED:
-            rows.proposal_status.append((p["proposal_id"], "REJECTED"))
+            rows.proposal_status.append((p.proposal_id, "REJECTED"))
         elif t == ev.RESERVED:
             rows.reservations.append(
                 (
-                    p["reservation_id"],
-                    p.get("proposal_id"),
+                    p.reservation_id,
+                    p.proposal_id,
                     shard_id,
                     e.seq,
-                    p["buy_order_id"],
-                    p["sell_order_id"],
-                    int(p["quantity_kg"]),
-                    int(p["price"]),
-                    p.get("hold_until"),
+                    p.buy_order_id,
+                    p.sell_order_id,
+                    int(p.quantity_kg),
+                    int(p.price),
+                    p.hold_until,
                     "RESERVED",
                     None,
                 )
             )
-            if p.get("proposal_id"):
-                rows.proposal_status.append((p["proposal_id"], "ACCEPTED"))
+            if p.proposal_id:
+                rows.proposal_status.append((p.proposal_id, "ACCEPTED"))
         elif t == ev.RELEASED:
-            rows.reservation_status.append((p["reservation_id"], "RELEASED", p.get("reason")))
+            rows.reservation_status.append((p.reservation_id, "RELEASED", p.reason))
     rows.last_seq = last
     rows.orders = [order_row(shard_id, d, last) for d in order_docs]
     return rows
@@ -252,9 +252,10 @@ def event_row(event_tuple: Sequence[Any]) -> EventRow:
 
 
 def decode_event(row: EventRow) -> ev.Event:
-    """An :data:`~persistence.store.EventRow` -> :class:`actors.core.events.Event` (decodes the payload)."""
+    """An :data:`~persistence.store.EventRow` -> :class:`actors.core.events.Event` (typed payload;
+    rows of older schema versions are upgraded, see :func:`actors.core.events.event_from_row`)."""
     seq, typ, ts, sv, payload = row
-    return ev.Event(int(seq), typ, int(ts), json.loads(payload), int(sv))
+    return ev.event_from_row(seq, typ, ts, sv, payload)
 
 
 def encode_snapshot(state: dict[str, Any], level: int = 1) -> bytes:

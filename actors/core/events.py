@@ -1,31 +1,31 @@
 """Events: the facts a shard records. Recovery applies them; it never re-runs matching or risk.
 
 Every event has the shard's gap-free sequence number ``seq`` (1, 2, 3...), a ``type``, the command
-timestamp ``ts`` (epoch ms), a ``schema_version`` and a JSON-serialisable ``payload``.
+timestamp ``ts`` (epoch ms), a ``schema_version`` and a typed ``payload``: one
+:class:`msgspec.Struct` per event type (:data:`PAYLOAD_TYPES`). Readers use attributes
+(``ev.payload.quantity_kg``), never string keys. Ids are strings; kg and paise/kg are ints.
 
-Payloads by type (ids are strings; kg and paise/kg are ints):
+Encodings (:mod:`msgspec`):
 
-- ``ORDER_ACCEPTED``: ``{"order": <order dict, see orders.Order.to_dict>}``
-- ``ORDER_REJECTED``: ``{"party_id", "client_order_id", "reason", "detail"}`` (place commands)
-- ``COMMAND_REJECTED``: ``{"command", "party_id", "target", "reason", "detail"}`` (other commands)
-- ``ALLOCATED``: ``{"allocation_id", "buy_order_id", "sell_order_id", "buyer_id", "seller_id",
-  "taker_order_id", "quantity_kg", "price", "score", "breakdown", "risk", "reservation_id"}``
-- ``PROPOSED``: ``{"proposal_id", "buy_order_id", "sell_order_id", "buyer_id", "seller_id",
-  "taker_order_id", "quantity_kg", "price", "score", "breakdown", "risk"}``
-- ``PROPOSAL_REJECTED``: ``{"proposal_id", "party_id"}``
-- ``RESERVED``: ``{"reservation_id", "proposal_id", "buy_order_id", "sell_order_id", "quantity_kg",
-  "price", "hold_until"}``
-- ``RELEASED``: ``{"reservation_id", "reason"}`` (``SELLER_RELEASED``, ``BUYER_RELEASED``, ``HOLD_EXPIRED``)
-- ``CANCELLED``: ``{"order_id", "cancelled_kg"}``
-- ``AMENDED``: ``{"order_id", "quantity_kg", "price", "priority_lost", "priority"}``
-- ``EXPIRED``: ``{"order_id", "expired_kg"}``
-- ``CONFIRMED``: an allocation from a confirmed reservation: the ``ALLOCATED`` payload with
-  ``reservation_id`` set (quantity moves from reserved to allocated on both orders)
+- JSON (:func:`payload_to_json`, :func:`payload_from_json`): the API, the Redis stream and the
+  ``events.payload`` JSONB column of PostgreSQL. The JSON object of a payload has exactly the
+  Struct's fields, so rows written before the payloads were typed (schema version 1) decode as is.
+- MessagePack (:func:`encode_events`, :func:`decode_events`): the compact binary form of an event
+  log (``[seq, type, ts, schema_version, payload]`` arrays, payload fields as a map).
+
+Each payload class carries its ``SCHEMA`` version; an event stored under an older version is
+upgraded by :data:`UPGRADES` before it is decoded, a newer one is refused (ValueError).
+The payload table in docs/contracts.md is generated from these Structs (:func:`payload_table`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import msgspec
+
+from actors.core.orders import Order
 
 SCHEMA_VERSION = 1
 
@@ -42,45 +42,189 @@ AMENDED = "AMENDED"
 EXPIRED = "EXPIRED"
 CONFIRMED = "CONFIRMED"
 
-EVENT_TYPES = frozenset(
-    {
-        ORDER_ACCEPTED,
-        ORDER_REJECTED,
-        COMMAND_REJECTED,
-        ALLOCATED,
-        PROPOSED,
-        PROPOSAL_REJECTED,
-        RESERVED,
-        RELEASED,
-        CANCELLED,
-        AMENDED,
-        EXPIRED,
-        CONFIRMED,
-    }
-)
+
+class Payload(msgspec.Struct, frozen=True, gc=False):
+    """Base of every event payload. ``SCHEMA``: the payload's schema version."""
+
+    SCHEMA: ClassVar[int] = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict (shallow: nested dicts are shared, a nested Order stays a Struct;
+        use :func:`msgspec.to_builtins` for plain JSON data)."""
+        return msgspec.structs.asdict(self)
+
+
+class OrderAccepted(Payload, frozen=True, gc=False):
+    """An order entered the book: the order as accepted (a copy; later changes are other events)."""
+
+    order: Order
+
+
+class OrderRejected(Payload, frozen=True, gc=False):
+    """A place command was refused. Ids are None when they were not valid ids."""
+
+    party_id: str | None
+    client_order_id: str | None
+    reason: str
+    detail: str
+
+
+class CommandRejected(Payload, frozen=True, gc=False):
+    """Any other command was refused. ``command``: place/cancel/amend/accept/...; ``target``: the
+    order, proposal or reservation id it named (None when not a valid id)."""
+
+    command: str
+    party_id: str | None
+    target: str | None
+    reason: str
+    detail: str
+
+
+class _Match(Payload, frozen=True, gc=False):
+    """Fields shared by proposals and allocations. ``taker_command``: place, amend or confirm;
+    ``price`` paise/kg (the resting order's); ``score`` in [0, 1] with its ``breakdown``; ``risk`` the
+    risk decision (outcome, reasons, penalty, trust, score, tiers, model_versions)."""
+
+    buy_order_id: str
+    sell_order_id: str
+    buyer_id: str
+    seller_id: str
+    taker_order_id: str
+    taker_side: str
+    taker_command: str
+    quantity_kg: int
+    price: int
+    score: float
+    breakdown: dict[str, Any]
+    risk: dict[str, Any]
+
+
+class Proposed(_Match, frozen=True, gc=False):
+    """A match proposal for a NEGOTIATE requirement: nothing is reserved yet."""
+
+    proposal_id: str
+
+
+class Allocated(_Match, frozen=True, gc=False):
+    """Quantity allocated between two orders (open -> allocated on both)."""
+
+    allocation_id: str
+    reservation_id: str | None = None
+
+
+class Confirmed(Allocated, frozen=True, gc=False):
+    """A confirmed reservation became an allocation: ``reservation_id`` is set and the quantity moves
+    from reserved to allocated on both orders; ``taker_command`` is ``confirm``."""
+
+
+class ProposalRejected(Payload, frozen=True, gc=False):
+    """The buyer turned a proposal down."""
+
+    proposal_id: str
+    party_id: str
+
+
+class _Reservation(Payload, frozen=True, gc=False):
+    """Fields shared by reservation events: the two orders and parties, kg and price (paise/kg)."""
+
+    reservation_id: str
+    buy_order_id: str
+    sell_order_id: str
+    buyer_id: str
+    seller_id: str
+    quantity_kg: int
+    price: int
+
+
+class Reserved(_Reservation, frozen=True, gc=False):
+    """The buyer accepted a proposal: ``quantity_kg`` moves from open to reserved on both orders until
+    ``hold_until`` (epoch ms)."""
+
+    proposal_id: str
+    hold_until: int
+
+
+class Released(_Reservation, frozen=True, gc=False):
+    """A reservation ended without allocation; ``reason``: SELLER_RELEASED, BUYER_RELEASED or
+    HOLD_EXPIRED. Its quantity returns to open (or to cancelled/expired on a closed order)."""
+
+    reason: str
+
+
+class Cancelled(Payload, frozen=True, gc=False):
+    """The owner cancelled the order's open quantity (kg)."""
+
+    order_id: str
+    cancelled_kg: int
+
+
+class Expired(Payload, frozen=True, gc=False):
+    """The order reached ``valid_until``: its open quantity (kg, may be 0 when all of it is
+    reserved) expires and the order closes."""
+
+    order_id: str
+    expired_kg: int
+
+
+class Amended(Payload, frozen=True, gc=False):
+    """New total ``quantity_kg`` and ``open_kg``, new ``price`` (paise/kg); ``priority`` is the seq that
+    sets time priority (this event's seq when ``priority_lost``)."""
+
+    order_id: str
+    quantity_kg: int
+    open_kg: int
+    price: int
+    priority_lost: bool
+    priority: int
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    ORDER_ACCEPTED: OrderAccepted,
+    ORDER_REJECTED: OrderRejected,
+    COMMAND_REJECTED: CommandRejected,
+    ALLOCATED: Allocated,
+    PROPOSED: Proposed,
+    PROPOSAL_REJECTED: ProposalRejected,
+    RESERVED: Reserved,
+    RELEASED: Released,
+    CANCELLED: Cancelled,
+    AMENDED: Amended,
+    EXPIRED: Expired,
+    CONFIRMED: Confirmed,
+}
+EVENT_TYPES = frozenset(PAYLOAD_TYPES)
+
+# (type, stored schema version) -> function turning that version's builtins into the next version's.
+UPGRADES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 class Event:
-    """One recorded fact of a shard. Compared by value; ``to_dict``/``from_dict`` round-trip JSON."""
+    """One recorded fact of a shard. Compared by value; ``to_dict``/``from_dict`` round-trip JSON.
+
+    ``payload`` is the type's :class:`Payload` Struct; a dict (e.g. from ``json.loads``) is converted
+    to it (raises ``KeyError`` for an unknown type, ``msgspec.ValidationError`` for a bad payload).
+    """
 
     __slots__ = ("seq", "type", "ts", "payload", "schema_version")
 
-    def __init__(
-        self, seq: int, type: str, ts: int, payload: dict[str, Any], schema_version: int = SCHEMA_VERSION
-    ):
+    def __init__(self, seq: int, type: str, ts: int, payload: Any, schema_version: int = SCHEMA_VERSION):
         self.seq = seq
         self.type = type
         self.ts = ts
-        self.payload = payload
+        if isinstance(payload, dict):
+            payload = payload_from_builtins(type, payload, schema_version)
+            schema_version = PAYLOAD_TYPES[type].SCHEMA
+        self.payload: Any = payload
         self.schema_version = schema_version
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"seq", "type", "ts", "schema_version", "payload": <JSON-able dict>}``."""
         return {
             "seq": self.seq,
             "type": self.type,
             "ts": self.ts,
             "schema_version": self.schema_version,
-            "payload": self.payload,
+            "payload": msgspec.to_builtins(self.payload),
         }
 
     @classmethod
@@ -103,3 +247,105 @@ class Event:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Event, (self.seq, self.type, self.ts, self.payload, self.schema_version))
+
+
+def _upgrade(etype: str, data: dict[str, Any], version: int) -> dict[str, Any]:
+    current = PAYLOAD_TYPES[etype].SCHEMA
+    if version > current:
+        raise ValueError(f"{etype} schema version {version} is newer than this code's {current}")
+    while version < current:
+        data = UPGRADES[(etype, version)](data)
+        version += 1
+    return data
+
+
+def payload_from_builtins(etype: str, data: dict[str, Any], schema_version: int = SCHEMA_VERSION) -> Payload:
+    """A payload dict (as in JSON) of event type ``etype`` stored under ``schema_version`` -> Struct."""
+    if schema_version != PAYLOAD_TYPES[etype].SCHEMA:
+        data = _upgrade(etype, data, schema_version)
+    return msgspec.convert(data, PAYLOAD_TYPES[etype])
+
+
+_json_encoder = msgspec.json.Encoder()
+_json_decoders = {t: msgspec.json.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
+
+
+def payload_to_json(payload: Payload) -> str:
+    """Payload -> compact JSON text (the API/stream form and the events table's JSONB column)."""
+    return _json_encoder.encode(payload).decode("utf-8")
+
+
+def payload_from_json(etype: str, data: str | bytes, schema_version: int = SCHEMA_VERSION) -> Payload:
+    """JSON text of a payload of type ``etype`` -> Struct (older schema versions are upgraded)."""
+    if schema_version == PAYLOAD_TYPES[etype].SCHEMA:
+        return _json_decoders[etype].decode(data)  # type: ignore[no-any-return]
+    return payload_from_builtins(etype, msgspec.json.decode(data), schema_version)
+
+
+def event_from_row(seq: int, etype: str, ts: int, schema_version: int, payload_json: str | bytes) -> Event:
+    """An :class:`Event` from a stored row ``(seq, type, ts, schema_version, payload JSON)``."""
+    payload = payload_from_json(etype, payload_json, int(schema_version))
+    return Event(int(seq), etype, int(ts), payload, PAYLOAD_TYPES[etype].SCHEMA)
+
+
+class _Envelope(msgspec.Struct, array_like=True, gc=False):
+    seq: int
+    type: str
+    ts: int
+    schema_version: int
+    payload: msgspec.Raw
+
+
+_mp_encoder = msgspec.msgpack.Encoder()
+_mp_envelopes = msgspec.msgpack.Decoder(list[_Envelope])
+_mp_decoders = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
+
+
+def encode_events(events: Iterable[Event]) -> bytes:
+    """Events -> MessagePack bytes: an array of ``[seq, type, ts, schema_version, payload]``."""
+    return _mp_encoder.encode([(e.seq, e.type, e.ts, e.schema_version, e.payload) for e in events])
+
+
+def decode_events(data: bytes) -> list[Event]:
+    """Inverse of :func:`encode_events`; older schema versions are upgraded. Raises
+    ``msgspec.DecodeError``/``ValidationError`` on bad bytes, ``KeyError`` on an unknown type."""
+    out: list[Event] = []
+    for env in _mp_envelopes.decode(data):
+        cls = PAYLOAD_TYPES[env.type]
+        if env.schema_version == cls.SCHEMA:
+            payload = _mp_decoders[env.type].decode(env.payload)
+        else:
+            raw = msgspec.msgpack.decode(env.payload)
+            payload = payload_from_builtins(env.type, raw, env.schema_version)
+        out.append(Event(env.seq, env.type, env.ts, payload, cls.SCHEMA))
+    return out
+
+
+_SCALAR_NAMES: dict[type, str] = {
+    msgspec.inspect.StrType: "str",
+    msgspec.inspect.IntType: "int",
+    msgspec.inspect.FloatType: "float",
+    msgspec.inspect.BoolType: "bool",
+    msgspec.inspect.NoneType: "null",
+    msgspec.inspect.DictType: "object",
+}
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, msgspec.inspect.StructType):
+        return tp.cls.__name__
+    if isinstance(tp, msgspec.inspect.UnionType):
+        return " or ".join(_type_name(t) for t in tp.types)
+    return _SCALAR_NAMES.get(type(tp), "any")
+
+
+def payload_table() -> str:
+    """The Markdown table of every event type's payload fields, generated from the Structs (the
+    table in docs/contracts.md must equal this; a unit test checks it)."""
+    lines = ["| event type | payload class | schema | fields |", "|---|---|---|---|"]
+    for etype, cls in PAYLOAD_TYPES.items():
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        fields = ", ".join(f"`{f.name}`: {_type_name(f.type)}" for f in info.fields)
+        lines.append(f"| `{etype}` | `{cls.__name__}` | {cls.SCHEMA} | {fields} |")
+    return "\n".join(lines)

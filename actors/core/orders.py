@@ -10,59 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 OPEN = "OPEN"
 PARTIALLY_FILLED = "PARTIALLY_FILLED"
 FILLED = "FILLED"
 CANCELLED = "CANCELLED"
 EXPIRED = "EXPIRED"
 
-_FIELDS = (
-    "order_id",
-    "party_id",
-    "client_order_id",
-    "side",
-    "commodity",
-    "region",
-    "quantity_kg",
-    "open_kg",
-    "reserved_kg",
-    "allocated_kg",
-    "cancelled_kg",
-    "expired_kg",
-    "price",
-    "quality",
-    "quality_ranges",
-    "quality_target",
-    "lat",
-    "lon",
-    "city",
-    "district",
-    "max_distance_km",
-    "visibility",
-    "allow_list",
-    "min_order_kg",
-    "allow_partial",
-    "valid_until",
-    "intent",
-    "linked_parties",
-    "profile",
-    "status",
-    "created_ts",
-    "updated_ts",
-    "priority",
-    "near_duplicate_of",
-)
 
-
-class Order:
-    """One order. Mutated only by :meth:`actors.core.engine.ShardEngine.apply`.
+class Order(msgspec.Struct, kw_only=True):
+    """One order. Mutated only by the projector (:mod:`actors.core.projector`).
 
     ``quality``: availability's measured values ``{param: value}``; ``quality_ranges``: a
-    requirement's accepted ``{param: [low, high]}``; ``quality_target``: its preferred values.
-    ``allow_list`` and ``linked_parties`` are frozensets of party ids.
+    requirement's accepted ``{param: (low, high)}``; ``quality_target``: its preferred values.
+    ``allow_list`` and ``linked_parties`` are sorted tuples of party ids. Quantities kg, price
+    paise/kg, times epoch ms, ``max_distance_km`` km. The ``ORDER_ACCEPTED`` payload holds a copy.
     """
-
-    __slots__ = _FIELDS
 
     order_id: str
     party_id: str
@@ -72,32 +36,32 @@ class Order:
     region: str
     quantity_kg: int
     open_kg: int
-    reserved_kg: int
-    allocated_kg: int
-    cancelled_kg: int
-    expired_kg: int
+    reserved_kg: int = 0
+    allocated_kg: int = 0
+    cancelled_kg: int = 0
+    expired_kg: int = 0
     price: int
-    quality: dict[str, float]
-    quality_ranges: dict[str, tuple[float, float]]
-    quality_target: dict[str, float]
+    quality: dict[str, float] = msgspec.field(default_factory=dict)
+    quality_ranges: dict[str, tuple[float, float]] = msgspec.field(default_factory=dict)
+    quality_target: dict[str, float] = msgspec.field(default_factory=dict)
     lat: float
     lon: float
-    city: str | None
-    district: str | None
-    max_distance_km: float | None
-    visibility: str
-    allow_list: frozenset[str]
-    min_order_kg: int
-    allow_partial: bool
-    valid_until: int | None
-    intent: str | None
-    linked_parties: frozenset[str]
-    profile: str | None
-    status: str
+    city: str | None = None
+    district: str | None = None
+    max_distance_km: float | None = None
+    visibility: str = "PUBLIC"
+    allow_list: tuple[str, ...] = ()
+    min_order_kg: int = 0
+    allow_partial: bool = True
+    valid_until: int | None = None
+    intent: str | None = None
+    linked_parties: tuple[str, ...] = ()
+    profile: str | None = None
+    status: str = OPEN
     created_ts: int
     updated_ts: int
     priority: int
-    near_duplicate_of: str | None
+    near_duplicate_of: str | None = None
 
     @property
     def is_buy(self) -> bool:
@@ -120,7 +84,7 @@ class Order:
             self.status = OPEN
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable copy (ranges as lists, sets as sorted lists)."""
+        """JSON-serialisable copy (ranges and id tuples as lists), keys in field order."""
         return {
             "order_id": self.order_id,
             "party_id": self.party_id,
@@ -144,12 +108,12 @@ class Order:
             "district": self.district,
             "max_distance_km": self.max_distance_km,
             "visibility": self.visibility,
-            "allow_list": sorted(self.allow_list),
+            "allow_list": list(self.allow_list),
             "min_order_kg": self.min_order_kg,
             "allow_partial": self.allow_partial,
             "valid_until": self.valid_until,
             "intent": self.intent,
-            "linked_parties": sorted(self.linked_parties),
+            "linked_parties": list(self.linked_parties),
             "profile": self.profile,
             "status": self.status,
             "created_ts": self.created_ts,
@@ -158,14 +122,11 @@ class Order:
             "near_duplicate_of": self.near_duplicate_of,
         }
 
+    def copy(self) -> Order:
+        """A shallow copy (nested dicts are never mutated in place, so they may be shared)."""
+        return msgspec.structs.replace(self)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Order:
-        o = cls.__new__(cls)
-        for f in _FIELDS:
-            setattr(o, f, d.get(f))
-        o.quality = dict(d.get("quality") or {})
-        o.quality_ranges = {k: (float(v[0]), float(v[1])) for k, v in (d.get("quality_ranges") or {}).items()}
-        o.quality_target = dict(d.get("quality_target") or {})
-        o.allow_list = frozenset(d.get("allow_list") or ())
-        o.linked_parties = frozenset(d.get("linked_parties") or ())
-        return o
+        """Inverse of :meth:`to_dict`. Raises ``msgspec.ValidationError`` on a malformed dict."""
+        return msgspec.convert(d, cls)

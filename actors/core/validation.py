@@ -3,11 +3,19 @@ and a human detail; nothing here raises on bad input.
 
 Limits (sanity bounds, far beyond any physical trade): quantity <= 10^10 kg (10 Mt), price <= 10^8
 paise/kg (Rs 10 lakh/kg), timestamps 0 <= ts < 2^53 ms, ids at most 128 characters.
+
+Text (the second line of defence behind the gateway, issue 10 defect 1): every string of a command
+(ids, party ids, allow-list and linked-party entries, city, district, quality parameter names, enum
+strings, any other free text) must be free of control characters (Unicode category Cc, e.g. NUL,
+which PostgreSQL cannot store), NFC-normalised, and within its bound in :data:`TEXT_BOUNDS`
+(characters; :data:`DEFAULT_TEXT_LEN` for fields not listed). Failures are ``INVALID_TEXT``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import unicodedata
 from typing import Any
 
 from actors.core.commands import Intent, PlaceOrder, Side, Visibility
@@ -18,6 +26,25 @@ MAX_PRICE = 10**8
 MAX_TS = 2**53
 MAX_ID_LEN = 128
 MAX_DISTANCE_KM = 25_000.0
+MAX_PLACE_LEN = 200  # city, district
+DEFAULT_TEXT_LEN = 200
+# Bounds in characters of a command's text fields (one place for all of them).
+TEXT_BOUNDS: dict[str, int] = {
+    "party_id": MAX_ID_LEN,
+    "client_order_id": MAX_ID_LEN,
+    "order_id": MAX_ID_LEN,
+    "proposal_id": MAX_ID_LEN,
+    "reservation_id": MAX_ID_LEN,
+    "allow_list": MAX_ID_LEN,
+    "linked_parties": MAX_ID_LEN,
+    "city": MAX_PLACE_LEN,
+    "district": MAX_PLACE_LEN,
+    "commodity": 64,
+    "region": 16,
+    "quality": 64,
+    "quality_ranges": 64,
+    "quality_target": 64,
+}
 
 # Reason codes (stable; the API maps them to problem types).
 INVALID_COMMAND = "INVALID_COMMAND"
@@ -46,6 +73,7 @@ PROPOSAL_STALE = "PROPOSAL_STALE"
 UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
 INVALID_HOLD = "INVALID_HOLD"
 RISK_CREDIT_LIMIT = "RISK_CREDIT_LIMIT"
+INVALID_TEXT = "INVALID_TEXT"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 
 Problem = tuple[str, str]
@@ -59,8 +87,100 @@ def is_real(v: Any) -> bool:
     return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
 
 
+def text_ok(s: str, max_len: int = DEFAULT_TEXT_LEN) -> bool:
+    """``s`` is at most ``max_len`` characters, NFC-normalised and has no control character (Cc)."""
+    if len(s) > max_len:
+        return False
+    if s.isascii():
+        return s.isprintable()  # for ASCII, only the Cc characters are not printable
+    return unicodedata.is_normalized("NFC", s) and not any(unicodedata.category(c) == "Cc" for c in s)
+
+
 def valid_id(v: Any) -> bool:
-    return isinstance(v, str) and 0 < len(v) <= MAX_ID_LEN
+    """A non-empty id string of at most ``MAX_ID_LEN`` characters that passes :func:`text_ok`."""
+    return (
+        isinstance(v, str)
+        and 0 < len(v) <= MAX_ID_LEN
+        and ((v.isascii() and v.isprintable()) or text_ok(v, MAX_ID_LEN))
+    )
+
+
+def _text_bad(value: Any, bound: int) -> bool:
+    """Whether a field value (a string, or a collection of strings / dict with string keys) holds a
+    string failing :func:`text_ok`. Values of other types are not text (their own checks apply)."""
+    if isinstance(value, str):
+        items: Any = (value,)
+    elif isinstance(value, dict):
+        items = value.keys()
+    elif isinstance(value, (tuple, list, set, frozenset)):
+        items = value
+    else:
+        return False
+    return any(isinstance(x, str) and not text_ok(x, bound) for x in items)
+
+
+_TEXT_FIELDS_OF: dict[type, tuple[tuple[str, int], ...]] = {}
+
+
+def _text_fields(cls: type) -> tuple[tuple[str, int], ...]:
+    """``(field, bound)`` of the fields of a command dataclass whose annotation admits strings."""
+    spec = _TEXT_FIELDS_OF.get(cls)
+    if spec is None:
+        fields = dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
+        spec = tuple(
+            (f.name, TEXT_BOUNDS.get(f.name, DEFAULT_TEXT_LEN))
+            for f in fields
+            if "str" in str(f.type)  # str, Side | str, tuple[str, ...], dict[str, float]...
+        )
+        _TEXT_FIELDS_OF[cls] = spec
+    return spec
+
+
+def _text_problem(name: str, bound: int) -> Problem:
+    return INVALID_TEXT, f"{name} must be NFC text of at most {bound} characters without control characters"
+
+
+def _check_text_fields(cmd: Any) -> Problem | None:
+    """Field-by-field :func:`check_text` (any object; missing fields count as None)."""
+    for name, bound in _text_fields(type(cmd)):
+        val = getattr(cmd, name, None)
+        if val and _text_bad(val, bound):
+            return _text_problem(name, bound)
+    return None
+
+
+_TEXT_CHECKERS: dict[type, Any] = {}
+
+
+def _compile_text_checker(cls: type) -> Any:
+    """A checker of ``cls``'s text fields with the loop unrolled (the place path runs it for every
+    order): per field an ASCII-printable-within-bound fast test, then :func:`_text_bad`."""
+    lines = ["def check(cmd):"]
+    for name, bound in _text_fields(cls):
+        lines.append(f"    v = cmd.{name}")
+        lines.append(
+            f"    if v and not (v.__class__ is str and v.isascii() and len(v) <= {bound} and v.isprintable())"
+            f" and _text_bad(v, {bound}):"
+        )
+        lines.append(f"        return _text_problem({name!r}, {bound})")
+    lines.append("    return None")
+    scope: dict[str, Any] = {"_text_bad": _text_bad, "_text_problem": _text_problem}
+    exec("\n".join(lines), scope)  # noqa: S102 - code built from the dataclass's own field names
+    return scope["check"]
+
+
+def check_text(cmd: Any) -> Problem | None:
+    """First text field of a command (a dataclass) that fails :func:`text_ok`, or None."""
+    cls = type(cmd)
+    checker = _TEXT_CHECKERS.get(cls)
+    if checker is None:
+        checker = _TEXT_CHECKERS[cls] = (
+            _compile_text_checker(cls) if dataclasses.is_dataclass(cls) else _check_text_fields
+        )
+    try:
+        return checker(cmd)  # type: ignore[no-any-return]
+    except AttributeError:  # a field was deleted from the instance
+        return _check_text_fields(cmd)
 
 
 def check_ts(ts: Any) -> Problem | None:
@@ -91,6 +211,8 @@ def check_place(
     """First problem with a place command, or None when it may enter the book."""
     if (p := check_ts(cmd.ts)) is not None:
         return p
+    if (p := check_text(cmd)) is not None:
+        return p
     if not valid_id(cmd.party_id):
         return INVALID_PARTY, "party_id must be a non-empty string of at most 128 characters"
     if not valid_id(cmd.client_order_id):
@@ -116,8 +238,8 @@ def check_place(
         return INVALID_DISTANCE, f"max_distance_km must be in [0, {MAX_DISTANCE_KM:.0f}]"
     for name in ("city", "district"):
         v = getattr(cmd, name)
-        if v is not None and not (isinstance(v, str) and len(v) <= 200):
-            return INVALID_LOCATION, f"{name} must be a string of at most 200 characters"
+        if v is not None and not (isinstance(v, str) and len(v) <= MAX_PLACE_LEN):
+            return INVALID_LOCATION, f"{name} must be a string of at most {MAX_PLACE_LEN} characters"
     if (p := _check_quality(cmd, spec)) is not None:
         return p
     if cmd.visibility not in (Visibility.PUBLIC, Visibility.PRIVATE):

@@ -7,12 +7,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import psycopg2
 import pytest
 
 from actors.core.commands import PlaceOrder
 from actors.core.engine import ShardEngine
-from actors.core.events import Event
+from actors.core.events import Event, payload_to_json
 from persistence.agmarknet import read_file
 from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.integration.conftest import assert_gap_free, db_events, db_rows, replay
@@ -113,7 +114,7 @@ def _as_legacy(events: list[Event]) -> list[Event]:
     """The same facts as a shard keyed by the old code would have recorded them."""
     out = []
     for e in events:
-        text = json.dumps(e.payload).replace("IN-TS", "IN-TG")
+        text = payload_to_json(e.payload).replace("IN-TS", "IN-TG")
         out.append(Event(e.seq, e.type, e.ts, json.loads(text), e.schema_version))
     return out
 
@@ -124,7 +125,7 @@ def _insert(conn: psycopg2.extensions.connection, shard_id: str, events: list[Ev
             cur.execute(
                 "INSERT INTO events (shard_id, seq, type, schema_version, payload, ts)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                (shard_id, e.seq, e.type, e.schema_version, json.dumps(e.payload), e.ts),
+                (shard_id, e.seq, e.type, e.schema_version, payload_to_json(e.payload), e.ts),
             )
         region, _, commodity = shard_id.partition(".")
         cur.execute(
@@ -168,14 +169,14 @@ def test_migration_merges_old_code_shards_gap_free() -> None:
         assert len(merged) == len(current) + len(legacy)
         assert [e.type for e in merged] == [e.type for e in current] + [e.type for e in legacy]
         assert [e.payload for e in merged[: len(current)]] == [e.payload for e in current]
-        accepted = [e.payload["order"] for e in merged if e.type == "ORDER_ACCEPTED"]
+        accepted = [msgspec.to_builtins(e.payload)["order"] for e in merged if e.type == "ORDER_ACCEPTED"]
         assert {o["region"] for o in accepted} == {"IN-TS"}
         assert {o["client_order_id"] for o in accepted} == {"new-s", "old-s", "old-b"}
         # the merged log recovers: both books, the legacy fill intact (2,000 kg at the resting 7,000)
         eng = replay("IN-TS", "cotton", merged)
         legacy_alloc = next(e for e in merged if e.type == "ALLOCATED")
-        assert legacy_alloc.payload["quantity_kg"] == 2000 and legacy_alloc.payload["price"] == 7000
-        old_sell = eng.get_order(legacy_alloc.payload["sell_order_id"])
+        assert legacy_alloc.payload.quantity_kg == 2000 and legacy_alloc.payload.price == 7000
+        old_sell = eng.get_order(legacy_alloc.payload.sell_order_id)
         assert old_sell is not None and old_sell["open_kg"] == 3000
         assert db_rows(dsn, "SELECT shard_id FROM shards ORDER BY shard_id") == [{"shard_id": "IN-TS.cotton"}]
         assert db_rows(dsn, "SELECT count(*) AS n FROM snapshots") == [{"n": 0}]

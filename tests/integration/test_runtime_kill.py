@@ -68,7 +68,7 @@ def test_kill_shard_mid_stream(td_runtime, pg_dsn):
     events = db_events(pg_dsn, sid)
     assert_gap_free(events)
     accepted = {
-        e.payload["order"]["client_order_id"]: e.payload["order"]["order_id"]
+        e.payload.order.client_order_id: e.payload.order.order_id
         for e in events
         if e.type == "ORDER_ACCEPTED"
     }

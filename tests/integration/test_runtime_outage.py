@@ -47,7 +47,7 @@ def _check(pg_dsn, h, region, sid, cmds, acked):
     events = db_events(pg_dsn, sid)
     assert_gap_free(events)
     accepted = {
-        e.payload["order"]["client_order_id"]: e.payload["order"]["order_id"]
+        e.payload.order.client_order_id: e.payload.order.order_id
         for e in events
         if e.type == "ORDER_ACCEPTED"
     }

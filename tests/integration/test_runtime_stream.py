@@ -71,14 +71,14 @@ def test_stream_two_shards_log_and_projections(td_runtime, pg_dsn, redis_url):
         assert len(allocs) == len(alloc_events) > 0
         for a, e in zip(allocs, alloc_events, strict=True):
             assert (a["allocation_id"], a["quantity_kg"], a["price"]) == (
-                e.payload["allocation_id"],
-                e.payload["quantity_kg"],
-                e.payload["price"],
+                e.payload.allocation_id,
+                e.payload.quantity_kg,
+                e.payload.price,
             )
-            assert a["buyer_id"] == e.payload["buyer_id"] and a["seller_id"] == e.payload["seller_id"]
-            assert a["risk"] == e.payload["risk"] and a["breakdown"] == e.payload["breakdown"]
+            assert a["buyer_id"] == e.payload.buyer_id and a["seller_id"] == e.payload.seller_id
+            assert a["risk"] == e.payload.risk and a["breakdown"] == e.payload.breakdown
         # every acknowledged order is in the log
-        accepted = {e.payload["order"]["client_order_id"] for e in events if e.type == "ORDER_ACCEPTED"}
+        accepted = {e.payload.order.client_order_id for e in events if e.type == "ORDER_ACCEPTED"}
         assert set(acked[k]) <= accepted
 
     # Redis fan-out: every committed event, in seq order per shard

@@ -116,7 +116,7 @@ def test_nul_in_one_order_never_fails_its_neighbours(credit_runtime: Any, pg_dsn
     assert "NUL" in bad["detail"]
     assert all(r["status"] != "REJECTED" for i, r in enumerate(results) if i != 12)
     events = db_events(pg_dsn, before["shard_id"])
-    accepted = {e.payload["order"]["client_order_id"] for e in events if e.type == "ORDER_ACCEPTED"}
+    accepted = {e.payload.order.client_order_id for e in events if e.type == "ORDER_ACCEPTED"}
     assert accepted == {c.client_order_id for i, c in enumerate(cmds) if i != 12}
     after = ray.get(h.info.remote())
     assert after["failures"] == 0 and after["recoveries"] == before["recoveries"]  # no rebuild

@@ -45,7 +45,7 @@ def oid(seq: int) -> str:
 def fills(events: list[Any]) -> list[tuple[str, str, int, int]]:
     """(buy_order_id, sell_order_id, kg, price) of every allocation, in order."""
     return [
-        (e.payload["buy_order_id"], e.payload["sell_order_id"], e.payload["quantity_kg"], e.payload["price"])
+        (e.payload.buy_order_id, e.payload.sell_order_id, e.payload.quantity_kg, e.payload.price)
         for e in events
         if e.type in ("ALLOCATED", "CONFIRMED")
     ]

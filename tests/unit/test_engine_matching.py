@@ -6,6 +6,7 @@ import pytest
 
 from actors.core.commands import AmendOrder, CancelOrder, Tick
 from actors.core.engine import ShardEngine
+from actors.core.events import Amended, Cancelled, Expired
 from actors.core.risk.types import Outcome, RiskDecision, RiskRequest, RiskVerdicts
 from tests.unit.core_builders import AHMEDABAD, buy, fills, oid, sell
 
@@ -124,7 +125,7 @@ def test_cancel_removes_open_quantity(pt: ShardEngine) -> None:
     pt.execute([sell("s1", "A", 1000, 7000, 1)])
     res = pt.execute([CancelOrder(2, "A", oid(1))])
     assert [(e.type, e.payload) for e in res.events] == [
-        ("CANCELLED", {"order_id": oid(1), "cancelled_kg": 1000})
+        ("CANCELLED", Cancelled(order_id=oid(1), cancelled_kg=1000))
     ]
     assert pt.execute([buy("b1", "C", 1000, 7000, 3)]).events[1:] == []
     res = pt.execute([CancelOrder(4, "A", oid(1))])
@@ -142,14 +143,9 @@ def test_cancel_of_another_partys_order_is_unknown(pt: ShardEngine) -> None:
 def test_amend_quantity_down_keeps_priority(pt: ShardEngine) -> None:
     pt.execute([sell("s1", "A", 1000, 7000, 1), sell("s2", "B", 1000, 7000, 2)])
     res = pt.execute([AmendOrder(3, "A", oid(1), quantity_kg=600)])
-    assert res.events[0].payload == {
-        "order_id": oid(1),
-        "quantity_kg": 600,
-        "open_kg": 600,
-        "price": 7000,
-        "priority_lost": False,
-        "priority": 1,
-    }
+    assert res.events[0].payload == Amended(
+        order_id=oid(1), quantity_kg=600, open_kg=600, price=7000, priority_lost=False, priority=1
+    )
     assert fills(pt.execute([buy("b1", "C", 700, 7000, 4)]).events) == [
         (oid(4), oid(1), 600, 7000),
         (oid(4), oid(2), 100, 7000),
@@ -161,8 +157,8 @@ def test_amend_quantity_down_keeps_priority(pt: ShardEngine) -> None:
 def test_amend_up_or_price_change_loses_priority(pt: ShardEngine, amend: dict[str, int]) -> None:
     pt.execute([sell("s1", "A", 1000, 7000, 1), sell("s2", "B", 1000, 6990, 2)])
     res = pt.execute([AmendOrder(3, "A", oid(1), **amend)])
-    assert res.events[0].payload["priority_lost"] is True
-    assert res.events[0].payload["priority"] == 3
+    assert res.events[0].payload.priority_lost is True
+    assert res.events[0].payload.priority == 3
     got = fills(pt.execute([buy("b1", "C", 500, 7000, 4)]).events)
     assert got == [(oid(4), oid(2), 500, 6990)]
 
@@ -186,7 +182,7 @@ def test_orders_expire_on_command_time(pt: ShardEngine) -> None:
     assert pt.execute([Tick(99)]).events == []
     res = pt.execute([buy("b1", "C", 1000, 7000, 100)])
     assert [(e.type, e.ts) for e in res.events] == [("EXPIRED", 100), ("ORDER_ACCEPTED", 100)]
-    assert res.events[0].payload == {"order_id": oid(1), "expired_kg": 1000}
+    assert res.events[0].payload == Expired(order_id=oid(1), expired_kg=1000)
     assert pt.orders[oid(1)].status == "EXPIRED"
 
 

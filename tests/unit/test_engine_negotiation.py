@@ -29,8 +29,8 @@ def test_accept_reserves_and_confirm_allocates() -> None:
     e, pid = _proposed()
     res = e.execute([AcceptProposal(10, "C", pid, hold_ms=5_000)])
     assert res.events[0].type == "RESERVED"
-    assert res.events[0].payload["hold_until"] == 5_010
-    rid = res.events[0].payload["reservation_id"]
+    assert res.events[0].payload.hold_until == 5_010
+    rid = res.events[0].payload.reservation_id
     assert (e.orders[oid(1)].open_kg, e.orders[oid(1)].reserved_kg) == (400, 600)
     assert e.execute([ConfirmReservation(11, "C", rid)]).results[0]["reason"] == "UNKNOWN_RESERVATION"
     res = e.execute([ConfirmReservation(12, "A", rid)])
@@ -42,9 +42,9 @@ def test_accept_reserves_and_confirm_allocates() -> None:
 
 def test_release_returns_quantity_to_the_book() -> None:
     e, pid = _proposed()
-    rid = e.execute([AcceptProposal(10, "C", pid)]).events[0].payload["reservation_id"]
+    rid = e.execute([AcceptProposal(10, "C", pid)]).events[0].payload.reservation_id
     res = e.execute([ReleaseReservation(11, "A", rid)])
-    assert res.events[0].payload["reason"] == "SELLER_RELEASED"
+    assert res.events[0].payload.reason == "SELLER_RELEASED"
     assert (e.orders[oid(1)].open_kg, e.orders[oid(1)].reserved_kg) == (1000, 0)
     assert e.execute([AcceptProposal(12, "C", pid)]).results[0]["reason"] == "PROPOSAL_STALE"
 
@@ -53,9 +53,7 @@ def test_hold_expiry_releases_the_reservation() -> None:
     e, pid = _proposed()
     e.execute([AcceptProposal(10, "C", pid, hold_ms=100)])
     res = e.execute([Tick(110)])
-    assert [(ev.type, ev.payload["reason"], ev.ts) for ev in res.events] == [
-        ("RELEASED", "HOLD_EXPIRED", 110)
-    ]
+    assert [(ev.type, ev.payload.reason, ev.ts) for ev in res.events] == [("RELEASED", "HOLD_EXPIRED", 110)]
     assert e.orders[oid(2)].open_kg == 600
 
 
@@ -68,7 +66,7 @@ def test_reject_proposal_and_only_the_buyer_may_accept() -> None:
 
 def test_release_of_a_cancelled_order_goes_to_cancelled() -> None:
     e, pid = _proposed()
-    rid = e.execute([AcceptProposal(10, "C", pid)]).events[0].payload["reservation_id"]
+    rid = e.execute([AcceptProposal(10, "C", pid)]).events[0].payload.reservation_id
     e.execute([CancelOrder(11, "A", oid(1))])
     e.execute([ReleaseReservation(12, "C", rid)])
     o = e.orders[oid(1)]

@@ -137,12 +137,12 @@ def _check_fills(events: list[Event], profile: str) -> None:
     for ev in events:
         if ev.type == "ALLOCATED":
             p = ev.payload
-            b, sl = shadow.orders[p["buy_order_id"]], shadow.orders[p["sell_order_id"]]
-            q = p["quantity_kg"]
+            b, sl = shadow.orders[p.buy_order_id], shadow.orders[p.sell_order_id]
+            q = p.quantity_kg
             assert 0 < q <= b.open_kg and q <= sl.open_kg, "over-allocation"
             assert sl.price <= b.price, "price does not cross"
-            resting = sl if p["taker_side"] == "BUY" else b
-            assert p["price"] == resting.price, "trade not at the resting price"
+            resting = sl if p.taker_side == "BUY" else b
+            assert p.price == resting.price, "trade not at the resting price"
             assert parties_may_trade(b, sl) and quality_within(b, sl)
             lim = distance_limit(b, sl)
             if lim is not None:
@@ -151,8 +151,8 @@ def _check_fills(events: list[Event], profile: str) -> None:
                 assert q >= o.min_order_kg or q == o.open_kg
         if ev.type == "CONFIRMED":
             p = ev.payload
-            r = shadow.reservations[p["reservation_id"]]
-            assert r["status"] == "ACTIVE" and r["quantity_kg"] == p["quantity_kg"]
+            r = shadow.reservations[p.reservation_id]
+            assert r["status"] == "ACTIVE" and r["quantity_kg"] == p.quantity_kg
         shadow.apply(ev)
 
 
@@ -161,8 +161,8 @@ def _check_conservation(engine: ShardEngine, events: list[Event]) -> None:
     for ev in events:
         if ev.type in ("ALLOCATED", "CONFIRMED"):
             for k in ("buy_order_id", "sell_order_id"):
-                oid = ev.payload[k]
-                allocated[oid] = allocated.get(oid, 0) + ev.payload["quantity_kg"]
+                oid = getattr(ev.payload, k)
+                allocated[oid] = allocated.get(oid, 0) + ev.payload.quantity_kg
     for o in engine.orders.values():
         parts = (o.open_kg, o.reserved_kg, o.allocated_kg, o.cancelled_kg, o.expired_kg)
         assert all(x >= 0 for x in parts), (o.order_id, parts)

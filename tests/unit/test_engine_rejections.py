@@ -47,7 +47,7 @@ def test_invalid_place_is_rejected_with_reason(cmd: object, reason: str) -> None
     assert res.results[0]["status"] == "REJECTED"
     assert res.results[0]["reason"] == reason
     assert [ev.type for ev in res.events] == ["ORDER_REJECTED"]
-    assert res.events[0].payload["reason"] == reason
+    assert res.events[0].payload.reason == reason
     after = e.snapshot()
     assert after["orders"] == before["orders"]
 

@@ -1,0 +1,93 @@
+"""The state of one shard's engine, shared by the parts of :class:`actors.core.engine.ShardEngine`.
+
+The engine is split by job into mixins over this base: order commands (:mod:`actors.core.placing`),
+matching and fill planning (:mod:`actors.core.matching`), negotiation
+(:mod:`actors.core.negotiation`), the projector (:mod:`actors.core.projector`, the only mutator of
+this state) and the read side (:mod:`actors.core.queries`). This module declares the state and the
+few methods the parts call on one another; the engine class provides them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from actors.core.book import BookSide
+from actors.core.commodities import CommoditySpec, get_spec
+from actors.core.events import Event, Payload
+from actors.core.ids import shard_id_for
+from actors.core.orders import Order
+from actors.core.regions import normalize_region
+from actors.core.risk.types import RiskVerdicts
+
+PASS_ALL = RiskVerdicts(pass_all=True)
+PROFILES = ("price_time", "quality")
+
+
+class ShardState:
+    """Book, orders, proposals, reservations and idempotency results of one (region, commodity).
+
+    ``results``: ``(party_id, client_order_id) -> place result dict`` (idempotent retries);
+    ``proposals`` / ``reservations``: id -> dict (the event payload's fields plus ``status``);
+    ``near_dups``: near-duplicate key -> ``(order_id, ts)``. Per-batch fields start with ``_``.
+
+    Raises:
+        KeyError: unknown commodity. ValueError: unknown profile.
+    """
+
+    def __init__(self, region: str, commodity: str, profile: str | None = None):
+        self.spec: CommoditySpec = get_spec(commodity)
+        self.region = normalize_region(region)
+        self.commodity = self.spec.name
+        self.shard_id = shard_id_for(region, self.commodity)
+        self.profile = profile or self.spec.default_profile
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}")
+        self.seq = 0
+        self.clock = 0
+        self.orders: dict[str, Order] = {}
+        self.bids = BookSide(is_bid=True)
+        self.asks = BookSide(is_bid=False)
+        self.results: dict[tuple[str, str], dict[str, Any]] = {}
+        self.proposals: dict[str, dict[str, Any]] = {}
+        self.reservations: dict[str, dict[str, Any]] = {}
+        self.near_dups: dict[tuple[Any, ...], tuple[str, int]] = {}
+        self._expiries: list[tuple[int, str]] = []
+        self._holds: list[tuple[int, str]] = []
+        # per-batch state
+        self._out: list[Event] = []
+        self._verdicts: RiskVerdicts = PASS_ALL
+        self._credit_left: dict[str, int] = {}
+        self._credit_used: dict[str, int] = {}
+        self._refs: dict[str, str] = {}
+        self._pending: Order | None = None  # live-path order object for the next ORDER_ACCEPTED
+
+    def side_of(self, o: Order) -> BookSide:
+        """The book side an order rests on (bids for BUY, asks for SELL)."""
+        return self.bids if o.side == "BUY" else self.asks
+
+    # ---- provided by the engine's parts (declared here for the type checker)
+
+    def _emit(self, etype: str, ts: int, payload: Payload) -> Event:
+        raise NotImplementedError
+
+    def _next_id(self, prefix: str) -> str:
+        raise NotImplementedError
+
+    def _reject_command(self, cmd: Any, reason: str, detail: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _match(self, taker: Order, ts: int, via: str) -> None:
+        raise NotImplementedError
+
+    def _spec_of(self, commodity: Any) -> CommoditySpec | None:
+        raise NotImplementedError
+
+    def _order_from_command(self, cmd: Any, order_id: str, seq: int, near_dup: str | None) -> Order:
+        raise NotImplementedError
+
+    def _ranked(self, taker: Order, decide: bool = True) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def apply(self, event: Event) -> None:
+        raise NotImplementedError
