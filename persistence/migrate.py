@@ -18,12 +18,13 @@ three-line revision in ``persistence/alembic/versions/NNNN_name.py`` (a unit tes
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -35,6 +36,7 @@ LOCK_KEY = 7_301_995_001  # advisory lock id for migration runs
 # Alembic's record of the applied revision; not ``alembic_version``, which MLflow's own Alembic
 # migrations use when its tracking store shares the database.
 VERSION_TABLE = "tradedesk_schema_version"
+T = TypeVar("T")
 _FILE_RE = re.compile(r"^(\d{4})_([A-Za-z0-9_\-]+)\.sql$")
 
 
@@ -101,6 +103,17 @@ def _config(dsn: str) -> Config:
     return cfg
 
 
+def _outside_event_loop(fn: Callable[[], T]) -> T:
+    """Run ``fn`` here, or in a worker thread when this thread already runs an event loop (the
+    migration code runs its own loop, which cannot nest)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
 def current_version(dsn: str) -> int:
     """Highest applied migration version (0 when none; the earlier runner's record counts too)."""
     import asyncpg
@@ -118,7 +131,7 @@ def current_version(dsn: str) -> int:
         finally:
             await conn.close()
 
-    return asyncio.run(read())
+    return _outside_event_loop(lambda: asyncio.run(read()))
 
 
 def apply_migrations(dsn: str) -> list[str]:
@@ -126,12 +139,11 @@ def apply_migrations(dsn: str) -> list[str]:
     (empty when the schema is current). Safe to call from several processes at once.
 
     Raises whatever the failing SQL raises (asyncpg errors); that migration is not recorded.
-    Must not be called from inside a running event loop (it runs its own).
     """
     from alembic import command
 
     before = current_version(dsn)
-    command.upgrade(_config(dsn), "head")
+    _outside_event_loop(lambda: command.upgrade(_config(dsn), "head"))
     after = current_version(dsn)
     return [m.name for m in discover() if before < m.version <= after]
 
