@@ -1,13 +1,17 @@
-"""Benchmarks: `tradedesk bench core|shard|risk|gateway`, JSON with throughput, latency and a baseline."""
+"""Benchmarks: `tradedesk bench core|shard|risk|gateway|abuse|rollback`, JSON with throughput,
+latency and a baseline measured in the same run."""
 
 from typing import Annotated
 
 import typer
 
+from actors.core.commodities import get_spec
 from actors.core.regions import REGIONS
 
-# Real regions for multi-shard runs (one shard per region, cotton): India's ISO 3166-2 codes, sorted.
-BENCH_REGIONS: tuple[str, ...] = tuple(sorted(REGIONS))
+# Real regions for multi-shard runs (one cotton shard per region): the states where cotton is traded
+# first, then India's other ISO 3166-2 codes, each group sorted.
+_COTTON = get_spec("cotton").traded_in
+BENCH_REGIONS: tuple[str, ...] = tuple(sorted(_COTTON)) + tuple(sorted(set(REGIONS) - _COTTON))
 
 # options several benchmarks share (one place for their names, defaults and environment variables)
 JsonOut = Annotated[bool, typer.Option("--json", help="print one JSON object")]
