@@ -1,0 +1,1 @@
+"""Risk models: features, datasets, training on Ray, the MLflow registry, serving (settings come as arguments)."""
