@@ -1,1 +1,1 @@
-"""Risk models: features, datasets, training on Ray, the MLflow registry, serving (settings come as arguments)."""
+"""Risk models: features, datasets, training on Ray, MLflow registry, serving (settings as arguments)."""

@@ -1,1 +1,1 @@
-"""Adapters: event store protocol and stores, read models, parties, API keys, exposure, data files, migrations."""
+"""Adapters: event stores, read models, parties, API keys, exposure, data files, migrations."""
