@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS
 from actors.core.risk.types import RiskQuery, RiskRequest
 from bench import ADMIN_DSN, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
 
@@ -327,7 +328,7 @@ def command(
     replicas: Annotated[int, typer.Option(help="pool replicas (min = max)")] = 2,
     replica_cpus: Annotated[float, typer.Option(help="num_cpus per replica")] = 0.5,
     no_ml: Annotated[bool, typer.Option("--no-ml", help="ML tier off (rules-only pool)")] = False,
-    ml_timeout_ms: Annotated[float, typer.Option(help="ML-tier timeout")] = 50.0,
+    ml_timeout_ms: Annotated[float, typer.Option(help="ML-tier timeout")] = DEFAULT_ML_TIMEOUT_MS,
     tracking_uri: Annotated[str | None, typer.Option(help="serve the registered champions instead")] = None,
     dsn: AdminDsn = ADMIN_DSN,
     redis: RedisUrl = REDIS_URL,
