@@ -379,6 +379,6 @@ def get_or_create_directory(
         opts["namespace"] = namespace
     if detached:
         opts["lifetime"] = "detached"
-    return ShardDirectory.options(**opts).remote(  # type: ignore[attr-defined]
+    return ShardDirectory.options(**opts).remote(
         persistence, namespace, durability, snapshot_every, decider, profile, detached, True, policy
     )

@@ -146,6 +146,6 @@ def create_shard_actor(
     if detached:
         opts["lifetime"] = "detached"
     opts.update(matching_placement(ray.cluster_resources()))
-    return ShardActor.options(**opts).remote(  # type: ignore[attr-defined]
+    return ShardActor.options(**opts).remote(
         region, commodity, persistence, durability, snapshot_every, decider, profile
     )

@@ -185,7 +185,7 @@ def _ray_train_xgb(
     rounds = int(params["n_estimators"])
     names = list(X.columns)
 
-    class ReportAtEnd(RayTrainReportCallback):  # type: ignore[misc]
+    class ReportAtEnd(RayTrainReportCallback):
         """Report (metrics and the checkpoint) once, after the last round: a report per boosting
         round is a synchronous round trip to the controller and dominated the run time."""
 

@@ -241,4 +241,4 @@ def get_or_create_persistence(
         opts["namespace"] = namespace
     if detached:
         opts["lifetime"] = "detached"
-    return PersistenceActor.options(**opts).remote(dsn, redis_url, method)  # type: ignore[attr-defined]
+    return PersistenceActor.options(**opts).remote(dsn, redis_url, method)
