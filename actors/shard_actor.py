@@ -17,6 +17,7 @@ from typing import Any
 import ray
 
 from actors.core.ids import shard_actor_name
+from actors.risk_link import DeciderSpec
 from actors.shard_outcomes import CommitUnknown, ShardDraining, ShardUnavailable
 from actors.shard_service import ShardService
 from persistence.actor import PersistenceClient
@@ -39,7 +40,7 @@ class ShardHost:
         persistence: Any,
         durability: str = "sync",
         snapshot_every: int = 100_000,
-        decider: Any = None,
+        decider: DeciderSpec = None,
         profile: str | None = None,
         recovery_page: int = 20_000,
         recovery_wait_s: float = 30.0,
@@ -121,7 +122,7 @@ def create_shard_actor(
     namespace: str | None = None,
     durability: str = "sync",
     snapshot_every: int = 100_000,
-    decider: Any = None,
+    decider: DeciderSpec = None,
     profile: str | None = None,
     scheduling_strategy: Any = "SPREAD",
     detached: bool = False,

@@ -29,7 +29,15 @@ from typing import Any
 from actors.core.engine import ShardEngine
 from actors.core.ids import shard_id_for
 from actors.core.risk.types import RiskRequest
-from actors.risk_link import decide_in_loop, give_back, make_decider, release, released_credit, settle
+from actors.risk_link import (
+    DeciderSpec,
+    decide_in_loop,
+    give_back,
+    make_decider,
+    release,
+    released_credit,
+    settle,
+)
 from actors.shard_outcomes import (
     CommitUnknown,
     ShardDraining,
@@ -73,7 +81,7 @@ class ShardService:
         region: str,
         commodity: str,
         store: EventStore,
-        decider: Any = None,
+        decider: DeciderSpec = None,
         *,
         durability: str = "sync",
         snapshot_every: int = 100_000,
@@ -223,7 +231,7 @@ class ShardService:
             refused = {i: p for i, c in enumerate(commands) if (p := command_problem(c)) is not None}
             good = [c for i, c in enumerate(commands) if i not in refused] if refused else commands
             decider = self.decider
-            request = engine.plan(good) if getattr(decider, "needs_queries", True) else RiskRequest()
+            request = engine.plan(good) if decider.needs_queries else RiskRequest()
             verdicts = await decide_in_loop(decider, request)
             result = engine.execute(good, verdicts)
             settle(decider, verdicts.credit_grants, result.credit_used)
