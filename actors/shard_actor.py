@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -64,7 +65,7 @@ class ShardHost:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, self.service.start(recovery_wait_s)).result()
 
-    async def submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+    async def submit(self, commands: Sequence[object]) -> list[dict[str, Any]]:
         """See :meth:`ShardService.submit`."""
         return await self.service.submit(commands)
 

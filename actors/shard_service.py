@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,7 +211,7 @@ class ShardService:
         return self.engine
 
     # -- commands -----------------------------------------------------------------------------
-    async def submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+    async def submit(self, commands: Sequence[object]) -> list[dict[str, Any]]:
         """Process one batch; one result dict per command, in order. Raises :class:`ShardDraining`,
         :class:`ShardUnavailable` (nothing acknowledged) or :class:`CommitUnknown` (sync durability)."""
         if self.draining:
@@ -221,7 +222,7 @@ class ShardService:
         finally:
             self.in_flight -= 1
 
-    async def _submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+    async def _submit(self, commands: Sequence[object]) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         async with self._get_lock():
             if self.draining:
