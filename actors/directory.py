@@ -27,6 +27,7 @@ from typing import Any
 import ray
 
 from actors.core.ids import DIRECTORY_ACTOR, shard_id_for
+from actors.risk_link import DeciderSpec
 from actors.shard_actor import MATCHING_RESOURCE, create_shard_actor
 from actors.shard_policy import ACTIVE, DRAINED, IDLE, ShardPolicy
 
@@ -52,7 +53,7 @@ class ShardDirectoryService:
         namespace: str | None = None,
         durability: str = "sync",
         snapshot_every: int = 100_000,
-        decider: Any = None,
+        decider: DeciderSpec = None,
         profile: str | None = None,
         detached: bool = False,
         restore: bool = True,
@@ -368,7 +369,7 @@ def get_or_create_directory(
     namespace: str | None = None,
     durability: str = "sync",
     snapshot_every: int = 100_000,
-    decider: Any = None,
+    decider: DeciderSpec = None,
     profile: str | None = None,
     detached: bool = False,
     policy: ShardPolicy | None = None,
@@ -379,6 +380,6 @@ def get_or_create_directory(
         opts["namespace"] = namespace
     if detached:
         opts["lifetime"] = "detached"
-    return ShardDirectory.options(**opts).remote(  # type: ignore[attr-defined]
+    return ShardDirectory.options(**opts).remote(
         persistence, namespace, durability, snapshot_every, decider, profile, detached, True, policy
     )

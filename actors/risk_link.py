@@ -16,47 +16,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 from actors.core.events import RELEASED, Event
-from actors.core.risk.types import PassAllDecider, RiskRequest, RiskVerdicts
+from actors.core.risk.types import (
+    AsyncRiskDecider,
+    PassAllDecider,
+    RiskDecider,
+    RiskRequest,
+    RiskVerdicts,
+)
 
 log = logging.getLogger(__name__)
 
+#: What a shard is given as its risk decider: a decider, a no-argument factory of one (called where
+#: the shard runs, e.g. to connect to the risk pool from inside a Ray actor), or None (pass-all).
+DeciderSpec = RiskDecider | Callable[[], RiskDecider] | None
 
-def make_decider(decider: Any) -> Any:
-    """A risk decider from ``decider``: None -> :class:`PassAllDecider`; an object with ``decide`` is
+
+def make_decider(decider: DeciderSpec) -> RiskDecider:
+    """A risk decider from ``decider``: None -> :class:`PassAllDecider`; a :class:`RiskDecider` is
     used as is; any other callable is a factory called with no arguments. Raises TypeError."""
     if decider is None:
         return PassAllDecider()
-    if hasattr(decider, "decide"):
+    if isinstance(decider, RiskDecider):
         return decider
     if callable(decider):
         return decider()
     raise TypeError(f"not a risk decider or factory: {decider!r}")
 
 
-async def decide_in_loop(decider: Any, request: RiskRequest) -> RiskVerdicts:
+async def decide_in_loop(decider: RiskDecider, request: RiskRequest) -> RiskVerdicts:
     """Ask ``decider`` about a batch from inside the shard's event loop.
 
-    A decider with ``decide_async``/``verdicts`` (the Ray Serve risk pool client) is awaited: a
-    blocking ``.result()`` is not allowed inside an event loop. It fails closed like the client's own
+    An :class:`AsyncRiskDecider` (the Ray Serve risk pool client) is awaited: a blocking
+    ``.result()`` is not allowed inside an event loop. It fails closed like the client's own
     ``decide``: on timeout or error no pair gets a decision and every credit grant is 0."""
-    send = getattr(decider, "decide_async", None)
-    if send is None or not hasattr(decider, "verdicts"):
-        result: RiskVerdicts = decider.decide(request)
-        return result
+    if not isinstance(decider, AsyncRiskDecider):
+        return decider.decide(request)
     if not request.queries and not request.credit_requests:
         return RiskVerdicts()
     try:
-        reply = await asyncio.wait_for(send(request), timeout=getattr(decider, "timeout_s", 5.0))
+        reply = await asyncio.wait_for(decider.decide_async(request), timeout=decider.timeout_s)
     except Exception as exc:
-        decider.failures = getattr(decider, "failures", 0) + 1
+        decider.failures += 1
         log.warning("risk pool unavailable, failing closed: %s: %s", type(exc).__name__, exc)
         return RiskVerdicts(credit_grants={b: 0 for b in request.credit_requests})
-    verdicts: RiskVerdicts = decider.verdicts(request, reply)
-    return verdicts
+    return decider.verdicts(request, reply)
 
 
 def released_credit(events: Iterable[Event]) -> dict[str, int]:
@@ -69,29 +75,26 @@ def released_credit(events: Iterable[Event]) -> dict[str, int]:
     return freed
 
 
-def settle(decider: Any, grants: Mapping[str, int], used: Mapping[str, int]) -> None:
-    """Give back credit granted to a batch but not used (decider's ``settle``, when it has one)."""
-    _call(decider, "settle", grants, used)
+def settle(decider: RiskDecider, grants: Mapping[str, int], used: Mapping[str, int]) -> None:
+    """Give back credit granted to a batch but not used (the decider's ``settle``)."""
+    _guarded("settle", lambda: decider.settle(grants, used))
 
 
-def release(decider: Any, amounts: Mapping[str, int]) -> None:
-    """Give back exposure (paise) of released reservations (decider's ``release``)."""
+def release(decider: RiskDecider, amounts: Mapping[str, int]) -> None:
+    """Give back exposure (paise) of released reservations (the decider's ``release``)."""
     if amounts:
-        _call(decider, "release", amounts)
+        _guarded("release", lambda: decider.release(amounts))
 
 
-def give_back(decider: Any, used: Mapping[str, int]) -> None:
+def give_back(decider: RiskDecider, used: Mapping[str, int]) -> None:
     """A batch definitely not committed: return the credit it used (paise per buyer)."""
     amounts = {b: int(a) for b, a in used.items() if a}
     if amounts:
-        _call(decider, "release", amounts)
+        _guarded("release", lambda: decider.release(amounts))
 
 
-def _call(decider: Any, name: str, *args: Any) -> None:
-    fn = getattr(decider, name, None)
-    if fn is None:
-        return
+def _guarded(name: str, call: Callable[[], None]) -> None:
     try:
-        fn(*args)
+        call()
     except Exception as exc:  # a Redis hiccup must not fail the batch; rebuilt from the DB on start
         log.warning("credit %s failed: %s: %s", name, type(exc).__name__, exc)

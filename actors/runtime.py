@@ -12,6 +12,8 @@ from typing import Any
 
 import ray
 
+from actors.risk_link import DeciderSpec
+from actors.settings import Settings
 from persistence.actor import get_or_create_persistence
 from persistence.migrate import apply_migrations
 
@@ -43,10 +45,10 @@ class Runtime:
 
 
 def start_runtime(
-    settings: Any,
+    settings: Settings,
     dsn: str,
     redis_url: str | None = None,
-    decider: Any = None,
+    decider: DeciderSpec = None,
     *,
     detached: bool = False,
     profile: str | None = None,

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import Sequence
 from typing import Any
 
 import ray
 
 from actors.core.ids import shard_actor_name
+from actors.risk_link import DeciderSpec
 from actors.shard_outcomes import CommitUnknown, ShardDraining, ShardUnavailable
 from actors.shard_service import ShardService
 from persistence.actor import PersistenceClient
@@ -39,7 +41,7 @@ class ShardHost:
         persistence: Any,
         durability: str = "sync",
         snapshot_every: int = 100_000,
-        decider: Any = None,
+        decider: DeciderSpec = None,
         profile: str | None = None,
         recovery_page: int = 20_000,
         recovery_wait_s: float = 30.0,
@@ -63,7 +65,7 @@ class ShardHost:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, self.service.start(recovery_wait_s)).result()
 
-    async def submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+    async def submit(self, commands: Sequence[object]) -> list[dict[str, Any]]:
         """See :meth:`ShardService.submit`."""
         return await self.service.submit(commands)
 
@@ -121,7 +123,7 @@ def create_shard_actor(
     namespace: str | None = None,
     durability: str = "sync",
     snapshot_every: int = 100_000,
-    decider: Any = None,
+    decider: DeciderSpec = None,
     profile: str | None = None,
     scheduling_strategy: Any = "SPREAD",
     detached: bool = False,
@@ -146,6 +148,6 @@ def create_shard_actor(
     if detached:
         opts["lifetime"] = "detached"
     opts.update(matching_placement(ray.cluster_resources()))
-    return ShardActor.options(**opts).remote(  # type: ignore[attr-defined]
+    return ShardActor.options(**opts).remote(
         region, commodity, persistence, durability, snapshot_every, decider, profile
     )

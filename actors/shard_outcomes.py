@@ -3,6 +3,7 @@ of commands refused before matching. Used by the shard service and mapped by the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from actors.core.commands import PlaceOrder, command_kind
@@ -31,7 +32,7 @@ class CommitUnknown(RuntimeError):
 
 
 def merge_refused(
-    commands: list[Any], refused: dict[int, str], engine_results: list[dict[str, Any]]
+    commands: Sequence[object], refused: dict[int, str], engine_results: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Engine results with the refused commands' rejections put back in their places."""
     if not refused:

@@ -10,9 +10,12 @@ docs/operators.md explains the policy to operators.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from actors.core.commodities import canonical_commodity, is_traded
+
+if TYPE_CHECKING:
+    from actors.settings import Settings
 
 Creation = Literal["traded", "any", "operator"]
 CREATION_MODES: tuple[str, ...] = ("traded", "any", "operator")
@@ -63,7 +66,7 @@ class ShardPolicy:
             raise ValueError("max_shards_per_node must be at least 1")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ShardPolicy:
+    def from_settings(cls, settings: Settings) -> ShardPolicy:
         """The policy of a :class:`actors.settings.Settings`."""
         return cls(
             creation=settings.shard_creation,

@@ -23,13 +23,22 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from actors.core.engine import ShardEngine
 from actors.core.ids import shard_id_for
 from actors.core.risk.types import RiskRequest
-from actors.risk_link import decide_in_loop, give_back, make_decider, release, released_credit, settle
+from actors.risk_link import (
+    DeciderSpec,
+    decide_in_loop,
+    give_back,
+    make_decider,
+    release,
+    released_credit,
+    settle,
+)
 from actors.shard_outcomes import (
     CommitUnknown,
     ShardDraining,
@@ -73,7 +82,7 @@ class ShardService:
         region: str,
         commodity: str,
         store: EventStore,
-        decider: Any = None,
+        decider: DeciderSpec = None,
         *,
         durability: str = "sync",
         snapshot_every: int = 100_000,
@@ -202,7 +211,7 @@ class ShardService:
         return self.engine
 
     # -- commands -----------------------------------------------------------------------------
-    async def submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+    async def submit(self, commands: Sequence[object]) -> list[dict[str, Any]]:
         """Process one batch; one result dict per command, in order. Raises :class:`ShardDraining`,
         :class:`ShardUnavailable` (nothing acknowledged) or :class:`CommitUnknown` (sync durability)."""
         if self.draining:
@@ -213,7 +222,7 @@ class ShardService:
         finally:
             self.in_flight -= 1
 
-    async def _submit(self, commands: list[Any]) -> list[dict[str, Any]]:
+    async def _submit(self, commands: Sequence[object]) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         async with self._get_lock():
             if self.draining:
@@ -223,7 +232,7 @@ class ShardService:
             refused = {i: p for i, c in enumerate(commands) if (p := command_problem(c)) is not None}
             good = [c for i, c in enumerate(commands) if i not in refused] if refused else commands
             decider = self.decider
-            request = engine.plan(good) if getattr(decider, "needs_queries", True) else RiskRequest()
+            request = engine.plan(good) if decider.needs_queries else RiskRequest()
             verdicts = await decide_in_loop(decider, request)
             result = engine.execute(good, verdicts)
             settle(decider, verdicts.credit_grants, result.credit_used)

@@ -31,7 +31,8 @@ from typing import Annotated, Any
 import typer
 
 from bench import ADMIN_DSN, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
-from bench.gateway import _open_loop, _Orders, _server
+from bench.gateway import _server
+from bench.load import Orders, open_loop
 
 BAD_KINDS = (
     "nul_city",
@@ -45,7 +46,7 @@ BAD_KINDS = (
 )
 
 
-def bad_order(orders: _Orders, i: int) -> tuple[str, bytes]:
+def bad_order(orders: Orders, i: int) -> tuple[str, bytes]:
     """The ``i``-th bad request: (path, raw JSON body). Cycles through :data:`BAD_KINDS`."""
     kind = BAD_KINDS[i % len(BAD_KINDS)]
     side, body = orders.order(2 * i)  # an availability on the valid client's shard
@@ -85,8 +86,8 @@ def _phase_summary(res: dict[str, Any]) -> dict[str, Any]:
 
 async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
     port, secs = cfg["port"], cfg["seconds"]
-    valid = _Orders(cfg["regions"], cfg["tokens"], cfg["tag"])
-    bad = _Orders(cfg["regions"], cfg["tokens"], cfg["tag"] + "x")
+    valid = Orders(cfg["regions"], cfg["tokens"], cfg["tag"])
+    bad = Orders(cfg["regions"], cfg["tokens"], cfg["tag"] + "x")
     bad_i = 0
 
     def single() -> tuple[str, str, bytes, str]:
@@ -99,11 +100,11 @@ async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
         bad_i += 1
         return "POST", path, body, bad.heads[1]
 
-    await _open_loop(port, cfg["rate"], 2.0, cfg["conns"], single)  # warm up shards and connections
-    alone = await _open_loop(port, cfg["rate"], secs, cfg["conns"], single)
+    await open_loop(port, cfg["rate"], 2.0, cfg["conns"], single)  # warm up shards and connections
+    alone = await open_loop(port, cfg["rate"], secs, cfg["conns"], single)
     abused, attacker = await asyncio.gather(
-        _open_loop(port, cfg["rate"], secs, cfg["conns"], single),
-        _open_loop(port, cfg["bad_rate"], secs, 8, abuse),
+        open_loop(port, cfg["rate"], secs, cfg["conns"], single),
+        open_loop(port, cfg["bad_rate"], secs, 8, abuse),
     )
     return {"alone": alone, "abused": abused, "attacker": attacker}
 

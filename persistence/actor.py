@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 import ray
+from ray.actor import ActorHandle
 
 from actors.core.ids import PERSISTENCE_ACTOR, events_channel
 from persistence.event_store import BatchRows
@@ -169,7 +170,7 @@ class PersistenceClient:
     actor uses). Store errors raised in the actor come back as themselves; an actor that died during
     an ``append`` gives :class:`~persistence.store.CommitOutcomeUnknown` (it may have committed)."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: ActorHandle) -> None:
         self.handle = handle
 
     async def append(self, rows: BatchRows) -> int:
@@ -241,4 +242,4 @@ def get_or_create_persistence(
         opts["namespace"] = namespace
     if detached:
         opts["lifetime"] = "detached"
-    return PersistenceActor.options(**opts).remote(dsn, redis_url, method)  # type: ignore[attr-defined]
+    return PersistenceActor.options(**opts).remote(dsn, redis_url, method)

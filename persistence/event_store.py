@@ -266,5 +266,5 @@ def encode_snapshot(state: dict[str, Any], level: int = 1) -> bytes:
 def decode_snapshot(data: str | bytes) -> dict[str, Any]:
     """Snapshot state as stored (JSON text or zlib-compressed JSON bytes) -> dict."""
     if isinstance(data, bytes | bytearray | memoryview):
-        return json.loads(zlib.decompress(data))  # type: ignore[no-any-return]
-    return json.loads(data)  # type: ignore[no-any-return]
+        return json.loads(zlib.decompress(data))
+    return json.loads(data)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persistence.event_store import (
     ALLOCATION_COLS,
@@ -31,6 +31,9 @@ from persistence.store import (
     Snapshot,
     check_fence,
 )
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _ORDER_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in ORDER_COLS if c not in ("order_id", "shard_id"))
 _UPSERT_ORDERS_FROM_STAGE = (
@@ -54,7 +57,7 @@ _MAX_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
 STAGE_SQL = "CREATE TEMP TABLE IF NOT EXISTS orders_stage (LIKE orders) ON COMMIT DELETE ROWS"
 
 
-async def init_connection(conn: Any) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     """asyncpg pool ``init`` hook: the per-connection staging table used by COPY upserts."""
     await conn.execute(STAGE_SQL)
 
@@ -64,7 +67,7 @@ class PostgresEventStore:
     created with ``init=init_connection``). ``method``: ``copy`` or ``executemany`` for the append path.
     """
 
-    def __init__(self, pool: Any, method: str = "copy"):
+    def __init__(self, pool: asyncpg.Pool, method: str = "copy"):
         if method not in ("copy", "executemany"):
             raise ValueError(f"unknown append method {method!r}")
         self.pool = pool
@@ -113,7 +116,7 @@ class PostgresEventStore:
             raise CommitFailed(f"batch not written: {what}") from exc
         return rows.last_seq
 
-    async def _append_copy(self, conn: Any, rows: BatchRows) -> None:
+    async def _append_copy(self, conn: asyncpg.Connection, rows: BatchRows) -> None:
         await conn.copy_records_to_table("events", records=rows.events, columns=EVENT_COLS)
         if rows.orders:
             await conn.copy_records_to_table("orders_stage", records=rows.orders, columns=ORDER_COLS)
@@ -127,7 +130,7 @@ class PostgresEventStore:
                 "reservations", records=rows.reservations, columns=RESERVATION_COLS
             )
 
-    async def _append_executemany(self, conn: Any, rows: BatchRows) -> None:
+    async def _append_executemany(self, conn: asyncpg.Connection, rows: BatchRows) -> None:
         await conn.executemany(_insert_sql("events", EVENT_COLS), rows.events)
         if rows.orders:
             await conn.executemany(_UPSERT_ORDER, rows.orders)
@@ -138,7 +141,7 @@ class PostgresEventStore:
         if rows.reservations:
             await conn.executemany(_insert_sql("reservations", RESERVATION_COLS), rows.reservations)
 
-    async def _status_updates(self, conn: Any, rows: BatchRows) -> None:
+    async def _status_updates(self, conn: asyncpg.Connection, rows: BatchRows) -> None:
         if rows.proposal_status:
             await conn.executemany(
                 "UPDATE proposals SET status = $2 WHERE proposal_id = $1", rows.proposal_status

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from persistence.event_store import BatchRows
+
 UNSTORABLE = "UNSTORABLE_VALUE"
 """Rejection reason of a command holding a value the event store cannot store."""
 
@@ -95,7 +97,7 @@ def command_problem(cmd: Any) -> str | None:
     return value_problem(cmd)
 
 
-def rows_problem(rows: Any) -> str | None:
+def rows_problem(rows: BatchRows) -> str | None:
     """First value in a :class:`persistence.event_store.BatchRows` that PostgreSQL would refuse:
     NUL or lone surrogates in text, ``\\u0000`` in JSON text, integers outside ``bigint``. None when
     the whole batch is storable. Cost: C substring checks per string, a regex only on suspect text."""

@@ -37,7 +37,7 @@ from actors.core.orders import Order
 from actors.core.placing import Placing, batch_ref
 from actors.core.projector import Projector
 from actors.core.queries import Queries
-from actors.core.risk.types import PassAllDecider, RiskDecider, RiskQuery, RiskRequest, RiskVerdicts
+from actors.core.risk.types import BatchDecider, PassAllDecider, RiskQuery, RiskRequest, RiskVerdicts
 from actors.core.state import PASS_ALL
 
 __all__ = ["PASS_ALL", "BatchResult", "ShardEngine"]
@@ -68,7 +68,7 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         never raise).
     """
 
-    def process(self, commands: Sequence[Any], decider: RiskDecider | None = None) -> BatchResult:
+    def process(self, commands: Sequence[Any], decider: BatchDecider | None = None) -> BatchResult:
         """Plan, ask ``decider`` (default: pass-all) once, and execute the batch."""
         decider = decider or PassAllDecider()
         if getattr(decider, "needs_queries", True):

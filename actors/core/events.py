@@ -278,7 +278,7 @@ def payload_to_json(payload: Payload) -> str:
 def payload_from_json(etype: str, data: str | bytes, schema_version: int = SCHEMA_VERSION) -> Payload:
     """JSON text of a payload of type ``etype`` -> Struct (older schema versions are upgraded)."""
     if schema_version == PAYLOAD_TYPES[etype].SCHEMA:
-        return _json_decoders[etype].decode(data)  # type: ignore[no-any-return]
+        return _json_decoders[etype].decode(data)
     return payload_from_builtins(etype, msgspec.json.decode(data), schema_version)
 
 

@@ -178,7 +178,7 @@ def check_text(cmd: Any) -> Problem | None:
             _compile_text_checker(cls) if dataclasses.is_dataclass(cls) else _check_text_fields
         )
     try:
-        return checker(cmd)  # type: ignore[no-any-return]
+        return checker(cmd)
     except AttributeError:  # a field was deleted from the instance
         return _check_text_fields(cmd)
 

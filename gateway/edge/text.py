@@ -75,9 +75,9 @@ class TextRule:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         inner = handler(source)
         if inner.get("type") == "str":
-            inner = {**inner, "max_length": self.max_length}  # type: ignore[typeddict-item]
+            inner = {**inner, "max_length": self.max_length}
             if self.min_length:
-                inner["min_length"] = self.min_length  # type: ignore[typeddict-unknown-key]
+                inner["min_length"] = self.min_length
         return core_schema.no_info_after_validator_function(
             functools.partial(clean_text, max_length=self.max_length), inner
         )

@@ -209,7 +209,7 @@ def _wait_state(client: Any, state: str, timeout: float = 10.0) -> dict[str, Any
 def test_ml_failure_degrades_to_rules_only_then_recovers(pool: dict[str, Any], mode: str) -> None:
     client, r, flag = pool["client"], pool["redis"], pool["flag"]
     req = RiskRequest(queries=[_q("B1", "S1", 10), _q("B1", "S2", 11)])
-    assert client.decide(req).get("BO10", "SO10").tiers == ("rules", "ml")  # type: ignore[union-attr]
+    assert client.decide(req).get("BO10", "SO10").tiers == ("rules", "ml")
     r.set(flag, mode)
     try:
         for _ in range(3):  # breaker_failures = 2: the third call finds it open
@@ -234,7 +234,7 @@ def test_ml_failure_degrades_to_rules_only_then_recovers(pool: dict[str, Any], m
 def test_party_cache_invalidated_on_change(pool: dict[str, Any]) -> None:
     client = pool["client"]
     req = RiskRequest(queries=[_q("B1", "S4", 20)])
-    assert client.decide(req).get("BO20", "SO20").outcome == Outcome.PASS  # type: ignore[union-attr]
+    assert client.decide(req).get("BO20", "SO20").outcome == Outcome.PASS
 
     async def sanction() -> None:
         conn = await asyncpg.connect(pool["dsn"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg2
@@ -61,10 +61,10 @@ class RedisCreditDecider:
         grants = {b: g for (b, _, _), (_, g) in zip(entries, self.store.reserve(entries), strict=True)}
         return RiskVerdicts(credit_grants=grants, pass_all=True)
 
-    def settle(self, grants: dict[str, int], used: dict[str, int]) -> None:
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None:
         self.store.settle(grants, used)
 
-    def release(self, amounts: dict[str, int]) -> None:
+    def release(self, amounts: Mapping[str, int]) -> None:
         self.store.release(amounts)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from actors.core.commands import PlaceOrder
@@ -87,11 +88,11 @@ class CreditLedger:
             self.exposure[buyer] = self.exposure.get(buyer, 0) + grants[buyer]
         return RiskVerdicts(credit_grants=grants, pass_all=True)
 
-    def settle(self, grants: dict[str, int], used: dict[str, int]) -> None:
+    def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None:
         for buyer, grant in grants.items():
             self.exposure[buyer] -= max(0, grant - used.get(buyer, 0))
 
-    def release(self, amounts: dict[str, int]) -> None:
+    def release(self, amounts: Mapping[str, int]) -> None:
         for buyer, amount in amounts.items():
             self.exposure[buyer] = max(0, self.exposure.get(buyer, 0) - abs(amount))
 

@@ -18,7 +18,7 @@ from tests.unit.core_builders import buy, sell
         (sell("x", "A", -10, 7000, 5), "INVALID_QUANTITY"),
         (sell("x", "A", 10**12, 7000, 5), "INVALID_QUANTITY"),
         (sell("x", "A", 1.5, 7000, 5), "INVALID_QUANTITY"),  # type: ignore[arg-type]
-        (sell("x", "A", True, 7000, 5), "INVALID_QUANTITY"),  # type: ignore[arg-type]
+        (sell("x", "A", True, 7000, 5), "INVALID_QUANTITY"),
         (sell("x", "A", 100, 0, 5), "INVALID_PRICE"),
         (sell("x", "A", 100, math.nan, 5), "INVALID_PRICE"),  # type: ignore[arg-type]
         (sell("x", "A", 100, 7000, -1), "INVALID_TIMESTAMP"),
@@ -69,7 +69,7 @@ def test_garbage_commands_never_raise() -> None:
     e = ShardEngine("IN-GJ", "cotton")
     weird = sell("x", "A", 100, 7000, 5)
     weird.quality = ["not", "a", "dict"]  # type: ignore[assignment]
-    res = e.execute([None, 42, "place", weird, CancelOrder(5, ["A"], "O-1"), AmendOrder(5, "A", None)])  # type: ignore[list-item, arg-type]
+    res = e.execute([None, 42, "place", weird, CancelOrder(5, ["A"], "O-1"), AmendOrder(5, "A", None)])  # type: ignore[arg-type]
     assert [r["status"] for r in res.results] == ["REJECTED"] * 6
     assert [ev.seq for ev in res.events] == list(range(1, 7))
     assert e.stats()["book_size"] == 0

@@ -17,7 +17,7 @@ BOTH_REPORT = Path(__file__).parent / "data" / "maharashtra_cotton_both_price_an
 
 
 @pytest.fixture(scope="module")
-def inputs():  # type: ignore[no-untyped-def]
+def inputs():
     rows, _ = load_rows(list(DEFAULT_FILES), limit=400)
     return rows, Locator.load(), load_cities(), load_hvi()
 
@@ -34,7 +34,7 @@ def test_hvi_entries_are_real_ranges() -> None:
     assert all(25 <= length <= 34 and 2.5 <= mic <= 5.5 and 25 <= st <= 37 for length, mic, st, _ in hvi)
 
 
-def test_plan_is_reproducible_and_within_portal_prices(inputs) -> None:  # type: ignore[no-untyped-def]
+def test_plan_is_reproducible_and_within_portal_prices(inputs) -> None:
     rows, loc, cities, hvi = inputs
     a = build_plan(rows, loc, cities, hvi, seed=7)
     b = build_plan(list(reversed(rows)), loc, cities, hvi, seed=7)

@@ -122,10 +122,12 @@ class BatchDecider(Protocol):
     def decide(self, request: RiskRequest) -> RiskVerdicts: ...
 
 
+@runtime_checkable
 class RiskDecider(BatchDecider, Protocol):
     """What a shard service calls on a synchronous decider, once per command batch: ``decide``, then,
     after executing the batch, ``settle(grants, used)`` to give back credit granted but unused
-    (paise) and ``release(amounts)`` to give back exposure of released reservations (paise)."""
+    (paise) and ``release(amounts)`` to give back exposure of released reservations (paise).
+    Runtime-checkable: a shard tells a decider from a decider factory with ``isinstance``."""
 
     def settle(self, grants: Mapping[str, int], used: Mapping[str, int]) -> None: ...
 
