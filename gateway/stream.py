@@ -360,13 +360,13 @@ async def _authenticate(ws: WebSocket) -> Principal | None:
     h = ws.headers.get("authorization")
     token = h[7:].strip() if h and h[:7].lower() == "bearer " else ws.headers.get("x-api-key")
     if token:
-        return await auth.resolve(token)  # type: ignore[no-any-return]
+        return await auth.resolve(token)
     try:
         first = json.loads(await asyncio.wait_for(ws.receive_text(), timeout=10))
     except Exception:
         return None
     if isinstance(first, dict) and first.get("op") == "auth" and isinstance(first.get("token"), str):
-        return await auth.resolve(first["token"])  # type: ignore[no-any-return]
+        return await auth.resolve(first["token"])
     return None
 
 
