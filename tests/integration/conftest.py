@@ -144,3 +144,14 @@ def assert_projection_matches(dsn: str, shard_id: str, snapshot: dict[str, Any])
         ):
             assert r[f] == o[f], (oid, f, r[f], o[f])
         assert r["doc"] == o, oid
+
+
+@pytest.fixture(scope="module")
+def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real gateway (uvicorn thread) over a fresh runtime and the module's database."""
+    from tests.conftest import REDIS_URL
+    from tests.integration.gateway_server import Gateway
+
+    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
+    yield g
+    g.stop()

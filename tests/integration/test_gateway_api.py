@@ -4,7 +4,6 @@ Redis: every endpoint, cross-party access, idempotency replays, rate limits and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,15 +15,6 @@ from tests.integration.gateway_server import Gateway, availability, requirement
 pytestmark = pytest.mark.integration
 
 PT = "urn:tradedesk:problem:"
-
-
-@pytest.fixture(scope="module")
-def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    from tests.conftest import REDIS_URL
-
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
-    yield g
-    g.stop()
 
 
 @pytest.fixture(scope="module")

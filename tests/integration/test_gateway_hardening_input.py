@@ -27,15 +27,6 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    from tests.conftest import REDIS_URL
-
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
-    yield g
-    g.stop()
-
-
-@pytest.fixture(scope="module")
 def keys(gw: Gateway) -> dict[str, str]:
     return {
         "seller": gw.party("HS1", ["seller"], kyc_status="VERIFIED"),

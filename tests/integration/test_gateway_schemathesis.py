@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,15 +43,6 @@ NEGATIVE_EXAMPLES = int(os.environ.get("TRADEDESK_SCHEMATHESIS_NEGATIVE_EXAMPLES
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 PT = "urn:tradedesk:problem:"
 COTTON_PARAMS = set(get_spec(COMMODITY).param_names)
-
-
-@pytest.fixture(scope="module")
-def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    from tests.conftest import REDIS_URL
-
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
-    yield g
-    g.stop()
 
 
 @pytest.fixture(scope="module")

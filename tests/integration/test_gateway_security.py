@@ -15,7 +15,6 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,6 @@ from tests.integration.gateway_server import Gateway, availability, requirement
 pytestmark = pytest.mark.integration
 
 SELLER, BUYER_X, BUYER_Y = "SEC-S", "SEC-X", "SEC-Y"
-
-
-@pytest.fixture(scope="module")
-def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    from tests.conftest import REDIS_URL
-
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
-    yield g
-    g.stop()
 
 
 def _ws_url(base: str) -> str:

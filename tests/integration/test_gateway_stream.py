@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,15 +15,6 @@ from tests.integration.conftest import unique_region
 from tests.integration.gateway_server import Gateway, availability, requirement
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    from tests.conftest import REDIS_URL
-
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
-    yield g
-    g.stop()
 
 
 async def _until(ws: Any, pred: Any, timeout: float = 15.0) -> dict[str, Any]:

@@ -4,7 +4,6 @@ stored as IN-TS; migration 0006 merges shards keyed by old codes into the curren
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -15,20 +14,13 @@ from actors.core.commands import PlaceOrder
 from actors.core.engine import ShardEngine
 from actors.core.events import Event, payload_to_json
 from persistence.agmarknet import read_file
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import create_database, drop_database
 from tests.integration.conftest import assert_gap_free, db_events, db_rows, replay
 from tests.integration.gateway_server import Gateway
 
 pytestmark = pytest.mark.integration
 
 COTTON = Path(__file__).resolve().parents[2] / "data" / "agmarknet" / "trinetra_cotton_2025-11_2026-01.csv"
-
-
-@pytest.fixture(scope="module")
-def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
-    yield g
-    g.stop()
 
 
 def _telangana_sell_order() -> dict:
