@@ -56,11 +56,6 @@ class TimingMiddleware:
             return
         t0 = time.perf_counter()
         scope.setdefault("state", {})["arrival_ms"] = int(time.time() * 1000)
-        for k, v in scope["headers"]:
-            if k == b"content-length" and v.isdigit() and int(v) > MAX_BODY_BYTES:
-                resp = problems.problem_response("payload-too-large", f"body over {MAX_BODY_BYTES} bytes")
-                await resp(scope, receive, send)
-                return
         status = {"code": 500}
 
         async def send_wrapper(message: Message) -> None:
