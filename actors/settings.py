@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     risk_ml_timeout_ms: float = DEFAULT_ML_TIMEOUT_MS
     risk_rules_weight: float = DEFAULT_RULES_WEIGHT
     risk_ml_weight: float = DEFAULT_ML_WEIGHT
+    # First start (docs/risk.md "First-start champions"): ``serve`` trains and promotes a champion for
+    # every risk model without one (about 30 s on 2 cores); False = no training, rules-only unless
+    # champions were registered by hand (``tradedesk train --promote``).
+    risk_ml_bootstrap: bool = True
 
     idempotency_ttl_s: int = 24 * 3600
     rate_limit_per_s: float = 200.0

@@ -17,7 +17,8 @@ batches outstanding (the shard matches batch N+1 while batch N commits), and rep
 - ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time.
 
 Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
-each run creates and drops its own database. Example::
+each run creates and drops its own database, and stops and deletes the embedded server
+(:class:`bench.cleanup.Started`: also on an error, Ctrl-C or SIGTERM). Example::
 
     tradedesk bench shard --shards 2 --orders 200000 --batch 1000 --json
 """
@@ -38,6 +39,7 @@ import typer
 
 from actors.core.commands import PlaceOrder
 from bench import BENCH_REGIONS, JsonOut
+from bench.cleanup import Started
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, epoch ms
 
@@ -86,33 +88,11 @@ def percentile(xs: list[float], q: float) -> float:
     return s[k]
 
 
-def _dsn(args: SimpleNamespace) -> tuple[str, Any]:
-    """(dsn of a fresh database, cleanup callable)."""
-    import psycopg2
-
-    base = args.dsn or os.environ.get("TRADEDESK_DATABASE_URL")
-    if not base:
-        import tempfile
-        from pathlib import Path
-
-        from persistence.embedded import embedded_dsn
-
-        base = embedded_dsn(Path(tempfile.mkdtemp(prefix="td-bench-")) / "pgdata")
-    name = f"td_bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    head, _, tail = base.rpartition("/")
-    query = tail.partition("?")[2]
-    dsn = f"{head}/{name}" + (f"?{query}" if query else "")
-
-    def cleanup() -> None:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-    return dsn, cleanup
+def _dsn(args: SimpleNamespace, started: Started) -> str:
+    """DSN of a fresh database (dropped on exit): on ``--dsn`` / ``TRADEDESK_DATABASE_URL``, else on a
+    throw-away embedded PostgreSQL (stopped and deleted on exit)."""
+    base = args.dsn or os.environ.get("TRADEDESK_DATABASE_URL") or started.embedded_postgres()
+    return started.database(base)
 
 
 def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[str, Any]:
@@ -337,19 +317,14 @@ def _recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int)
 def main(args: SimpleNamespace) -> int:
     """Run the benchmark with the options of :func:`command`; print a JSON object or a table. Returns 0."""
 
-    import ray
-
     from actors.runtime import start_runtime
     from actors.settings import Settings
 
-    dsn, cleanup = _dsn(args)
     ns = f"td-bench-{uuid.uuid4().hex[:8]}"
-    started = False
-    if not ray.is_initialized():
-        ray.init(namespace=ns, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        started = True
     out: dict[str, Any] = {"bench": "shard", "durability": "sync"}
-    try:
+    with Started() as started:
+        dsn = _dsn(args, started)
+        started.ray(ns)
         settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
@@ -361,10 +336,6 @@ def main(args: SimpleNamespace) -> int:
             out.update(_append_methods(dsn, args.method_orders, args.batch))
         if args.recovery_events:
             out.update(_recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
-    finally:
-        if started:
-            ray.shutdown()
-        cleanup()
     if args.json:
         print(json.dumps(out))
     else:

@@ -14,9 +14,14 @@ Start-up, in order:
 Shutdown (Ctrl-C or SIGTERM): uvicorn stops accepting requests and finishes those in flight, then
 every running shard is drained (stops taking commands, flushes its pending events to PostgreSQL,
 snapshots; its status in the shards table is kept, so it starts again with the next ``serve``),
-then Ray (when local) and the embedded Redis stop. In ``sync`` durability nothing is acknowledged
-before it is committed, so nothing acknowledged can be lost; the drain also covers ``async`` mode.
-The embedded PostgreSQL keeps running for the next start (``persistence.embedded``).
+then Ray (when local), the embedded Redis and the embedded PostgreSQL stop, unless another live
+``tradedesk serve`` uses the same data directory (:mod:`gateway.datadir`), which it then says. In
+``sync`` durability nothing is acknowledged before it is committed, so nothing acknowledged can be
+lost; the drain also covers ``async`` mode.
+
+Risk models (between 4 and 5): the champions are looked up in the registry and, on a first start,
+trained from the shipped data (:mod:`gateway.serve_models`; ``--no-ml-bootstrap`` or
+``TRADEDESK_RISK_ML_BOOTSTRAP=false`` turns that off); the risk pool loads them before ``/readyz``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ log = logging.getLogger("tradedesk.serve")
 
 def build_settings(**flags: Any) -> Any:
     """Settings from the environment with the flags given on the command line (not None) taking
-    precedence. ``flags``: host, port, data_dir, database_url, redis_url, ray_address, durability."""
+    precedence. ``flags``: host, port, data_dir, database_url, redis_url, ray_address, durability,
+    risk_ml_bootstrap."""
     from actors.settings import Settings
 
     return Settings(**{k: v for k, v in flags.items() if v is not None})
@@ -85,15 +91,23 @@ class Server:
         self.runtime: Any = None
         self.risk: Any = None
         self.app: Any = None
+        self.pgdata: Path | None = None
+        self.users: Any = None
 
     def start(self) -> None:
         s = self.settings
         data_dir = Path(s.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        from gateway.datadir import DataDirUsers
         from persistence.embedded import ensure_database
 
+        self.users = DataDirUsers(data_dir)
+        others = self.users.join()
+        if others:
+            _say(f"note: tradedesk process(es) {', '.join(map(str, others))} also use {data_dir}")
         if not s.database_url:
             _say(f"starting embedded PostgreSQL in {data_dir / 'pgdata'}")
+            self.pgdata = data_dir / "pgdata"
         self.dsn = ensure_database(s)
         if s.redis_url:
             self.redis_url = str(s.redis_url)
@@ -127,7 +141,10 @@ class Server:
         except ImportError:
             _say("risk pool module not installed: shards use the pass-all risk decider")
         if deploy is not None:
-            self.risk = deploy(s, self.dsn, self.redis_url)
+            from gateway.serve_models import pool_model_config
+
+            models = pool_model_config(s, _say, _terminal or sys.stderr)
+            self.risk = deploy(s, self.dsn, self.redis_url, user_config=models)
         self.runtime = start_runtime(s, self.dsn, self.redis_url, decider=self.risk)
         from persistence.api_keys import ensure_admin_key
 
@@ -194,9 +211,32 @@ class Server:
 
         if self.ray_started and ray.is_initialized():
             ray.shutdown()
+        self.stop_embedded()
+        _say(f"stopped cleanly in {time.monotonic() - t0:.1f} s")
+
+    def stop_embedded(self) -> None:
+        """Stop the embedded Redis and PostgreSQL this process started or reused, unless another live
+        ``tradedesk serve`` uses the same data directory (then say so and leave them running)."""
+        others = self.users.leave() if self.users is not None else []
+        if self.redis is None and self.pgdata is None:
+            return
+        if others:
+            _say(
+                f"embedded PostgreSQL/Redis left running: tradedesk process(es) "
+                f"{', '.join(map(str, others))} still use {self.settings.data_dir}"
+            )
+            return
+        from persistence.embedded import release_embedded
+
         if self.redis is not None:
             self.redis.stop()
-        _say(f"stopped cleanly in {time.monotonic() - t0:.1f} s")
+        holders = release_embedded(self.pgdata) if self.pgdata is not None else []
+        names = [n for n, on in (("PostgreSQL", self.pgdata is not None and not holders),
+                                 ("Redis", self.redis is not None)) if on]  # fmt: skip
+        if holders:
+            _say(f"embedded PostgreSQL left running: process(es) {', '.join(map(str, holders))} hold it")
+        if names:
+            _say(f"stopped the embedded {' and '.join(names)}")
 
 
 def serve(
@@ -220,6 +260,13 @@ def serve(
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn / tradedesk log level")] = "info",
     log_to_terminal: LogToTerminal = False,
+    ml_bootstrap: Annotated[
+        bool | None,
+        typer.Option(
+            "--ml-bootstrap/--no-ml-bootstrap",
+            help="train missing risk-model champions at start (default TRADEDESK_RISK_ML_BOOTSTRAP, on)",
+        ),
+    ] = None,
 ) -> None:
     """Run the server (embedded PostgreSQL/Redis when no URLs are configured)."""
     from pydantic import ValidationError
@@ -233,6 +280,7 @@ def serve(
             redis_url=redis_url,
             ray_address=ray_address,
             durability=durability,
+            risk_ml_bootstrap=ml_bootstrap,
         )
     except ValidationError as exc:
         bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

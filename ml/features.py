@@ -232,6 +232,15 @@ def history_from_invoices(
     return out.astype("float64")
 
 
+def no_payment_history(features: pd.DataFrame) -> np.ndarray:
+    """(n,) bool: rows with no payment history at all (every ``delay_k`` -2 "no activity", nothing
+    invoiced or paid), e.g. a live party that has never been invoiced. The serving side gives these
+    the prior of :mod:`ml.serving` instead of a model score (docs/risk.md, "Parties without history")."""
+    delays = features[list(DELAY_COLUMNS)].to_numpy(dtype="float64")
+    amounts = features[[*INVOICED_COLUMNS, *PAID_COLUMNS]].to_numpy(dtype="float64")
+    return np.asarray((delays == -2.0).all(axis=1) & (amounts == 0.0).all(axis=1))
+
+
 def party_payment_features(
     invoices: pd.DataFrame | Iterable[Mapping[str, Any]],
     credit_limits: Mapping[str, int],

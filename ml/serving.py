@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 SHADOW_TAG = "shadow_fraction"
 
+#: Default probability served for a party without payment history of its own when the champion did
+#: not record its training population's rate (metric ``positive_rate``): the default rate of UCI
+#: dataset 350, 6,636 of 30,000 clients (Yeh and Lien 2009). docs/risk.md, "Parties without history".
+PAYMENT_DEFAULT_PRIOR = 6636 / 30000
+
 
 @dataclass(frozen=True, slots=True)
 class ShadowRecord:
@@ -178,7 +183,9 @@ class RiskModels:
 
     ``versions``: model -> registry version of the loaded models; ``feature_names``: model -> its
     feature columns; ``estimators``: model -> fitted estimator; ``challengers``: model ->
-    (version, estimator) shadow-scored on ``shadow_fraction[model]`` of rows.
+    (version, estimator) shadow-scored on ``shadow_fraction[model]`` of rows;
+    ``payment_default_prior``: the default probability of a party without payment history (the
+    champion's training default rate, else :data:`PAYMENT_DEFAULT_PRIOR`).
     """
 
     versions: dict[str, str]
@@ -189,6 +196,7 @@ class RiskModels:
     recorder: ShadowRecorder | None = None
     seed: int | None = None
     clock: Callable[[], float] = time.time
+    payment_default_prior: float = PAYMENT_DEFAULT_PRIOR
 
     def __post_init__(self) -> None:
         if not self.feature_names:
@@ -281,6 +289,7 @@ def load_models(
     names: dict[str, list[str]] = {}
     challengers: dict[str, tuple[str, Any]] = {}
     fractions: dict[str, float] = {}
+    prior: float | None = None
     for model in F.MODEL_FEATURES:
         loaded = reg.load(model, alias)
         if loaded is None:
@@ -290,6 +299,8 @@ def load_models(
             log.warning("%s v%s: feature schema differs from ml.features; not served", model, info.version)
             continue
         estimators[model], versions[model], names[model] = est, info.version, info.features
+        if model == "payment_default":
+            prior = info.metrics.get("positive_rate")
         frac = shadow_fraction
         if frac is None:
             try:
@@ -310,4 +321,7 @@ def load_models(
     if not estimators:
         return None
     recorder = ShadowRecorder(shadow_dsn) if challengers else None
-    return RiskModels(versions, estimators, names, challengers, fractions, recorder, seed)
+    models = RiskModels(versions, estimators, names, challengers, fractions, recorder, seed)
+    if prior is not None and 0.0 <= prior <= 1.0:
+        models.payment_default_prior = prior
+    return models

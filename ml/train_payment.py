@@ -91,7 +91,10 @@ def train_payment_default(
     p_rf = rf.predict_proba(Xte)[:, 1]
     metrics = classifier_metrics(yte, p_xgb)
     metrics.update({f"rf_{k}": v for k, v in classifier_metrics(yte, p_rf).items()})
-    metrics.update({"n_train": float(len(ytr)), "n_holdout": float(len(yte))})
+    # the training population's default rate: the prior of a party without payment history (ml.serving)
+    metrics.update(
+        {"n_train": float(len(ytr)), "n_holdout": float(len(yte)), "positive_rate": float(np.mean(ytr))}
+    )
     names = list(ds.X.columns)
     plots = _classifier_plots(yte, {"XGBoost": p_xgb, "RandomForest": p_rf}, clf, names)
     wall = time.perf_counter() - t0

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTY_SCORE_TTL_S = 300.0
+WARM_UP_PARTY = "__warm_up__"  # the synthetic buyer of :meth:`MlTier.warm_up`
 ANOMALY_OFFSET = 0.5  # IsolationForest score of an unremarkable point
 
 
@@ -73,6 +74,7 @@ class MlTier:
         self.typical_qty: dict[str, deque[int]] = {}
         self.cache_hits = 0
         self.cache_misses = 0
+        self.prior_scored = 0  # buyers scored with the no-history prior
 
     @property
     def cached_parties(self) -> int:
@@ -89,6 +91,15 @@ class MlTier:
             if hit is None or hit[2] < now:
                 out.append(b)
         return out
+
+    def warm_up(self, payment_features: pd.DataFrame | None) -> None:
+        """Score one synthetic pair (buyer ``WARM_UP_PARTY``) and forget it: the first real batch then
+        does not pay the first-call costs (lazy imports, the models' first predict) inside the ML
+        timeout. Blocking; run it in the worker thread after loading models."""
+        pair = Pair("warm-up", "warm-up", WARM_UP_PARTY, WARM_UP_PARTY, "cotton", "", 1000, 1, 0)
+        self.score([pair], {}, payment_features)
+        self._party_cache.clear()
+        self.cache_hits = self.cache_misses = self.prior_scored = 0
 
     def observe_quantity(self, buyer: str, quantity_kg: int) -> None:
         """Feed an allocated quantity (kg): the buyer's typical order size for the anomaly model."""
@@ -110,7 +121,8 @@ class MlTier:
         """
         import numpy as np
 
-        from ml.features import build_order_features
+        from ml.features import build_order_features, no_payment_history
+        from ml.serving import PAYMENT_DEFAULT_PRIOR
 
         now = time.monotonic()
         if payment_features is not None and len(payment_features):
@@ -122,6 +134,13 @@ class MlTier:
                 ).reshape(-1)
             except Exception:  # the regressor is optional
                 lim = np.full(len(pd_), np.nan)
+            # No payment history of its own: the population prior, and no suggested limit (the desk's
+            # own credit limit applies); docs/risk.md, "Parties without history".
+            fresh = no_payment_history(payment_features)
+            if fresh.any() and "payment_default" in self.versions:
+                pd_[fresh] = float(getattr(self.models, "payment_default_prior", PAYMENT_DEFAULT_PRIOR))
+                lim[fresh] = np.nan
+            self.prior_scored += int(fresh.sum())
             for i, b in enumerate(payment_features.index):
                 p = parties.get(b)
                 limit = None if not math.isfinite(lim[i]) else max(0, int(lim[i] * 100))

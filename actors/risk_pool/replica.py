@@ -34,7 +34,15 @@ from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, FusionConfig, MlScore
 from actors.core.risk.market import MarketReference
 from actors.core.risk.rules import AllocationHistory, Party, RulesConfig, RulesEngine
 from actors.core.risk.types import RiskReply, RiskRequest, WireDecision
-from actors.risk_pool.ml_tier import MlCounters, MlGate, MlTier, breaker_from_config, load_models_from_config
+from actors.risk_pool.ml_tier import (
+    WARM_UP_PARTY,
+    MlCounters,
+    MlGate,
+    MlTier,
+    breaker_from_config,
+    load_models_from_config,
+)
+from actors.risk_pool.tally import DecisionTally
 from actors.risk_pool.wire import (
     MODEL_CONFIG_KEY,
     MODEL_CONFIG_VERSION_KEY,
@@ -105,6 +113,7 @@ class RiskPoolReplica:
         self.fusion = FusionConfig()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="risk-ml")
         self.ml_counters = MlCounters()
+        self.tally = DecisionTally()
         self.gate = MlGate(executor=self._executor, on_state=self._set_gauge, counters=self.ml_counters)
         self.ml: MlTier | None = None
         self.config_version: str | None = None
@@ -155,16 +164,23 @@ class RiskPoolReplica:
             self._set_gauge,
             self.ml_counters,
         )
+        loop = asyncio.get_running_loop()
         try:
-            loop = asyncio.get_running_loop()
             models = await loop.run_in_executor(self._executor, load_models_from_config, cfg, self.dsn)
         except Exception as exc:
             log.warning("risk pool: model load failed, ML tier off: %s", exc)
             models = None
         old = self.ml
-        self.ml = MlTier(models, self.market) if models is not None else None
-        if self.ml is not None and old is not None:
-            self.ml.typical_qty = old.typical_qty
+        ml = MlTier(models, self.market) if models is not None else None
+        if ml is not None:
+            try:  # outside the ML timeout: the first real batch must not pay the first-call costs
+                feats = await self._payment_features([WARM_UP_PARTY], 0)
+                await loop.run_in_executor(self._executor, ml.warm_up, feats)
+            except Exception as exc:
+                log.info("risk pool: ML warm-up failed: %s", exc)
+            if old is not None:
+                ml.typical_qty = old.typical_qty
+        self.ml = ml
         self.config_version = str(cfg.get("version", "")) or None
         if "config_seq" in cfg:
             self.model_config_seen = max(int(cfg["config_seq"]), int(self.model_config_seen or 0))
@@ -359,14 +375,15 @@ class RiskPoolReplica:
         ml_expected = self.ml is not None and ml_scores is None
         fusion = self.fusion
         decisions: list[WireDecision] = []
+        tally = self.tally
         for k, q in enumerate(queries):
             ml = ml_scores[k] if ml_scores is not None else None
             after = exposure.get(q.buyer_id, 0) + q.quantity_kg * q.price
-            decisions.append(
-                encode_decision(
-                    fuse(rule_results[k], ml, fusion, ml_expected=ml_expected, exposure_after=after)
-                )
-            )
+            d = fuse(rule_results[k], ml, fusion, ml_expected=ml_expected, exposure_after=after)
+            tally.add(d)
+            if ml is not None:
+                tally.add_ml(ml)
+            decisions.append(encode_decision(d))
         self.counters.decisions += len(queries)
         if ml_scores is not None:
             self.counters.ml_decisions += len(queries)
@@ -402,6 +419,8 @@ class RiskPoolReplica:
             "party_score_hits": ml.cache_hits if ml else 0,
             "history_pairs": len(self.rules.history),
             "config_version": self.config_version,
+            "prior_scored": ml.prior_scored if ml else 0,
+            "decided": self.tally.as_dict(),
         }
 
     async def check_health(self) -> None:
