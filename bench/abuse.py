@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from bench import ADMIN_DSN, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
+from bench.cleanup import Started
 from bench.gateway import _server
 from bench.load import Orders, open_loop
 
@@ -134,10 +135,10 @@ def main(args: SimpleNamespace) -> int:
         batch_concurrency=1,
         max_phase_s=args.seconds,
     )
-    stop, cfg, _settings = _server(server_args)
-    rt = cfg.pop("_runtime")
-    cfg.update(seconds=args.seconds, bad_rate=args.bad_rate, conns=args.conns)
-    try:
+    with Started() as started:
+        cfg, _settings = _server(server_args, started)
+        rt = cfg.pop("_runtime")
+        cfg.update(seconds=args.seconds, bad_rate=args.bad_rate, conns=args.conns)
         proc = subprocess.run(
             [sys.executable, "-m", "bench.abuse", "--load", json.dumps(cfg)],
             capture_output=True,
@@ -146,8 +147,6 @@ def main(args: SimpleNamespace) -> int:
         )
         keys = ("shard_id", "failures", "unknown", "unstorable", "recoveries", "committed_seq")
         shards = [{k: i.get(k) for k in keys} for i in rt.list_shards() if isinstance(i, dict)]
-    finally:
-        stop()
     if proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
         return 1

@@ -31,7 +31,6 @@ Targets on a 2-core machine: >= 2,000 single-order req/s, p99 <= 25 ms at 1,000 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
@@ -44,6 +43,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from bench import ADMIN_DSN, BENCH_REGIONS, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
+from bench.cleanup import Started
 from bench.load import Orders, closed_loop, open_loop
 
 
@@ -83,33 +83,17 @@ async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- server side
 
 
-def _server(args: SimpleNamespace) -> tuple[Any, dict[str, Any], Any]:
-    """Start Ray, the runtime and the gateway; returns (stop callable, load config, settings)."""
-    import psycopg2
-    import ray
-
+def _server(args: SimpleNamespace, started: Started) -> tuple[dict[str, Any], Any]:
+    """Start Ray, the runtime and the gateway, each registered with ``started`` (released on exit);
+    returns (load config, settings)."""
     from actors.runtime import start_runtime
     from actors.settings import Settings
     from gateway.app import ServerThread, create_app
     from persistence.api_keys import ensure_admin_key_async
 
-    dbname = f"td_bench_gw_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(args.dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
-    dsn = args.dsn.rpartition("/")[0] + "/" + dbname
+    dsn = started.database(args.dsn, "td_bench_gw")
     ns = f"bench-gw-{uuid.uuid4().hex[:6]}"
-    started_ray = False
-    if not ray.is_initialized():
-        ray.init(
-            address=args.ray_address,
-            namespace=ns,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-        started_ray = args.ray_address is None
+    started.ray(ns, args.ray_address)
     s = Settings(
         ray_namespace=ns,
         durability=args.durability,
@@ -119,9 +103,11 @@ def _server(args: SimpleNamespace) -> tuple[Any, dict[str, Any], Any]:
         api_batch_max_orders=max(1000, args.batch_size),
     )
     rt = start_runtime(s, dsn, args.redis)
+    import shutil
     import tempfile
 
     key_dir = tempfile.mkdtemp(prefix="tdbench")
+    started.add("admin key file", lambda: shutil.rmtree(key_dir, ignore_errors=True))
     key_file = os.path.join(key_dir, "admin.key")
     asyncio.run(ensure_admin_key_async(dsn, key_file))
     with open(key_file, encoding="utf-8") as f:
@@ -129,6 +115,7 @@ def _server(args: SimpleNamespace) -> tuple[Any, dict[str, Any], Any]:
     app = create_app(s, dsn, args.redis, key_prefix=f"tdbench:{ns}:", directory=rt.directory)
     srv = ServerThread(app)
     base = srv.start()
+    started.add("gateway server thread", srv.stop)
     import httpx
 
     tokens = []
@@ -161,23 +148,8 @@ def _server(args: SimpleNamespace) -> tuple[Any, dict[str, Any], Any]:
         "max_phase_s": args.max_phase_s,
     }
 
-    def stop() -> None:
-        srv.stop()
-        for a in ray.util.list_named_actors(all_namespaces=True):
-            if a.get("namespace") == ns:
-                with contextlib.suppress(Exception):
-                    ray.kill(ray.get_actor(a["name"], namespace=ns), no_restart=True)
-        if started_ray:
-            ray.shutdown()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
-        with contextlib.suppress(OSError):
-            os.unlink(key_file)
-            os.rmdir(key_dir)
-
     cfg["_runtime"] = rt
-    return stop, cfg, s
+    return cfg, s
 
 
 def _direct_shards(rt: Any, regions: list[str], n: int, batch: int, profile: str | None) -> dict[str, Any]:
@@ -219,9 +191,9 @@ def main(args: SimpleNamespace) -> int:
         print(json.dumps(asyncio.run(_load(cfg))))
         return 0
 
-    stop, cfg, s = _server(args)
-    rt = cfg.pop("_runtime")
-    try:
+    with Started() as started:
+        cfg, s = _server(args, started)
+        rt = cfg.pop("_runtime")
         proc = subprocess.run(
             [sys.executable, "-m", "bench.gateway", "--load", json.dumps(cfg)],
             capture_output=True,
@@ -235,8 +207,6 @@ def main(args: SimpleNamespace) -> int:
         phases["direct_shards"] = _direct_shards(
             rt, cfg["regions"], args.direct_orders, s.gateway_batch_max, args.profile
         )
-    finally:
-        stop()
     res = {
         "benchmark": "gateway",
         "durability": s.durability,

@@ -19,7 +19,6 @@ Target (risk-engine issue): >= 20,000 decisions/s with the ML tier on, p99 <= 20
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -35,6 +34,7 @@ import typer
 from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS
 from actors.core.risk.types import RiskQuery, RiskRequest
 from bench import ADMIN_DSN, REDIS_URL, AdminDsn, JsonOut, RayAddress, RedisUrl
+from bench.cleanup import Started
 
 if TYPE_CHECKING:
     from actors.risk_pool import RiskPoolClient
@@ -158,29 +158,6 @@ async def _drive(
     return time.perf_counter() - t0, lat, errors
 
 
-def _create_db(admin_dsn: str) -> tuple[str, str]:
-    import psycopg2
-
-    name = f"td_bench_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    base, _, _ = admin_dsn.rpartition("/")
-    return name, f"{base}/{name}"
-
-
-def _drop_db(admin_dsn: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
-
-
 async def _create_parties(dsn: str, buyers: int) -> None:
     import asyncpg
 
@@ -196,11 +173,22 @@ async def _create_parties(dsn: str, buyers: int) -> None:
         await conn.close()
 
 
+def _delete_keys(redis_url: str, prefix: str) -> None:
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(r.scan_iter(match=f"{prefix}*"))
+        if keys:
+            r.delete(*keys)
+    finally:
+        r.close()
+
+
 def main(args: SimpleNamespace) -> int:
     """Run the benchmark with the options of :func:`command`; prints a report. Returns 0."""
 
     import cloudpickle
-    import ray
     from ray import serve
 
     from actors.risk_pool import deploy_risk_pool
@@ -210,12 +198,13 @@ def main(args: SimpleNamespace) -> int:
     batches = make_batches(args.batches + 50, args.batch, args.buyers)
     base = baseline(batches[50:])
 
-    dbname, dsn = _create_db(args.dsn)
     prefix = f"tdbench:{uuid.uuid4().hex[:8]}:"
     app = f"risk-bench-{uuid.uuid4().hex[:6]}"
-    tmp = tempfile.TemporaryDirectory()
-    started_ray = False
-    try:
+    with Started() as started:
+        dsn = started.database(args.dsn)
+        tmp = tempfile.TemporaryDirectory()
+        started.add("temporary model directory", tmp.cleanup)
+        started.add("Redis keys", lambda: _delete_keys(args.redis, prefix))
         apply_migrations(dsn)
         asyncio.run(_create_parties(dsn, args.buyers))
         user_config: dict[str, Any] = {"ml_timeout_ms": args.ml_timeout_ms, "version": "bench"}
@@ -229,11 +218,8 @@ def main(args: SimpleNamespace) -> int:
                 path.write_bytes(cloudpickle.dumps(fit_models()))
                 user_config["models_pickle"] = str(path)
                 model_source = "fitted at start (XGBoost x2 on UCI credit, IsolationForest)"
-        if not ray.is_initialized():
-            ray.init(
-                address=args.ray_address, include_dashboard=False, log_to_driver=False, namespace="tradedesk"
-            )
-            started_ray = True
+        started.ray(f"bench-risk-{uuid.uuid4().hex[:6]}", args.ray_address)
+        started.add(f"Serve application {app}", lambda: serve.delete(app))
         settings = Settings(risk_min_replicas=args.replicas, risk_max_replicas=args.replicas)
         client = deploy_risk_pool(
             settings,
@@ -275,22 +261,6 @@ def main(args: SimpleNamespace) -> int:
             "breaker_states": sorted(str(st.get("breaker_state")) for st in replicas),
             "model_versions": replicas[0].get("model_versions") if replicas else {},
         }
-    finally:
-        with contextlib.suppress(Exception):
-            serve.delete(app)
-        try:
-            import redis
-
-            r = redis.Redis.from_url(args.redis)
-            keys = list(r.scan_iter(match=f"{prefix}*"))
-            if keys:
-                r.delete(*keys)
-        except Exception:
-            pass
-        _drop_db(args.dsn, dbname)
-        tmp.cleanup()
-        if started_ray:
-            ray.shutdown()
 
     report = {
         "benchmark": "risk",

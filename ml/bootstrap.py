@@ -129,8 +129,9 @@ def _train_all(
 
     from ml.registry import PromotionRefused, registered_name
 
-    if train is None:
-        from ml.train import train
+    from ml.train import train as default_train
+
+    fit = train or default_train
     bar = tqdm(
         total=len(todo), desc="risk models", unit="model", file=bar_file, disable=bar_file is None, leave=True
     )
@@ -141,7 +142,7 @@ def _train_all(
             def progress(msg: str, m: str = m) -> None:
                 bar.set_postfix_str(f"{m}: {msg}"[:80])
 
-            result = train(m, None, sample=None, seed=seed, engine=BOOTSTRAP_ENGINE, progress=progress)
+            result = fit(m, None, sample=None, seed=seed, engine=BOOTSTRAP_ENGINE, progress=progress)
             bar.set_postfix_str(f"registering {m}")
             info = reg.log_training(result, challenger=False)
             reg.client.set_model_version_tag(

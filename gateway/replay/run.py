@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.replay.client import Client, Endpoints, key_from, problem_reason
 from gateway.replay.plan import Party, Plan, Planned
+from gateway.replay.risk import pool_snapshot
 from gateway.replay.stats import Stats, count_allocation, record_response
 
 
@@ -113,6 +114,7 @@ async def run_replay(
     try:
         r = await client.http.get("/openapi.json")
         ep = Endpoints.discover(r.json()) if r.status_code == 200 else Endpoints()
+        stats.pool_before = await pool_snapshot(client, admin_token)
         keys = await _create_parties(client, ep, admin_token, plan)
         total = sum(len(s) + len(b) for _, s, b in plan.days)
         bar = _progress(total, progress)
@@ -135,6 +137,7 @@ async def run_replay(
         finally:
             bar.close()
         stats.http_retries = client.retries
+        stats.pool_after = await pool_snapshot(client, admin_token)
     finally:
         await client.close()
     return stats

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.replay.plan import Planned
+from gateway.replay.risk import count_allocation_risk
 
 
 @dataclass(slots=True)
@@ -27,6 +28,10 @@ class Stats:
         default_factory=lambda: defaultdict(Counter)
     )
     pending: list[tuple[Planned, list[dict[str, Any]]]] = field(default_factory=list)
+    # risk (gateway.replay.risk): allocations by tiers/outcome and models; the pool's health before/after
+    alloc_risk: Counter[str] = field(default_factory=Counter)
+    pool_before: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pool_after: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def results_of(payload: Any) -> list[dict[str, Any]]:
@@ -67,6 +72,7 @@ def count_allocation(stats: Stats, g: tuple[str, str], a: dict[str, Any]) -> Non
     stats.allocations[g] += 1
     stats.alloc_kg[g] += kg
     stats.alloc_value[g] += kg * price
+    count_allocation_risk(stats.alloc_risk, a.get("risk"))
 
 
 def record_response(stats: Stats, chunk: list[Planned], r: Any) -> None:

@@ -2,7 +2,8 @@
 
 Per group: rows, orders, accepted, allocations, tonnes allocated, fill rate (allocated / required kg),
 volume-weighted trade price vs the portal's arrivals-weighted modal price (paise/kg), proposals,
-rejects by reason; plus how many rows were located by each rule.
+rejects by reason; plus how many rows were located by each rule, and what the risk engine decided
+(:mod:`gateway.replay.risk`: PASS / WARN / BLOCK by tier, ML share, model versions, top reasons).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from gateway.replay.plan import Plan
+from gateway.replay.risk import allocation_summary, pool_summary, risk_lines
 from gateway.replay.stats import Stats
 
 
@@ -64,6 +66,10 @@ def summarize(plan: Plan, stats: Stats, wall_s: float) -> dict[str, Any]:
         "http_retries": stats.http_retries,
         "wall_s": round(wall_s, 2),
         "orders_per_s": round(sum(stats.orders.values()) / wall_s, 1) if wall_s > 0 else None,
+        "risk": {
+            "pool": pool_summary(stats.pool_before, stats.pool_after),
+            "allocations": allocation_summary(stats.alloc_risk),
+        },
         "groups": groups,
     }
 
@@ -122,3 +128,5 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"NEGOTIATE: {summary['proposals']} proposals, {summary['proposals_accepted']} accepted by the buyer "
         f"(then confirmed by the seller); failures {summary['negotiation_failures'] or 'none'}"
     )
+    for line in risk_lines(summary.get("risk") or {}):
+        con.print(line, markup=False)

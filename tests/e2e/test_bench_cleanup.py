@@ -1,0 +1,154 @@
+"""End to end: ``tradedesk bench core|shard|risk|gateway`` (bounded small sizes) stop and remove every
+server and database they start, when they finish and when they are interrupted (Ctrl-C = SIGINT).
+
+While a benchmark runs, every process it starts is recorded (its descendants: raylet, Ray workers,
+load generators; and processes naming a ``td-bench-`` directory: the embedded PostgreSQL, which runs
+in its own session). After it exits none of them may be alive, its embedded PostgreSQL directory is
+gone, and no ``td_bench`` database it created is left on the test server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_DSN = os.environ.get("TRADEDESK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SMALL = {
+    "core": ["--orders", "2000", "--resting", "200"],
+    "shard": ["--orders", "2000", "--batch", "500", "--baseline-orders", "100", "--method-orders", "500"],
+    "risk": ["--batches", "20", "--batch", "20", "--buyers", "10", "--replicas", "1", "--no-ml",
+             "--dsn", ADMIN_DSN, "--redis", REDIS_URL],
+    "gateway": ["--shards", "1", "--concurrency", "4", "--open-conns", "4", "--rate", "50", "--fixed-seconds", "1",
+                "--baseline-requests", "50", "--single-requests", "100", "--batch-size", "50",
+                "--batch-requests", "4", "--batch-concurrency", "1", "--max-phase-s", "5",
+                "--direct-orders", "100", "--dsn", ADMIN_DSN, "--redis", REDIS_URL],
+}  # fmt: skip
+
+
+def _bench_databases() -> set[str]:
+    import psycopg2
+
+    conn = psycopg2.connect(ADMIN_DSN)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'td_bench%'")
+            return {r[0] for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def _record(proc: subprocess.Popen[str], seen: dict[int, str]) -> None:
+    import psutil
+
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        kids = []
+    for p in kids:
+        try:
+            seen.setdefault(p.pid, " ".join(p.cmdline())[:200])
+        except psutil.Error:
+            pass
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "td-bench-" in cmd and "pgdata" in cmd:
+            seen.setdefault(p.pid, cmd[:200])
+
+
+def _alive(seen: dict[int, str]) -> list[str]:
+    import psutil
+
+    out = []
+    for pid, cmd in seen.items():
+        try:
+            p = psutil.Process(pid)
+            if p.status() != psutil.STATUS_ZOMBIE and " ".join(p.cmdline())[:200] == cmd:
+                out.append(f"{pid} {cmd}")
+        except psutil.Error:
+            pass
+    return out
+
+
+def _run(
+    name: str, extra: list[str], interrupt_when: str | None = None, timeout_s: float = 420
+) -> tuple[int, str, str, dict[int, str]]:
+    """Run ``tradedesk bench NAME --json``; with ``interrupt_when``, SIGINT it once a started process's
+    command line contains that text. Returns (exit code, stdout, stderr, started pid -> cmd)."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TRADEDESK_DATABASE_URL", "TRADEDESK_RAY_ADDRESS")
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "bench", name, "--json", *extra],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + timeout_s
+    interrupted = False
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, f"bench {name} did not finish"
+        _record(proc, seen)
+        if interrupt_when and not interrupted and any(interrupt_when in c for c in seen.values()):
+            time.sleep(2.0)
+            _record(proc, seen)
+            proc.send_signal(signal.SIGINT)
+            interrupted = True
+        time.sleep(0.3)
+    out, err = proc.communicate()
+    time.sleep(1.0)
+    return proc.returncode, out, err, seen
+
+
+@pytest.fixture(scope="module")
+def services() -> None:
+    try:
+        _bench_databases()
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception:
+        pytest.skip("Redis not reachable")
+
+
+@pytest.mark.parametrize("name", ["core", "shard", "risk", "gateway"])
+def test_bench_stops_and_removes_what_it_started(services: None, name: str) -> None:
+    before = _bench_databases()
+    code, out, err, seen = _run(name, SMALL[name])
+    assert code == 0, err[-3000:]
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report  # the benchmark ran and printed its JSON
+    assert _alive(seen) == []
+    assert _bench_databases() - before == set()
+    if name == "shard":  # no database URL in the environment: a throw-away embedded PostgreSQL
+        pgdata = [c for c in seen.values() if "td-bench-" in c and "pgdata" in c]
+        assert pgdata, "the shard benchmark should have started an embedded PostgreSQL"
+        assert any("raylet" in c for c in seen.values())
+        for cmd in pgdata:
+            d = cmd.split("-D ", 1)[1].split()[0]
+            assert not Path(d).exists(), f"{d} not removed"
+
+
+def test_interrupted_shard_bench_stops_everything(services: None) -> None:
+    before = _bench_databases()
+    big = ["--orders", "400000", "--batch", "500", "--baseline-orders", "0", "--method-orders", "0"]
+    code, _, err, seen = _run("shard", big, interrupt_when="raylet")
+    assert code != 0  # interrupted, not finished
+    assert "Traceback" not in err or "KeyboardInterrupt" in err
+    assert any("td-bench-" in c for c in seen.values()) and any("raylet" in c for c in seen.values())
+    assert _alive(seen) == []
+    assert _bench_databases() - before == set()
