@@ -128,7 +128,6 @@ def _train_all(
     from tqdm import tqdm
 
     from ml.registry import PromotionRefused, registered_name
-
     from ml.train import train as default_train
 
     fit = train or default_train

@@ -9,6 +9,7 @@ gone, and no ``td_bench`` database it created is left on the test server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,7 +31,8 @@ SMALL = {
     "shard": ["--orders", "2000", "--batch", "500", "--baseline-orders", "100", "--method-orders", "500"],
     "risk": ["--batches", "20", "--batch", "20", "--buyers", "10", "--replicas", "1", "--no-ml",
              "--dsn", ADMIN_DSN, "--redis", REDIS_URL],
-    "gateway": ["--shards", "1", "--concurrency", "4", "--open-conns", "4", "--rate", "50", "--fixed-seconds", "1",
+    "gateway": ["--shards", "1", "--concurrency", "4", "--open-conns", "4", "--rate", "50",
+                "--fixed-seconds", "1",
                 "--baseline-requests", "50", "--single-requests", "100", "--batch-size", "50",
                 "--batch-requests", "4", "--batch-concurrency", "1", "--max-phase-s", "5",
                 "--direct-orders", "100", "--dsn", ADMIN_DSN, "--redis", REDIS_URL],
@@ -57,10 +59,8 @@ def _record(proc: subprocess.Popen[str], seen: dict[int, str]) -> None:
     except psutil.Error:
         kids = []
     for p in kids:
-        try:
+        with contextlib.suppress(psutil.Error):
             seen.setdefault(p.pid, " ".join(p.cmdline())[:200])
-        except psutil.Error:
-            pass
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if "td-bench-" in cmd and "pgdata" in cmd:

@@ -13,6 +13,7 @@ again nothing left after SIGTERM. One serve process per start, shared by the ass
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -59,10 +60,8 @@ def _started_by(proc: subprocess.Popen[bytes], data_dir: Path) -> dict[int, str]
 
     out: dict[int, str] = {}
     for p in psutil.Process(proc.pid).children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.Error):
             out[p.pid] = " ".join(p.cmdline())[:200]
-        except psutil.Error:
-            pass
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if str(data_dir) in cmd and p.pid != proc.pid:
@@ -106,15 +105,16 @@ def _cross(base: str, key: str, tag: str) -> dict[str, Any]:
         r = c.post(
             "/v1/orders/availabilities",
             headers={"Authorization": f"Bearer {tokens['seller']}"},
-            json={"commodity": "cotton", "quantity": {"value": 1000, "unit": "kg"}, "price_paise_per_kg": 7200,
-                  "location": loc, "client_order_id": f"s-{tag}"},
+            json={"commodity": "cotton", "quantity": {"value": 1000, "unit": "kg"},
+                  "price_paise_per_kg": 7200, "location": loc, "client_order_id": f"s-{tag}"},
         )  # fmt: skip
         assert r.status_code == 201, r.text
         r = c.post(
             "/v1/orders/requirements",
             headers={"Authorization": f"Bearer {tokens['buyer']}"},
-            json={"commodity": "cotton", "quantity": {"value": 500, "unit": "kg"}, "max_price_paise_per_kg": 7300,
-                  "intent": "DIRECT_BUY", "location": loc, "client_order_id": f"b-{tag}"},
+            json={"commodity": "cotton", "quantity": {"value": 500, "unit": "kg"},
+                  "max_price_paise_per_kg": 7300, "intent": "DIRECT_BUY", "location": loc,
+                  "client_order_id": f"b-{tag}"},
         )  # fmt: skip
         assert r.status_code == 201, r.text
         (alloc,) = r.json()["allocations"]
