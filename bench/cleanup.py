@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -81,7 +82,8 @@ class Started:
 
     def database(self, admin_dsn: str, prefix: str = "td_bench") -> str:
         """Create a throw-away database on the server of ``admin_dsn`` (dropped on exit, connections
-        forced closed); returns its DSN (same host, user and query string)."""
+        forced closed); returns its DSN (same host, user and query string, e.g. the ``host=`` of a unix
+        socket)."""
         import psycopg2
 
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -103,9 +105,7 @@ class Started:
                 conn.close()
 
         self.add(f"database {name}", drop)
-        head, _, tail = admin_dsn.rpartition("/")
-        query = tail.partition("?")[2]
-        return f"{head}/{name}" + (f"?{query}" if query else "")
+        return urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
 
     def ray(self, namespace: str, address: str | None = None, **kw: Any) -> bool:
         """Connect to Ray (``address``) or start a local Ray, unless already connected. On exit the

@@ -206,8 +206,8 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
     from persistence.pg_store import PostgresEventStore, init_connection
 
     out: dict[str, Any] = {}
-    for method in ("executemany", "copy"):
-        eng = ShardEngine(f"IN-M{method[:2].upper()}", "cotton")
+    for k, method in enumerate(("executemany", "copy")):
+        eng = ShardEngine(BENCH_REGIONS[-1 - k], "cotton")  # real regions no throughput shard uses
         cmds = make_orders(eng.region, "cotton", n_orders, seed=7, prefix="m")
         prepared = []
         for j in range(0, len(cmds), batch):

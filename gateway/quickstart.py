@@ -90,7 +90,10 @@ def main(opts: replay_cli.ReplayOptions, log_to_terminal: bool = False) -> int:
     else:
         files.dir.mkdir(parents=True, exist_ok=True)
         out = files.serve_out.open("ab")
-    _say(f"starting the server (first start creates the database: allow a few minutes); logs in {files.dir}")
+    _say(
+        "starting the server (the first start creates the database and trains the risk models: allow a few"
+        f" minutes); logs in {files.dir}"
+    )
     # own process group: a terminal Ctrl-C reaches only this process, which then stops the server cleanly
     proc = subprocess.Popen(
         cmd,

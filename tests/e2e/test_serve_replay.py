@@ -93,6 +93,10 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "TRADEDESK_PORT": str(port),
         "TRADEDESK_HOST": "127.0.0.1",
         "TRADEDESK_RAY_NAMESPACE": f"tde2e{port}",
+        # matching and logs are under test here (test_serve_ml.py covers the ML tier): no first-start
+        # training, and a registry of its own rather than one on the shared PostgreSQL server
+        "TRADEDESK_RISK_ML_BOOTSTRAP": "false",
+        "TRADEDESK_MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
     }
     env.pop("TRADEDESK_RAY_ADDRESS", None)
     log_path = tmp / "serve.log"
