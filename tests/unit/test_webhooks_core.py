@@ -34,7 +34,7 @@ def test_category_table_is_the_settlement_interface() -> None:
     assert categories_of("INVOICE_OVERDUE") == ("overdue",)
     assert categories_of("PAYMENT_RECEIVED") == ("payment",)
     assert categories_of("ORDER_ACCEPTED") == () and "RESERVED" not in WEBHOOK_TYPES
-    assert WEBHOOK_TYPES == {
+    assert {
         "ALLOCATED",
         "CONFIRMED",
         "CONTRACT_OPENED",
@@ -45,7 +45,7 @@ def test_category_table_is_the_settlement_interface() -> None:
         "INVOICE_PAID",
         "PAYMENT_RECEIVED",
         "INVOICE_OVERDUE",
-    }
+    } == WEBHOOK_TYPES
 
 
 def test_an_endpoint_gets_events_of_its_party_and_categories_only() -> None:
