@@ -113,7 +113,9 @@ def create_app(
         app.state.webhook_box = box_for(s)
         app.state.webhook_grace_s = s.webhook_rotation_grace_s
         app.state.webhooks = (
-            await Dispatcher.open(db, app.state.webhook_box, DispatchConfig.from_settings(s))
+            await Dispatcher.open(
+                db, app.state.webhook_box, DispatchConfig.from_settings(s), gw.metrics.registry
+            )
             if s.webhooks_dispatch
             else None
         )

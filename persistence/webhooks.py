@@ -42,14 +42,16 @@ _REDELIVER = (
     "ON CONFLICT (endpoint_id, stream_id, seq) DO UPDATE SET status = 'pending', attempts = 0, "
     "next_attempt_at = now(), lease = NULL, last_error = NULL, last_status = NULL, delivered_at = NULL"
 )
-# every stream of the events table, by a loose index scan of its primary key
+# every stream of the events table (a loose index scan of its primary key), its head and cursor
 _STREAMS = """
 WITH RECURSIVE s(id) AS (
     SELECT min(shard_id) FROM events
     UNION ALL
     SELECT (SELECT min(shard_id) FROM events WHERE shard_id > s.id) FROM s WHERE s.id IS NOT NULL
 )
-SELECT id FROM s WHERE id IS NOT NULL
+SELECT s.id, (SELECT max(seq) FROM events WHERE shard_id = s.id) AS head, coalesce(c.last_seq, 0) AS last
+  FROM s LEFT JOIN webhook_cursors c ON c.stream_id = s.id
+ WHERE s.id IS NOT NULL
 """
 _CLAIM = """
 WITH due AS (
@@ -250,14 +252,9 @@ class WebhookRepo:
         return {"queued": len(todo), "through_seq": through, "more": len(rows) == limit}
 
     # -- outbox ------------------------------------------------------------------------------------
-    async def streams(self) -> list[str]:
-        """Every stream id of the events table."""
-        return [r["id"] for r in await self.pool.fetch(_STREAMS)]
-
-    async def endpoints(self) -> list[tuple[str, str, tuple[str, ...]]]:
-        """Every endpoint as ``(endpoint_id, party_id, categories)``."""
-        rows = await self.pool.fetch("SELECT endpoint_id, party_id, categories FROM webhook_endpoints")
-        return [(r["endpoint_id"], r["party_id"], tuple(r["categories"])) for r in rows]
+    async def streams(self) -> dict[str, int]:
+        """Every stream of the events table with its outbox lag: committed events after its cursor."""
+        return {r["id"]: int(r["head"]) - int(r["last"]) for r in await self.pool.fetch(_STREAMS)}
 
     async def cursor(self, stream_id: str) -> int:
         """The stream's outbox checkpoint (0 when none)."""

@@ -106,9 +106,15 @@ class Dispatcher:
     abandoned: its lease makes it due again)."""
 
     def __init__(
-        self, pool: Any, box: SecretBox, cfg: DispatchConfig, client: httpx.AsyncClient | None = None
+        self,
+        pool: Any,
+        box: SecretBox,
+        cfg: DispatchConfig,
+        client: httpx.AsyncClient | None = None,
+        registry: Any = None,
     ) -> None:
         self.repo = WebhookRepo(pool)
+        self.metrics = WebhookMetrics(registry) if registry is not None else None
         self.box = box
         self.cfg = cfg
         self.delay = backoff(cfg)
@@ -117,16 +123,17 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._own_pool: Any = None
+        self._stopping = False
         self.passes = 0
 
     @classmethod
-    async def open(cls, dsn: str, box: SecretBox, cfg: DispatchConfig) -> Dispatcher:
+    async def open(cls, dsn: str, box: SecretBox, cfg: DispatchConfig, registry: Any = None) -> Dispatcher:
         """A started dispatcher on its own small asyncpg pool (closed by :meth:`stop`), so that
-        deliveries never take the API's connections."""
+        deliveries never take the API's connections; its metrics go to the Prometheus ``registry``."""
         import asyncpg
 
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
-        d = cls(pool, box, cfg)
+        d = cls(pool, box, cfg, registry=registry)
         d._own_pool = pool
         await d.start()
         return d
@@ -150,7 +157,13 @@ class Dispatcher:
         self._wake.set()
 
     async def stop(self) -> None:
+        """Finish the pass under way (its tries end within ``timeout_s``), then end the task; a try
+        still running after that is abandoned and its lease makes it due again later."""
         if self._task is not None:
+            self._stopping = True
+            self._wake.set()
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), self.cfg.timeout_s + 5.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -163,24 +176,38 @@ class Dispatcher:
             self._own_pool = None
 
     async def _run(self) -> None:
-        while True:
+        failures = 0
+        while not self._stopping:
             busy = False
+            pause = self.cfg.poll_s
             try:
                 busy = await self.run_once()
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the database may be restarting: try again next pass
-                log.warning("webhook dispatcher pass failed: %s: %s", type(exc).__name__, exc)
-            if not busy:
+            except Exception as exc:  # the database may be restarting: back off, then try again
+                failures += 1
+                pause = min(30.0, self.cfg.poll_s * 2**failures)
+                if failures == 1 or failures % 20 == 0:
+                    log.warning(
+                        "webhook dispatcher pass failed (%d): %s: %s", failures, type(exc).__name__, exc
+                    )
+            if not busy and not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.cfg.poll_s)
+                    await asyncio.wait_for(self._wake.wait(), pause)
                 self._wake.clear()
 
     async def run_once(self) -> bool:
         """One pass (fan-out of every stream, then one claimed batch). True when it found work."""
         moved = 0
-        for stream in await self.repo.streams():
-            moved += await self.repo.fan_out(stream, self.cfg.page)
+        lag = await self.repo.streams()
+        for stream, behind in lag.items():
+            if behind > 0:
+                n = await self.repo.fan_out(stream, self.cfg.page)
+                moved += n
+                lag[stream] = behind - n
+        if self.metrics is not None:
+            self.metrics.lag.set(sum(lag.values()))
         claimed = await self.repo.claim(self.cfg.batch, self.cfg.lease_s)
         if claimed:
             sem = asyncio.Semaphore(self.cfg.concurrency)
@@ -219,10 +246,12 @@ class Dispatcher:
                 problem = str(exc)
         if problem is None and status is not None:
             await self.repo.delivered(c, status)
+            self._count("delivered")
             return
         tries = c.attempts + 1
         retry = None if tries >= self.cfg.max_attempts else self.delay(tries)
         await self.repo.failed(c, status, problem or "failed", retry)
+        self._count("retry" if retry is not None else "dead")
         if retry is None:
             log.info(
                 "webhook %s to endpoint %s dead after %d tries: %s",
@@ -231,6 +260,29 @@ class Dispatcher:
                 tries,
                 problem,
             )
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.attempts.labels(outcome).inc()
+
+
+class WebhookMetrics:
+    """Prometheus collectors of a dispatcher, in the gateway's ``registry``."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.attempts = Counter(
+            "tradedesk_webhook_attempts_total",
+            "Webhook delivery tries by outcome (delivered, retry, dead)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "tradedesk_webhook_outbox_lag_events",
+            "Committed events not yet fanned out to webhook deliveries",
+            registry=registry,
+        )
 
 
 def _status_error(status: int) -> str:

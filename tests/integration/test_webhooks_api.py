@@ -140,3 +140,15 @@ def test_a_trade_reaches_both_parties_signed(gw: Gateway, keys: dict[str, str], 
     Webhook(eps["buyer"]["secret"]).verify(again.body, again.headers)
     Webhook(rot.json()["secret"]).verify(again.body, again.headers)
     assert receiver.got("/other") == []
+
+
+def test_metrics_count_webhook_tries(gw: Gateway, keys: dict[str, str]) -> None:
+    with gw.client() as c:
+        text = c.get("/metrics").text
+    assert "tradedesk_webhook_outbox_lag_events" in text
+    delivered = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith('tradedesk_webhook_attempts_total{outcome="delivered"}')
+    ]
+    assert delivered and delivered[0] >= 3  # the trade's two deliveries and one redelivery

@@ -300,3 +300,35 @@ async def test_redelivery_from_a_seq_and_rotation_signs_with_both_secrets(
     # CONTRACT_DEFAULTED is both contract and overdue: this endpoint has it through overdue
     cats = {json.loads(r.body)["type"]: json.loads(r.body)["data"]["categories"] for r in again}
     assert cats == {"INVOICE_OVERDUE": ["overdue"], "CONTRACT_DEFAULTED": ["contract", "overdue"]}
+
+
+async def test_two_dispatchers_on_one_database_send_each_event_once(
+    dsn: str, pool: asyncpg.Pool, receiver: Receiver
+) -> None:
+    """As with several gateway processes: the stream cursors and the claims are shared through row
+    locks, so neither fans out or sends what the other did."""
+    repo, store = WebhookRepo(pool), PostgresEventStore(pool)
+    eid, secret = await endpoint(repo, "WB5", receiver.url("/two"), ["allocation", "payment"])
+    other_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
+    a, b = Dispatcher(pool, BOX, FAST), Dispatcher(other_pool, BOX, FAST)
+    seqs: list[int] = []
+    try:
+        await a.start()
+        await b.start()
+        for n in range(20, 30):
+            seqs += await commit(store, SHARD, [("ALLOCATED", allocated("WB5", "WS5", n)) for _ in range(4)])
+            await commit(store, "settlement", [("PAYMENT_RECEIVED", settlement("", "WB5", "WS5", amount=n))])
+        assert len(await asyncio.to_thread(receiver.wait_for, "/two", 50)) >= 50
+        await asyncio.sleep(0.5)  # time for a duplicate, were there one
+    finally:
+        await a.stop()
+        await b.stop()
+        await other_pool.close()
+    got = receiver.got("/two")
+    ids = [r.headers["webhook-id"] for r in got]
+    assert len(ids) == len(set(ids)) == 50
+    assert {message_id(SHARD, s, eid) for s in seqs} <= set(ids)
+    rows = await repo.deliveries(eid, None, 0, 100)
+    assert len(rows) == 50 and {(r["status"], r["attempts"]) for r in rows} == {("delivered", 1)}
+    for r in got[:3]:
+        Webhook(secret).verify(r.body, r.headers)
