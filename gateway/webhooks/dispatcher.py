@@ -46,6 +46,8 @@ from persistence.webhooks import Claimed, WebhookRepo
 
 log = logging.getLogger("tradedesk.webhooks")
 USER_AGENT = "tradedesk-webhooks/1"
+#: the dispatcher's connections in ``pg_stat_activity``
+APPLICATION_NAME = "tradedesk-webhooks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,9 @@ class Dispatcher:
         deliveries never take the API's connections; its metrics go to the Prometheus ``registry``."""
         import asyncpg
 
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=3, server_settings={"application_name": APPLICATION_NAME}
+        )
         d = cls(pool, box, cfg, registry=registry)
         d._own_pool = pool
         await d.start()

@@ -21,7 +21,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from actors.core import events as ev
 from actors.core.webhooks import message_id
-from gateway.webhooks.dispatcher import DispatchConfig, Dispatcher
+from gateway.webhooks.dispatcher import APPLICATION_NAME, DispatchConfig, Dispatcher
 from gateway.webhooks.secrets import SecretBox, new_secret
 from persistence.event_store import BatchRows
 from persistence.migrate import apply_migrations
@@ -331,4 +331,28 @@ async def test_two_dispatchers_on_one_database_send_each_event_once(
     rows = await repo.deliveries(eid, None, 0, 100)
     assert len(rows) == 50 and {(r["status"], r["attempts"]) for r in rows} == {("delivered", 1)}
     for r in got[:3]:
+        Webhook(secret).verify(r.body, r.headers)
+
+
+async def test_the_dispatcher_carries_on_after_its_database_connections_are_killed(
+    dsn: str, pool: asyncpg.Pool, receiver: Receiver
+) -> None:
+    repo, store = WebhookRepo(pool), PostgresEventStore(pool)
+    eid, secret = await endpoint(repo, "WB6", receiver.url("/kill"), ["delivery"])
+    d = await Dispatcher.open(dsn, BOX, FAST)
+    try:
+        (s1,) = await commit(store, "settlement", [("DELIVERY_RECORDED", settlement("", "WB6", "WS6"))])
+        assert len(await asyncio.to_thread(receiver.wait_for, "/kill", 1)) == 1
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = $1",
+            APPLICATION_NAME,
+        )
+        assert killed >= 1
+        (s2,) = await commit(store, "settlement", [("DELIVERY_RECORDED", settlement("", "WB6", "WS6"))])
+        got = await asyncio.to_thread(receiver.wait_for, "/kill", 2)
+    finally:
+        await d.stop()
+    assert [json.loads(r.body)["data"]["seq"] for r in got] == [s1, s2]
+    for r in got:
         Webhook(secret).verify(r.body, r.headers)
