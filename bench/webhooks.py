@@ -27,23 +27,25 @@ from typing import Annotated, Any
 
 import typer
 
-from bench import JsonOut
+from bench import JsonOut, emit
 from bench.shard import _dsn, percentile
 
 STREAM = "IN-GJ.cotton"
 PARTY = "BENCH-B"
 
 
-def _payload(n: int) -> str:
+def allocated_json(n: int, buyer: str = PARTY, seller: str = "BENCH-S", stream: str = STREAM) -> str:
+    """The JSON payload of the ``n``-th ALLOCATED event of ``stream`` as a shard writes it: 1,700 kg
+    at 7,000 paise/kg between ``buyer`` and ``seller``."""
     from actors.core import events as ev
 
     return ev.payload_to_json(
         ev.Allocated(
-            buy_order_id=f"O-{STREAM}-{2 * n}",
-            sell_order_id=f"O-{STREAM}-{2 * n + 1}",
-            buyer_id=PARTY,
-            seller_id="BENCH-S",
-            taker_order_id=f"O-{STREAM}-{2 * n}",
+            buy_order_id=f"O-{stream}-{2 * n}",
+            sell_order_id=f"O-{stream}-{2 * n + 1}",
+            buyer_id=buyer,
+            seller_id=seller,
+            taker_order_id=f"O-{stream}-{2 * n}",
             taker_side="BUY",
             taker_command="place",
             quantity_kg=1700,
@@ -51,7 +53,7 @@ def _payload(n: int) -> str:
             score=1.0,
             breakdown={"price": 1.0},
             risk={"outcome": "PASS"},
-            allocation_id=f"A-{STREAM}-{n}",
+            allocation_id=f"A-{stream}-{n}",
         )
     )
 
@@ -94,7 +96,7 @@ async def _run(dsn: str, n: int, batch: int) -> dict[str, Any]:
         secret = new_secret()
         await WebhookRepo(pool).create("WH-bench", PARTY, url, ["allocation"], None, box.seal(secret))
         store = PostgresEventStore(pool)
-        payloads = [_payload(i) for i in range(1, n + 1)]
+        payloads = [allocated_json(i) for i in range(1, n + 1)]
         committed: dict[int, float] = {}
         d = Dispatcher(pool, box, cfg)
         await d.start()
@@ -166,11 +168,7 @@ def main(args: SimpleNamespace) -> int:
         out = asyncio.run(_run(dsn, args.events, args.batch))
     finally:
         cleanup()
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k:28s} {v}")
+    emit(out, args.json)
     return 0
 
 

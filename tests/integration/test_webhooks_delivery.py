@@ -19,8 +19,8 @@ import pytest
 from cryptography.fernet import Fernet
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from actors.core import events as ev
 from actors.core.webhooks import message_id
+from bench.webhooks import allocated_json
 from gateway.webhooks.dispatcher import APPLICATION_NAME, DispatchConfig, Dispatcher
 from gateway.webhooks.secrets import SecretBox, new_secret
 from persistence.event_store import BatchRows
@@ -59,23 +59,7 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 def allocated(buyer: str, seller: str, n: int) -> str:
     """An ALLOCATED payload as the shard writes it."""
-    return ev.payload_to_json(
-        ev.Allocated(
-            buy_order_id=f"O-{SHARD}-{2 * n}",
-            sell_order_id=f"O-{SHARD}-{2 * n + 1}",
-            buyer_id=buyer,
-            seller_id=seller,
-            taker_order_id=f"O-{SHARD}-{2 * n}",
-            taker_side="BUY",
-            taker_command="place",
-            quantity_kg=1700,
-            price=7000,
-            score=1.0,
-            breakdown={},
-            risk={"outcome": "PASS"},
-            allocation_id=f"A-{SHARD}-{n}",
-        )
-    )
+    return allocated_json(n, buyer, seller, SHARD)
 
 
 def settlement(typ: str, buyer: str, seller: str, **fields: Any) -> str:
