@@ -162,3 +162,16 @@ def test_idempotent_replays_never_hold_the_secret() -> None:
     body = json.dumps({"endpoint_id": "WH-1", "secret": "whsec_abc", "secret_shown_once": True}).encode()
     stored = json.loads(redact_secrets("application/json", body))
     assert stored == {"endpoint_id": "WH-1", "secret": None, "secret_shown_once": True}
+
+
+_label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+_host = st.lists(_label, min_size=2, max_size=4).map(".".join)
+_path = st.lists(_label, max_size=3).map(lambda p: "/" + "/".join(p))
+
+
+@given(_host, _path, st.sampled_from(["u", "u:p", ":p"]))
+def test_credentials_and_plain_http_are_always_refused(host: str, path: str, cred: str) -> None:
+    assert url_problem(f"https://{host}{path}") is None
+    assert "credentials" in (url_problem(f"https://{cred}@{host}{path}") or "")
+    assert "plain http" in (url_problem(f"http://{host}{path}") or "")
+    assert url_problem(f"http://127.0.0.1:8080{path}") is None
