@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_WEIGHT, DEFAULT_RULES_WEIGHT
@@ -60,6 +60,21 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = 24 * 3600
     rate_limit_per_s: float = 200.0
     rate_limit_burst: int = 400
+
+    # Webhooks (docs/webhooks.md): the outbox dispatcher in each gateway process, its retry schedule
+    # (exponential backoff with jitter: initial * 2^(n-1) + up to initial, capped), the dead-letter
+    # limit, the grace period of a rotated-out secret and the key that encrypts secrets at rest.
+    webhooks_dispatch: bool = True
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_backoff_initial_s: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=6 * 3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_poll_s: float = Field(default=0.5, gt=0)
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    webhook_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
+    webhook_secret_key: SecretStr | None = Field(
+        default=None, description="Fernet key for secrets at rest; None = <data_dir>/webhook-secrets.key"
+    )
 
     mlflow_tracking_uri: str | None = None
     mlflow_artifact_dir: Path | None = None

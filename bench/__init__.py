@@ -1,4 +1,4 @@
-"""Benchmarks: `tradedesk bench core|shard|risk|gateway|abuse|rollback`, JSON with throughput,
+"""Benchmarks: `tradedesk bench core|shard|risk|gateway|abuse|rollback|webhooks`, JSON with throughput,
 latency and a baseline measured in the same run."""
 
 from typing import Annotated
@@ -25,3 +25,14 @@ ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 RedisUrl = Annotated[str, typer.Option(envvar="TRADEDESK_REDIS_URL")]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 RayAddress = Annotated[str | None, typer.Option(envvar="TRADEDESK_RAY_ADDRESS")]
+
+
+def emit(out: dict[str, object], as_json: bool) -> None:
+    """Print a benchmark's result: one JSON object, or one ``name value`` line per figure."""
+    import json
+
+    if as_json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:28s} {v}")

@@ -5,7 +5,9 @@ looks up the ``shard-directory`` actor in ``settings.ray_namespace``, opens an a
 Redis client, and starts the per-shard micro-batcher and the WebSocket fan-out. The runtime itself
 (migrations, persistence actor, directory) is started by ``tradedesk serve`` via
 ``actors.runtime.start_runtime`` before the app; the gateway is stateless and any number of
-processes may serve the same cluster.
+processes may serve the same cluster. Each process also runs the webhook dispatcher
+(``gateway.webhooks.dispatcher``, unless ``webhooks_dispatch`` is off): an asyncio task on its own
+small pool; the dispatchers of several processes share the work through PostgreSQL row locks.
 
 Middleware order (outermost first): timing/metrics (records the arrival time, epoch ms, that every
 command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), ``Allow`` (OPTIONS and
@@ -105,6 +107,18 @@ def create_app(
         app.state.limiter = RateLimiter(
             gw.redis, default_limits(s.rate_limit_per_s, s.rate_limit_burst), key_prefix
         )
+        from gateway.webhooks.dispatcher import DispatchConfig, Dispatcher
+        from gateway.webhooks.secrets import box_for
+
+        app.state.webhook_box = box_for(s)
+        app.state.webhook_grace_s = s.webhook_rotation_grace_s
+        app.state.webhooks = (
+            await Dispatcher.open(
+                db, app.state.webhook_box, DispatchConfig.from_settings(s), gw.metrics.registry
+            )
+            if s.webhooks_dispatch
+            else None
+        )
         from gateway.stream import StreamHub
 
         app.state.hub = StreamHub(gw, app.state.auth)
@@ -117,6 +131,8 @@ def create_app(
             yield
         finally:
             await app.state.hub.close()
+            if app.state.webhooks is not None:
+                await app.state.webhooks.stop()
             await gw.close()
 
     app = FastAPI(
@@ -156,11 +172,13 @@ def create_app(
     app.add_middleware(TimingMiddleware, get_metrics=get_metrics)
 
     from gateway import routes_admin, routes_market, routes_negotiation, routes_orders, stream
+    from gateway.webhooks import routes as routes_webhooks
 
     app.include_router(routes_orders.router)
     app.include_router(routes_negotiation.router)
     app.include_router(routes_market.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(stream.router)
 
     @app.get("/healthz", tags=["ops"], summary="Process is up", response_model=Health)

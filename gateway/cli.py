@@ -6,7 +6,7 @@ Commands:
   run              serve + replay the real cotton data, leave the server up (the quickstart)
   replay FILES     drive real Agmarknet data through the HTTP API
   shards           list | add | drain | resume shards (operator, over the admin API)
-  bench NAME       benchmarks: core | shard | risk | gateway (each with typer options)
+  bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | webhooks
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
 """
@@ -24,6 +24,7 @@ from bench import gateway as bench_gateway
 from bench import risk as bench_risk
 from bench import rollback as bench_rollback
 from bench import shard as bench_shard
+from bench import webhooks as bench_webhooks
 from gateway import quickstart
 from gateway import serve as serve_cmd
 from gateway.replay import cli as replay_cli
@@ -45,6 +46,7 @@ bench_app.command("risk")(bench_risk.command)
 bench_app.command("gateway")(bench_gateway.command)
 bench_app.command("abuse")(bench_abuse.command)
 bench_app.command("rollback")(bench_rollback.command)
+bench_app.command("webhooks")(bench_webhooks.command)
 app.add_typer(bench_app, name="bench")
 
 _PASS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

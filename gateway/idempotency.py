@@ -14,7 +14,8 @@ Requests without a valid API key pass through untouched (the route answers 401).
 optional; the shard's client-order-id dedup remains the authority across restarts and TTLs.
 
 Secrets never enter the store: before a JSON object response is stored, each top-level field named
-in :data:`SECRET_FIELDS` (the API token of ``POST /v1/admin/api-keys``) is replaced by ``null`` and
+in :data:`SECRET_FIELDS` (the API token of ``POST /v1/admin/api-keys``, the webhook signing secret
+of ``POST /v1/webhooks`` and ``POST /v1/webhooks/{id}/rotate-secret``) is replaced by ``null`` and
 ``<field>_shown_once: true`` is set, so a replay returns the key id and says the token was shown
 once. Only the first response carries the secret.
 """
@@ -36,7 +37,7 @@ from gateway.problems import problem_body
 HEADER = b"idempotency-key"
 PENDING_TTL_S = 60
 MAX_KEY_LEN = 255
-SECRET_FIELDS = ("token",)
+SECRET_FIELDS = ("token", "secret")
 
 
 def redact_secrets(ctype: str, body: bytes) -> str:

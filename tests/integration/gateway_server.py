@@ -32,6 +32,7 @@ class Gateway:
             "ray_namespace": self.namespace,
             "rate_limit_per_s": 2000.0,
             "rate_limit_burst": 4000,
+            "data_dir": key_dir,  # the webhook secrets' key file
         }
         fields.update(settings)
         self.settings = Settings(**fields)

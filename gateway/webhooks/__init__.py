@@ -1,0 +1,1 @@
+"""Webhooks from the committed event log: endpoint API, signing secrets, the outbox dispatcher."""
