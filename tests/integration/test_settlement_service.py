@@ -12,6 +12,7 @@ from actors.core.posttrade.ledger import DESK
 from actors.settlement_service import SettlementService
 from persistence.exposure import ExposureStore
 from persistence.migrate import apply_migrations
+from persistence.risk_reads import open_exposure
 from persistence.settlement_store import PostgresSettlementStore
 from tests.integration.settlement_helpers import db_ledger_check, pool_for, write_allocations
 
@@ -70,6 +71,8 @@ async def test_one_trade_through_the_host(pg_dsn: str, redis_url: str, key_prefi
         assert await again.catch_up() == 1
         assert again.engine.state.ledger.exposure("B2") == 15_000_000
         assert DESK + ":exposure" in again.engine.state.ledger.accounts
+        # the Redis cache is rebuilt from the ledger: B1 paid everything, B2 owes its open contract
+        assert await open_exposure(pool) == {"B1": 0, "B2": 15_000_000}
         await db_ledger_check(pool)
     finally:
         await pool.close()
