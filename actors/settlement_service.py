@@ -14,6 +14,8 @@ the Redis exposure cache. No Ray here (``actors/settlement_actor.py`` is the thi
   commit rolls the engine back by replaying the log; an unclear one is resolved by the committed
   max seq. Hence an acknowledged delivery or payment is durable, and a retry (same delivery key,
   same payment_ref) returns the original result instead of applying it twice.
+- Fan-out: committed events are published on ``td:events:settlement``, so a party follows its
+  contract and invoice events on the WebSocket ``mine`` channel of stream ``settlement``.
 - Exposure: after a commit the buyers' exposure changes (except a contract's opening, which the
   shard already counted at allocation) are applied to the Redis cache (payments and cancels
   release exposure).
@@ -29,6 +31,7 @@ import time
 from typing import Any
 
 from actors.core import events as ev
+from actors.core.ids import SETTLEMENT_STREAM, events_channel
 from actors.core.posttrade import events as pe
 from actors.core.posttrade.engine import (
     Cancel,
@@ -136,6 +139,7 @@ class SettlementService:
             raise SettlementUnavailable(str(exc)) from None
         self.counters["events"] += len(events)
         if self.exposure is not None:
+            await self._publish(rows.events)
             opened = {e.seq for e in events if e.type == pe.CONTRACT_OPENED}
             deltas = exposure_deltas(self.engine, transfers, opened)
             if deltas:
@@ -143,6 +147,25 @@ class SettlementService:
                     await asyncio.to_thread(self.exposure.adjust, deltas)
                 except Exception:  # the cache is rebuilt from the ledger; never fail a commit
                     log.exception("exposure cache update failed")
+
+    async def _publish(self, rows: list[tuple[Any, ...]]) -> None:
+        """Publish committed events on ``td:events:settlement`` (the WebSocket ``mine`` channel of
+        stream ``settlement``); a Redis failure never fails a commit (clients resume from seq)."""
+        msgs = [
+            f'{{"shard_id":"{SETTLEMENT_STREAM}","seq":{seq},"type":"{typ}","ts":{ts},"payload":{payload}}}'
+            for (_s, seq, typ, _v, payload, ts) in rows
+        ]
+
+        def send() -> None:
+            pipe = self.exposure.client.pipeline(transaction=False)
+            for m in msgs:
+                pipe.publish(events_channel(SETTLEMENT_STREAM), m)
+            pipe.execute()
+
+        try:
+            await asyncio.to_thread(send)
+        except Exception:
+            log.warning("settlement event publish failed", exc_info=True)
 
     async def _rollback(self) -> None:
         self.counters["failures"] += 1
