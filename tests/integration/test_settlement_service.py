@@ -110,3 +110,39 @@ async def test_cancel_voids_pending_and_the_trigger_refuses_an_unbalanced_commit
         await db_ledger_check(pool)
     finally:
         await pool.close()
+
+
+async def test_sweep_marks_overdue_then_defaulted_in_the_read_models(pg_dsn: str) -> None:
+    apply_migrations(pg_dsn)
+    pool = await pool_for(pg_dsn)
+    day = 86_400_000
+    try:
+        svc = await _service(pool)
+        await write_allocations(pool, [("S4", "B4", 200, 12000)], ts=20_000, region="IN-RJ")
+        await svc.catch_up()
+        cid = next(c for c, v in svc.engine.state.contracts.items() if v.terms.buyer_id == "B4")
+        at = svc.engine.state.contracts[cid].opened_at + 5
+        d = await svc.deliver("S4", cid, 200, {}, at)
+        inv, due = d["invoice"]["invoice_id"], d["invoice"]["due_at"]
+        await svc.pay("B4", inv, 400_000, "B4-1", at + 1)
+        r = await svc.sweep(due + 3 * day)
+        assert r["overdue"] >= 1
+        q = (
+            "SELECT i.status AS inv, c.status AS ct, i.overdue_at"
+            " FROM invoices i JOIN contracts c USING (contract_id)"
+        )
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(q + " WHERE invoice_id = $1", inv)
+            assert (row["inv"], row["ct"], row["overdue_at"]) == ("OVERDUE", "OVERDUE", due + 3 * day)
+            await svc.sweep(due + 31 * day)
+            row = await conn.fetchrow(q + " WHERE invoice_id = $1", inv)
+            assert (row["inv"], row["ct"]) == ("DEFAULTED", "DEFAULTED")
+            ml = await conn.fetchrow("SELECT * FROM ml_settlements WHERE invoice_id = $1", inv)
+            assert (ml["amount"], ml["paid_amount"], ml["paid_ts"], ml["due_ts"]) == (
+                2_400_000,
+                400_000,
+                None,
+                due,
+            )
+    finally:
+        await pool.close()
