@@ -15,7 +15,7 @@ credits, one COMMIT (``synchronous_commit`` on: durable). Reports:
 
 Example::
 
-    tradedesk bench ledger --transfers 200000 --batch 2000 --json
+    tradedesk bench ledger --transfers 200000 --batch 5000 --json
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def main(args: SimpleNamespace) -> int:
 
 def command(
     transfers: Annotated[int, typer.Option(help="transfers posted in batches")] = 200_000,
-    batch: Annotated[int, typer.Option(help="transfers per transaction")] = 2000,
+    batch: Annotated[int, typer.Option(help="transfers per transaction")] = 5000,
     accounts: Annotated[int, typer.Option(help="distinct accounts")] = 1000,
     baseline_transfers: Annotated[int, typer.Option(help="transfers through the 1-per-txn baseline")] = 2000,
     dsn: Annotated[
