@@ -146,3 +146,18 @@ async def test_sweep_marks_overdue_then_defaulted_in_the_read_models(pg_dsn: str
             )
     finally:
         await pool.close()
+
+
+async def test_wall_clock_sweep_only_for_a_live_desk(pg_dsn: str) -> None:
+    apply_migrations(pg_dsn)
+    pool = await pool_for(pg_dsn)
+    try:
+        svc = await _service(pool)  # recovered: its newest command is this module's last one
+        t = svc.business_time()
+        assert t == max(
+            r["ts"] for r in await pool.fetch("SELECT ts FROM events WHERE shard_id = 'settlement'")
+        )
+        assert svc.wall_sweep_due(t + 86_400_000)
+        assert not svc.wall_sweep_due(t + 46 * 86_400_000)  # a log of the past: no wall-clock sweep
+    finally:
+        await pool.close()
