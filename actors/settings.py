@@ -15,6 +15,7 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actors.core.ids import KEY_PREFIX
 from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_WEIGHT, DEFAULT_RULES_WEIGHT
 
 
@@ -56,6 +57,16 @@ class Settings(BaseSettings):
     # every risk model without one (about 30 s on 2 cores); False = no training, rules-only unless
     # champions were registered by hand (``tradedesk train --promote``).
     risk_ml_bootstrap: bool = True
+
+    # Post-trade (docs/post-trade.md): grace after due before DEFAULTED, delivery tolerance
+    # (basis points of the contracted kg), payment terms per party overriding the commodity's,
+    # the settlement host's tailing period and wall-clock sweep period (0 = no automatic sweep).
+    settlement_grace_days: int = Field(default=30, ge=0)
+    settlement_tolerance_bps: int = Field(default=500, ge=0, le=5000)
+    settlement_party_terms_days: dict[str, int] = Field(default_factory=dict)
+    settlement_tail_s: float = Field(default=0.5, gt=0)
+    settlement_sweep_s: float = Field(default=3600.0, ge=0)
+    key_prefix: str = Field(default=KEY_PREFIX, description="Redis key prefix (exposure cache, channels)")
 
     idempotency_ttl_s: int = 24 * 3600
     rate_limit_per_s: float = 200.0

@@ -28,6 +28,7 @@ from typing import Annotated, Any
 import typer
 
 from bench import JsonOut, emit
+from bench.cleanup import Started
 from bench.shard import _dsn, percentile
 
 STREAM = "IN-GJ.cotton"
@@ -162,12 +163,10 @@ def main(args: SimpleNamespace) -> int:
     """Run with the options of :func:`command`; print a JSON object or a table. Returns 0."""
     from persistence.migrate import apply_migrations
 
-    dsn, cleanup = _dsn(args)
-    try:
+    with Started() as started:
+        dsn = _dsn(args, started)
         apply_migrations(dsn)
         out = asyncio.run(_run(dsn, args.events, args.batch))
-    finally:
-        cleanup()
     emit(out, args.json)
     return 0
 

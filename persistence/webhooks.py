@@ -1,4 +1,4 @@
-"""Webhook tables (migration 0009): endpoints and their secrets, the outbox cursor per event stream,
+"""Webhook tables (migration 0008): endpoints and their secrets, the outbox cursor per event stream,
 and the delivery rows with their retry state (docs/webhooks.md). Every SQL the webhooks run is here.
 
 Secrets arrive and leave encrypted (``bytes``): this module never sees a secret in clear.
