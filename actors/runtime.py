@@ -73,6 +73,7 @@ def start_runtime(
         profile=profile,
         detached=detached,
         policy=ShardPolicy.from_settings(settings),
+        market_reference=settings.market_reference,
     )
     ray.get(persistence.ping.remote())
     return Runtime(dsn=dsn, namespace=ns, persistence=persistence, directory=directory, redis_url=redis_url)

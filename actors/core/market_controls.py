@@ -256,8 +256,8 @@ class MarketControls(ShardState):
 
     def market_status(self) -> dict[str, Any]:
         """``{halted, halt_kind, halt_reason, halted_since (ms), halted_until (ms or None), trigger,
-        price_band: {mode, band_bp, low, high (paise/kg or None), reference_price, reference_source,
-        reference_as_of}}``."""
+        price_band: {mode, band_bp, low_paise_per_kg, high_paise_per_kg (None: no band),
+        reference_paise_per_kg, reference_source, reference_as_of}}``; paise/kg = Rs/quintal."""
         h = self.halt or {}
         mode, bp, _, _ = self.band_rule
         band = self.band
@@ -274,9 +274,9 @@ class MarketControls(ShardState):
                 "band_bp": (self.spec.market_band_bp if mode == "default" else bp)
                 if mode != "range"
                 else None,
-                "low": band[0] if band else None,
-                "high": band[1] if band else None,
-                "reference_price": ref.get("price"),
+                "low_paise_per_kg": band[0] if band else None,
+                "high_paise_per_kg": band[1] if band else None,
+                "reference_paise_per_kg": ref.get("price"),
                 "reference_source": ref.get("source"),
                 "reference_as_of": ref.get("as_of"),
             },

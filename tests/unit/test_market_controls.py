@@ -43,9 +43,9 @@ def test_default_band_is_twenty_percent_around_the_reference_with_the_band_in_th
     assert e.market_status()["price_band"] == {
         "mode": "default",
         "band_bp": 2000,
-        "low": 5600,
-        "high": 8400,
-        "reference_price": 7000,
+        "low_paise_per_kg": 5600,
+        "high_paise_per_kg": 8400,
+        "reference_paise_per_kg": 7000,
         "reference_source": "agmarknet",
         "reference_as_of": "2026-01-30",
     }
