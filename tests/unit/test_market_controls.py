@@ -10,6 +10,7 @@ from actors.core import commands as c
 from actors.core import events as ev
 from actors.core.engine import ShardEngine
 from actors.core.events import Event
+from persistence.event_store import decode_snapshot, encode_snapshot
 from tests.unit.core_builders import buy, oid, sell
 
 REF = c.SetMarketReference(1, 7000, "agmarknet", "2026-01-30")
@@ -290,7 +291,8 @@ def test_replay_and_snapshot_restore_the_market_state_and_behave_the_same() -> N
     r = replayed(e, log)
     assert r.snapshot() == e.snapshot()
     assert r.snapshot()["market"]["halt"]["kind"] == "CIRCUIT_BREAKER"
-    restored = ShardEngine.from_snapshot(e.snapshot())
+    restored = ShardEngine.from_snapshot(decode_snapshot(encode_snapshot(e.snapshot())))  # as stored
+    assert restored.snapshot() == e.snapshot()
     after = [
         c.Tick(4 + 15 * MIN),
         sell("x", "C", 100, 8100, 4 + 15 * MIN + 1),
