@@ -44,7 +44,8 @@ class ShardDirectoryService:
 
     ``persistence``: persistence actor handle; ``namespace``: Ray namespace of the shard actors;
     ``durability``/``snapshot_every``/``decider``/``profile``: passed to every shard actor;
-    ``policy``: creation, capacity and idle rules (default :class:`ShardPolicy`).
+    ``policy``: creation, capacity and idle rules (default :class:`ShardPolicy`);
+    ``market_reference``: where shards take their reference price (``agmarknet`` | ``none``).
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class ShardDirectoryService:
         detached: bool = False,
         restore: bool = True,
         policy: ShardPolicy | None = None,
+        market_reference: str = "agmarknet",
     ) -> None:
         self.persistence = persistence
+        self.market_reference = market_reference
         self.namespace = namespace
         self.durability = durability
         self.snapshot_every = snapshot_every
@@ -114,6 +117,7 @@ class ShardDirectoryService:
                 profile=self.profile,
                 scheduling_strategy=scheduling_strategy,
                 detached=self.detached,
+                market_reference=self.market_reference,
             )
             if sid not in self.stopped and self.status.get(sid) != DRAINED:
                 break  # a fresh name: no need to wait for the actor's recovery here
@@ -373,6 +377,7 @@ def get_or_create_directory(
     profile: str | None = None,
     detached: bool = False,
     policy: ShardPolicy | None = None,
+    market_reference: str = "agmarknet",
 ) -> Any:
     """Handle of the named ``shard-directory`` actor, created if missing."""
     opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0}
@@ -381,5 +386,14 @@ def get_or_create_directory(
     if detached:
         opts["lifetime"] = "detached"
     return ShardDirectory.options(**opts).remote(
-        persistence, namespace, durability, snapshot_every, decider, profile, detached, True, policy
+        persistence,
+        namespace,
+        durability,
+        snapshot_every,
+        decider,
+        profile,
+        detached,
+        True,
+        policy,
+        market_reference,
     )

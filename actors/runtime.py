@@ -76,6 +76,7 @@ def start_runtime(
         profile=profile,
         detached=detached,
         policy=ShardPolicy.from_settings(settings),
+        market_reference=settings.market_reference,
     )
     settlement = get_or_create_settlement(
         dsn,

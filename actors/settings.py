@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_shards_per_node: int = Field(default=32, ge=1)
     shard_idle_timeout_s: float = Field(default=900.0, ge=0)
     shard_idle_check_s: float = Field(default=15.0, gt=0)
+    # Market controls (docs/matching.md): the shards' reference price for price bands and the
+    # circuit breaker: the shipped Agmarknet modal prices, or none (no percentage band).
+    market_reference: Literal["agmarknet", "none"] = "agmarknet"
 
     risk_min_replicas: int = 1
     risk_max_replicas: int = 2

@@ -32,7 +32,9 @@ class ShardHost:
     """The Ray actor class: builds the service over the persistence actor and forwards calls.
 
     ``persistence``: persistence actor handle; the other arguments go to :class:`ShardService`.
-    ``recovery_wait_s``: how long the constructor retries recovery while PostgreSQL is down."""
+    ``recovery_wait_s``: how long the constructor retries recovery while PostgreSQL is down;
+    ``market_reference``: ``agmarknet`` (the shard's reference price is the state's modal price from
+    the shipped Agmarknet files, docs/matching.md "Price bands") or ``none``."""
 
     def __init__(
         self,
@@ -45,10 +47,13 @@ class ShardHost:
         profile: str | None = None,
         recovery_page: int = 20_000,
         recovery_wait_s: float = 30.0,
+        market_reference: str = "agmarknet",
     ) -> None:
         from actors.gc_tuning import tune_gc_for_matching
+        from persistence.agmarknet import market_reference as agmarknet_reference
 
         tune_gc_for_matching()  # the actor process hosts one book: avoid long gen-2 pauses
+        ref = agmarknet_reference(region, commodity) if market_reference == "agmarknet" else None
         self.service = ShardService(
             region,
             commodity,
@@ -59,6 +64,7 @@ class ShardHost:
             profile=profile,
             recovery_page=recovery_page,
             node_id=ray.get_runtime_context().get_node_id(),
+            market_reference=None if ref is None else (ref[0], "agmarknet", ref[1]),
         )
         # Ray runs __init__ outside the actor's event loop: recover on a loop of our own (a thread),
         # so the first command finds the shard ready.
@@ -128,6 +134,7 @@ def create_shard_actor(
     scheduling_strategy: Any = "SPREAD",
     detached: bool = False,
     num_cpus: float = 0,
+    market_reference: str = "agmarknet",
 ) -> Any:
     """Create (or get, if it exists) the named shard actor ``shard:<region>.<commodity>``.
 
@@ -149,5 +156,12 @@ def create_shard_actor(
         opts["lifetime"] = "detached"
     opts.update(matching_placement(ray.cluster_resources()))
     return ShardActor.options(**opts).remote(
-        region, commodity, persistence, durability, snapshot_every, decider, profile
+        region,
+        commodity,
+        persistence,
+        durability,
+        snapshot_every,
+        decider,
+        profile,
+        market_reference=market_reference,
     )

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from actors.core.commands import SetMarketReference
 from actors.core.engine import ShardEngine
 from actors.core.ids import shard_id_for
 from actors.core.risk.types import RiskRequest
@@ -59,7 +60,9 @@ from persistence.store import CommitFailed, EventStore
 
 log = logging.getLogger(__name__)
 
-QUERY_METHODS = frozenset({"best_bid_ask", "depth", "open_orders", "get_order", "search", "stats"})
+QUERY_METHODS = frozenset(
+    {"best_bid_ask", "depth", "open_orders", "get_order", "search", "stats", "market_status"}
+)
 
 
 @dataclass(slots=True)
@@ -75,7 +78,9 @@ class ShardService:
     factory (None = pass-all); ``durability``: ``sync`` | ``async``; ``snapshot_every``: events
     between snapshots (0 = never); ``memory_tail``: most committed events kept in memory for rollback
     (beyond it recovery reads the store); ``shadow``: keep a committed-state engine for O(1)
-    rollback (see the module docstring); ``recovery_page``: events per store read."""
+    rollback (see the module docstring); ``recovery_page``: events per store read;
+    ``market_reference``: ``(price paise/kg, source, as_of)`` the shard records as its market
+    reference (a MARKET_REFERENCE event before the first batch that finds it different)."""
 
     def __init__(
         self,
@@ -91,6 +96,7 @@ class ShardService:
         memory_tail: int = 200_000,
         shadow: bool = False,
         node_id: str | None = None,
+        market_reference: tuple[int, str, str] | None = None,
     ) -> None:
         if durability not in ("sync", "async"):
             raise ValueError(f"durability must be sync or async, not {durability!r}")
@@ -104,6 +110,7 @@ class ShardService:
         self.recovery_page = recovery_page
         self.memory_tail = memory_tail
         self.node_id = node_id
+        self.market_reference = market_reference
         self.engine: ShardEngine | None = None
         self.committed_seq = 0
         self.last_snapshot_seq = 0
@@ -186,6 +193,16 @@ class ShardService:
             return ShardEngine(self.region, self.commodity, self.profile)
         return ShardEngine(self.region, self.commodity)
 
+    def _reference_command(self, engine: ShardEngine) -> SetMarketReference | None:
+        """The command recording :attr:`market_reference` when the engine has another one."""
+        want = self.market_reference
+        if want is None:
+            return None
+        ref = engine.reference
+        if ref is not None and (ref["price"], ref["source"], ref["as_of"]) == want:
+            return None
+        return SetMarketReference(int(time.time() * 1000), *want)
+
     def _settle_unknown(self, seq: int) -> None:
         """Batches whose outcome was unknown: recovery saw the store, so now it is known."""
         for b in self._unknown:
@@ -231,10 +248,15 @@ class ShardService:
             t0 = time.perf_counter()
             refused = {i: p for i, c in enumerate(commands) if (p := command_problem(c)) is not None}
             good = [c for i, c in enumerate(commands) if i not in refused] if refused else commands
+            reference = self._reference_command(engine)
+            if reference is not None:
+                good = [reference, *good]
             decider = self.decider
             request = engine.plan(good) if decider.needs_queries else RiskRequest()
             verdicts = await decide_in_loop(decider, request)
             result = engine.execute(good, verdicts)
+            if reference is not None:
+                result.results = result.results[1:]
             settle(decider, verdicts.credit_grants, result.credit_used)
             results = merge_refused(commands, refused, result.results)
             self.counters["batches"] += 1
@@ -419,9 +441,12 @@ class ShardService:
 
     def info(self) -> dict[str, Any]:
         """Status: ids, ``node_id``, ``pid``, ``seq`` (engine), ``committed_seq``, ``book_size``,
-        ``queue_depth`` (batches received and not yet answered), counters, stage seconds."""
+        ``queue_depth`` (batches received and not yet answered), counters, stage seconds, and the
+        market status (``halted``, ``halt_kind``, ``halt_reason``, ``halted_until`` epoch ms or None,
+        ``price_band``; :meth:`actors.core.engine.ShardEngine.market_status`)."""
         eng = self.engine
         stats = eng.stats() if eng is not None else {}
+        market = eng.market_status() if eng is not None else {}
         return {
             "shard_id": self.shard_id,
             "region": self.region,
@@ -439,4 +464,5 @@ class ShardService:
             "recovery_source": self.recovery_source,
             **self.counters,
             **{k: round(v, 4) for k, v in self.secs.items()},
+            **market,
         }

@@ -173,6 +173,7 @@ def create_app(
 
     from gateway import (
         routes_admin,
+        routes_controls,
         routes_ledger,
         routes_market,
         routes_negotiation,
@@ -189,6 +190,7 @@ def create_app(
     app.include_router(routes_webhooks.router)
     app.include_router(routes_settlement.router)
     app.include_router(routes_ledger.router)
+    app.include_router(routes_controls.router)
     app.include_router(stream.router)
 
     @app.get("/healthz", tags=["ops"], summary="Process is up", response_model=Health)

@@ -5,7 +5,8 @@ Commands:
   serve            run the server (embedded PostgreSQL/Redis when no URLs are configured)
   run              serve + replay the real cotton data, leave the server up (the quickstart)
   replay FILES     drive real Agmarknet data through the HTTP API
-  shards           list | add | drain | resume shards (operator, over the admin API)
+  shards           list | add | drain | resume | halt | band shards (operator, over the admin API)
+  parties          kill-switch PARTY: cancel a party's open orders in every shard (operator)
   bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | ledger | webhooks
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
@@ -62,8 +63,14 @@ def _delegate(module: str, argv: list[str]) -> None:
 
 @app.command(context_settings=_PASS)
 def shards(ctx: typer.Context) -> None:
-    """Operator shard commands: list | add | drain | resume."""
+    """Operator shard commands: list | add | drain | resume | halt | band."""
     _delegate("gateway.operator_cli", ctx.args)
+
+
+@app.command(context_settings=_PASS)
+def parties(ctx: typer.Context) -> None:
+    """Operator party commands: kill-switch PARTY."""
+    _delegate("gateway.parties_cli", ctx.args)
 
 
 @app.command(context_settings=_PASS)

@@ -1,11 +1,16 @@
-"""``tradedesk shards list|add|drain|resume``: operator shard commands over the gateway's admin API.
+"""``tradedesk shards list|add|drain|resume|halt|band``: operator shard commands over the admin API.
 
 Usage::
 
     tradedesk shards [--gateway URL] [--api-key-file PATH] [--json] list
     tradedesk shards [...] add    REGION COMMODITY     (admin key)
     tradedesk shards [...] drain  SHARD_ID             (operator or admin key)
-    tradedesk shards [...] resume SHARD_ID             (operator or admin key)
+    tradedesk shards [...] resume SHARD_ID             (lifts a drain and a market halt)
+    tradedesk shards [...] halt   SHARD_ID [--reason TEXT]
+    tradedesk shards [...] band   SHARD_ID [--percent P | --min PAISE --max PAISE | --default | --off]
+
+``band`` without an option shows the band. ``tradedesk parties kill-switch PARTY``
+(:mod:`gateway.parties_cli`) shares the options and the output of these commands.
 
 ``list`` shows every shard of the shards table with its status (UP, IDLE, DRAINED, RECOVERING,
 UNREACHABLE). ``--gateway`` defaults to ``http://127.0.0.1:8000`` (``TRADEDESK_GATEWAY``);
@@ -19,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +55,7 @@ def _default_key_file() -> str:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     cols = ["shard_id", "status", "node_id", "seq", "committed_seq", "book_size", "queue_depth", "draining"]
+    cols += ["halted", "halted_until"]
     data = [[str(r.get(c, "") if r.get(c) is not None else "-")[:16] for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in data)) if data else len(c) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
@@ -57,9 +63,16 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _call(ctx: typer.Context, method: str, path: str, body: dict[str, Any] | None = None) -> None:
-    """Send one admin API request and print the answer; exits 1 on an API error, 2 when the key file
-    cannot be read or the gateway cannot be reached."""
+def call_api(
+    ctx: typer.Context,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    show: Callable[[dict[str, Any]], str] | None = None,
+) -> dict[str, Any]:
+    """Send one admin API request and print the answer (``show`` renders it; default: the shard
+    table) and return it; exits 1 on an API error, 2 when the key file cannot be read or the gateway cannot be
+    reached."""
     import httpx
 
     o: _Opts = ctx.obj
@@ -86,12 +99,13 @@ def _call(ctx: typer.Context, method: str, path: str, body: dict[str, Any] | Non
         raise typer.Exit(1)
     if o.json:
         typer.echo(json.dumps(answer, indent=2, sort_keys=True))
-    else:
-        typer.echo(_table(answer.get("items", [answer])))
+        return answer
+    typer.echo(show(answer) if show is not None else _table(answer.get("items", [answer])))
+    return answer
 
 
 @app.callback()
-def _options(
+def common_options(
     ctx: typer.Context,
     gateway: Annotated[str, typer.Option(envvar="TRADEDESK_GATEWAY", help="gateway base URL")] = (
         "http://127.0.0.1:8000"
@@ -109,7 +123,7 @@ def _options(
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """List every shard with its status (UP, IDLE, DRAINED), node, seq, book size, queue depth."""
-    _call(ctx, "GET", "/v1/admin/shards")
+    call_api(ctx, "GET", "/v1/admin/shards")
 
 
 @app.command()
@@ -119,30 +133,89 @@ def add(
     commodity: Annotated[str, typer.Argument(help="e.g. cotton")],
 ) -> None:
     """Add (open) a shard whatever the creation policy; needs an admin key."""
-    _call(ctx, "POST", "/v1/admin/shards", {"region": region, "commodity": commodity})
+    call_api(ctx, "POST", "/v1/admin/shards", {"region": region, "commodity": commodity})
 
 
 @app.command()
 def drain(ctx: typer.Context, shard_id: Annotated[str, typer.Argument(help="e.g. IN-GJ.cotton")]) -> None:
     """Drain a shard: stop taking commands, flush and snapshot (until resumed)."""
-    _call(ctx, "POST", f"/v1/admin/shards/{shard_id}/drain")
+    call_api(ctx, "POST", f"/v1/admin/shards/{shard_id}/drain")
 
 
 @app.command()
 def resume(ctx: typer.Context, shard_id: Annotated[str, typer.Argument(help="e.g. IN-GJ.cotton")]) -> None:
-    """Resume a drained shard: it takes commands again."""
-    _call(ctx, "POST", f"/v1/admin/shards/{shard_id}/resume")
+    """Resume a drained or halted shard: it takes commands and new orders again."""
+    call_api(ctx, "POST", f"/v1/admin/shards/{shard_id}/resume")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the commands with ``argv`` (default ``sys.argv[1:]``); return the exit code (usage errors
-    print one usage line and return 2)."""
+def _halt_line(a: dict[str, Any]) -> str:
+    state = f"HALTED ({a.get('halt_kind')}: {a.get('halt_reason')})" if a.get("halted") else "not halted"
+    return f"{a.get('shard_id')}: {state}" + ("" if a.get("changed", True) else " (unchanged)")
+
+
+@app.command()
+def halt(
+    ctx: typer.Context,
+    shard_id: Annotated[str, typer.Argument(help="e.g. IN-GJ.cotton")],
+    reason: Annotated[str, typer.Option(help="why (recorded, shown in rejections)")] = "operator halt",
+) -> None:
+    """Halt a shard: new orders are rejected SHARD_HALTED until resumed; cancels are taken."""
+    call_api(ctx, "POST", f"/v1/admin/shards/{shard_id}/halt", {"reason": reason}, show=_halt_line)
+
+
+def _band_line(a: dict[str, Any]) -> str:
+    lo, hi = a.get("low_paise_per_kg"), a.get("high_paise_per_kg")
+    band = "no band" if lo is None else f"{lo:,}..{hi:,} paise/kg (Rs/quintal)"
+    ref = a.get("reference_paise_per_kg")
+    src = (
+        f", reference {ref:,} paise/kg ({a.get('reference_source')} {a.get('reference_as_of')})"
+        if ref
+        else ""
+    )
+    return f"{a.get('shard_id')}: {band}, mode {a.get('mode')}{src}"
+
+
+@app.command()
+def band(
+    ctx: typer.Context,
+    shard_id: Annotated[str, typer.Argument(help="e.g. IN-GJ.cotton")],
+    percent: Annotated[float | None, typer.Option(help="percent around the market reference")] = None,
+    min_: Annotated[int | None, typer.Option("--min", help="lowest price, paise/kg")] = None,
+    max_: Annotated[int | None, typer.Option("--max", help="highest price, paise/kg")] = None,
+    default: Annotated[bool, typer.Option("--default", help="back to the commodity's band")] = False,
+    off: Annotated[bool, typer.Option("--off", help="no band")] = False,
+) -> None:
+    """Show a shard's price band, or set it (one of --percent, --min/--max, --default, --off)."""
+    path = f"/v1/admin/shards/{shard_id}/price-band"
+    chosen = [percent is not None, min_ is not None or max_ is not None, default, off]
+    if sum(chosen) > 1:
+        typer.echo("give one of --percent, --min/--max, --default, --off", err=True)
+        raise typer.Exit(2)
+    if not any(chosen):
+        call_api(ctx, "GET", path, show=_band_line)
+        return
+    body: dict[str, Any] = {"mode": ["percent", "range", "default", "off"][chosen.index(True)]}
+    if percent is not None:
+        body["percent"] = percent
+    if min_ is not None or max_ is not None:
+        body.update(min_paise_per_kg=min_, max_paise_per_kg=max_)
+    call_api(ctx, "PUT", path, body, show=_band_line)
+
+
+def run_app(typer_app: typer.Typer, prog: str, argv: Sequence[str] | None) -> int:
+    """Run ``typer_app`` with ``argv`` (default ``sys.argv[1:]``); return the exit code (usage
+    errors print one usage line and return 2)."""
     args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        app(args=args, prog_name="tradedesk shards")
+        typer_app(args=args, prog_name=prog)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the shard commands with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    return run_app(app, "tradedesk shards", argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

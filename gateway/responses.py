@@ -429,6 +429,10 @@ class ShardOut(Out):
     gateway_queue_depth: int | None = None
     draining: bool | None = None
     status: str | None = Field(None, description="UP, or UNREACHABLE with error")
+    halted: bool | None = Field(None, description="market halt (operator or circuit breaker)")
+    halt_reason: str | None = None
+    halted_until: int | None = Field(None, description="epoch ms; null for an operator halt")
+    price_band: dict[str, Any] | None = Field(None, description="band and reference, paise/kg")
 
 
 class ShardPage(Out):

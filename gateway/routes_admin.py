@@ -6,7 +6,8 @@
   ``GET /v1/admin/api-keys``, ``POST /v1/admin/api-keys/{key_id}/revoke``.
 - Shards (docs/operators.md): ``GET /v1/admin/shards`` (operator, admin: every shard with its
   status, node, seq, book size, queue depths), ``POST /v1/admin/shards`` (add: admin only),
-  ``POST /v1/admin/shards/{shard_id}/drain`` and ``/resume`` (operator, admin).
+  ``POST /v1/admin/shards/{shard_id}/drain`` and ``/resume`` (operator, admin; resume also lifts
+  a market halt). Halt, price band and kill switch: :mod:`gateway.routes_controls`.
 - Risk pool health (operator, admin, data_scientist): ``GET /v1/admin/risk/health``.
 """
 
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from actors.core.commands import ResumeShard
 from actors.core.ids import KEY_PREFIX
 from gateway.auth import AdminPrincipal, OpsPrincipal, RiskReader
 from gateway.edge.text import EntityId, TextRule
@@ -35,7 +37,8 @@ from gateway.responses import (
     ShardPage,
     errors,
 )
-from gateway.routes_orders import gw
+from gateway.routes_controls import operator_of, run_control
+from gateway.routes_orders import arrival_ms, gw
 from gateway.schemas import ApiKeyIn, PartyIn, PartyPatch, ShardIn, to_jsonable
 from persistence.api_keys import ApiKeyRepo
 from persistence.parties import PartyExists, PartyNotFound, PartyRepository, party_to_dict
@@ -205,8 +208,9 @@ async def revoke_key(key_id: EntityId, request: Request, _p: AdminPrincipal) -> 
 async def list_shards(request: Request, _p: OpsPrincipal) -> Any:
     """``{"items": [{shard_id, region, commodity, status (UP | IDLE | DRAINED | RECOVERING |
     UNREACHABLE), running, node_id, seq, committed_seq, book_size, queue_depth (actor),
-    gateway_queue_depth (this process), draining}]}``: every shard of the shards table; the
-    actor's fields only for running shards."""
+    gateway_queue_depth (this process), draining, halted, halt_kind, halt_reason, halted_since,
+    halted_until (epoch ms or null), trigger, price_band}]}``: every shard of the shards table; the
+    actor's fields (market status included) only for running shards."""
     g = gw(request)
     rows = await g.list_shards()
     depths = g.batcher.depths() if g.batcher else {}
@@ -256,13 +260,16 @@ async def drain_shard(shard_id: EntityId, request: Request, _p: OpsPrincipal) ->
 
 @router.post(
     "/shards/{shard_id}/resume",
-    summary="Resume a drained shard (take commands again)",
+    summary="Resume a drained or halted shard (take commands and new orders again)",
     response_model=ShardOut,
     responses=errors(*AUTHED, 400, 403, 404, 409, 422),
 )
-async def resume_shard(shard_id: EntityId, request: Request, _p: OpsPrincipal) -> Any:
-    """The shard takes commands again; its status becomes UP."""
-    return await _shard_call(gw(request).directory.resume.remote(shard_id))
+async def resume_shard(shard_id: EntityId, request: Request, p: OpsPrincipal) -> Any:
+    """Lift a drain (the shard takes commands again, status UP) and a market halt (operator or
+    circuit breaker: SHARD_RESUMED recorded; ``resumed_halt`` true when there was one)."""
+    info = await _shard_call(gw(request).directory.resume.remote(shard_id))
+    r = await run_control(request, shard_id, ResumeShard(arrival_ms(request), operator_of(p)))
+    return {**info, **to_jsonable(r["market"]), "resumed_halt": r["changed"]}
 
 
 @router.get(

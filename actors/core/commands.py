@@ -145,6 +145,64 @@ class ReleaseReservation:
     reservation_id: str
 
 
+@dataclass(slots=True)
+class HaltShard:
+    """Operator halt of the shard: new orders, risk-increasing amends, proposal accepts and
+    reservation confirms are rejected (``SHARD_HALTED``) until :class:`ResumeShard`; cancels and
+    releases are still taken and resting orders stay in the book (docs/matching.md, "Market controls").
+    ``operator_id``: who asked (API key id or party id); ``reason``: free text for the record."""
+
+    ts: int
+    operator_id: str
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class ResumeShard:
+    """Operator resume: lift a halt (an operator halt or a circuit-breaker halt before its end)."""
+
+    ts: int
+    operator_id: str
+
+
+@dataclass(slots=True)
+class SetPriceBand:
+    """Operator override of the shard's price band (docs/matching.md, "Price bands").
+
+    ``mode``: ``default`` (the commodity's band around the market reference), ``percent``
+    (``band_bp`` basis points around the reference, 1..9999), ``range`` (explicit ``min_price`` ..
+    ``max_price`` paise/kg, no reference needed) or ``off`` (no band)."""
+
+    ts: int
+    operator_id: str
+    mode: str = "default"
+    band_bp: int | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+
+
+@dataclass(slots=True)
+class SetMarketReference:
+    """The shard's market reference price (paise/kg = Rs/quintal), e.g. the last Agmarknet modal
+    price of the shard's state; ``source`` names where it comes from (``agmarknet``), ``as_of`` the
+    day it was reported (ISO date). Sent by the shard host, recorded as an event so replay sees it."""
+
+    ts: int
+    price: int
+    source: str
+    as_of: str = ""
+
+
+@dataclass(slots=True)
+class KillSwitch:
+    """Operator kill switch: cancel every open order of ``party_id`` in this shard (the gateway sends
+    one to every shard)."""
+
+    ts: int
+    operator_id: str
+    party_id: str
+
+
 Command = (
     PlaceOrder
     | CancelOrder
@@ -154,6 +212,11 @@ Command = (
     | RejectProposal
     | ConfirmReservation
     | ReleaseReservation
+    | HaltShard
+    | ResumeShard
+    | SetPriceBand
+    | SetMarketReference
+    | KillSwitch
 )
 
 COMMAND_TYPES: dict[str, type] = {
@@ -165,6 +228,11 @@ COMMAND_TYPES: dict[str, type] = {
     "reject": RejectProposal,
     "confirm": ConfirmReservation,
     "release": ReleaseReservation,
+    "halt": HaltShard,
+    "resume": ResumeShard,
+    "price_band": SetPriceBand,
+    "reference": SetMarketReference,
+    "kill_switch": KillSwitch,
 }
 
 

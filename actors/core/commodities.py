@@ -29,6 +29,16 @@ the ``quality`` profile. ``price_band`` is the fraction below (buyer) or above (
 order's limit at which the price component reaches 1.0. ``reference_distance_km`` scales the
 distance component when the requirement gives no ``max_distance_km``.
 
+Market controls (docs/matching.md, "Market controls"), in basis points (1 bp = 0.01 %) and ms:
+``market_band_bp`` (default 2000 = +/-20 %) is the price band around the shard's market reference
+(the last Agmarknet modal price of its state); an order priced outside is rejected. The circuit
+breaker halts the shard for ``breaker_halt_ms`` (default 15 min) when a trade price is more than
+``breaker_move_bp`` (default 1000 = 10 %) away from the price ``breaker_window_ms`` (default
+15 min) earlier (the last trade at or before then, or the market reference when the shard has no
+trade that old); ``breaker_move_bp = 0`` turns the breaker off. The figures are this project's
+defaults (issue 14 asks for "+/-20 % of the last modal price" and a configurable X % / Y min / Z min
+breaker); docs/matching.md explains them and how an operator overrides the band per shard.
+
 ``traded_in``: the regions (current ISO 3166-2 codes) where the commodity has a market, i.e. where an
 order may open a new shard under the default ``shard_creation = "traded"`` policy (docs/operators.md).
 Source: the states with at least one arrival in the Agmarknet exports shipped in ``data/agmarknet/``
@@ -98,6 +108,10 @@ class CommoditySpec:
     near_duplicate_window_ms: int = 5 * 60 * 1000
     default_profile: str = "quality"
     traded_in: frozenset[str] = frozenset()
+    market_band_bp: int = 2000
+    breaker_move_bp: int = 1000
+    breaker_window_ms: int = 15 * 60 * 1000
+    breaker_halt_ms: int = 15 * 60 * 1000
     aliases: tuple[str, ...] = ()  # other spellings, lower case (Agmarknet portal names included)
 
     def unit_problem(self, unit: str) -> str | None:

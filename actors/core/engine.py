@@ -11,6 +11,7 @@ commands' ``ts`` (epoch ms).
 This module is the batch API and the sequence numbers; the work is split by job:
 :mod:`~actors.core.placing` (place, cancel, amend, expiry), :mod:`~actors.core.matching` (ranking
 and fill planning), :mod:`~actors.core.negotiation` (proposals, reservations),
+:mod:`~actors.core.market_controls` (price bands, halts, circuit breaker, kill switch),
 :mod:`~actors.core.projector` (apply, snapshot, restore) and :mod:`~actors.core.queries` (read side).
 """
 
@@ -25,9 +26,14 @@ from actors.core.commands import (
     AmendOrder,
     CancelOrder,
     ConfirmReservation,
+    HaltShard,
+    KillSwitch,
     PlaceOrder,
     RejectProposal,
     ReleaseReservation,
+    ResumeShard,
+    SetMarketReference,
+    SetPriceBand,
     Tick,
 )
 from actors.core.events import Event, Payload
@@ -220,4 +226,9 @@ _HANDLERS: dict[type, Any] = {
     RejectProposal: ShardEngine._reject_proposal,
     ConfirmReservation: ShardEngine._confirm,
     ReleaseReservation: ShardEngine._release,
+    HaltShard: ShardEngine._halt,
+    ResumeShard: ShardEngine._resume_halt,
+    SetPriceBand: ShardEngine._set_band,
+    SetMarketReference: ShardEngine._set_reference,
+    KillSwitch: ShardEngine._kill_switch,
 }

@@ -41,6 +41,11 @@ CANCELLED = "CANCELLED"
 AMENDED = "AMENDED"
 EXPIRED = "EXPIRED"
 CONFIRMED = "CONFIRMED"
+SHARD_HALTED = "SHARD_HALTED"
+SHARD_RESUMED = "SHARD_RESUMED"
+PRICE_BAND_SET = "PRICE_BAND_SET"
+MARKET_REFERENCE = "MARKET_REFERENCE"
+KILL_SWITCH = "KILL_SWITCH"
 
 
 class OrderAccepted(Payload, frozen=True, gc=False):
@@ -167,6 +172,69 @@ class Amended(Payload, frozen=True, gc=False):
     priority: int
 
 
+class BreakerTrigger(msgspec.Struct, frozen=True, gc=False):
+    """What tripped the circuit breaker: the trade (``allocation_id``, ``trade_price`` paise/kg),
+    the price it moved from (``reference_price`` paise/kg; ``reference_kind`` ``trade`` = the trade
+    price one window earlier, ``market`` = the shard's market reference), the move and the threshold in
+    basis points, and the window (ms)."""
+
+    allocation_id: str
+    trade_price: int
+    reference_price: int
+    reference_kind: str
+    move_bp: int
+    threshold_bp: int
+    window_ms: int
+
+
+class ShardHalted(Payload, frozen=True, gc=False):
+    """The shard stopped taking new orders. ``kind``: ``OPERATOR`` (until resumed; ``halted_until``
+    None) or ``CIRCUIT_BREAKER`` (until ``halted_until`` epoch ms, with its ``trigger``)."""
+
+    kind: str
+    reason: str
+    operator_id: str | None
+    halted_until: int | None
+    trigger: BreakerTrigger | None
+
+
+class ShardResumed(Payload, frozen=True, gc=False):
+    """The halt ended. ``kind``: ``OPERATOR`` (a resume command) or ``AUTO`` (the first command
+    with ``ts >= halted_until`` of a circuit-breaker halt; the event's ts is ``halted_until``)."""
+
+    kind: str
+    operator_id: str | None
+
+
+class PriceBandSet(Payload, frozen=True, gc=False):
+    """An operator set the shard's band rule: ``mode`` default/percent/range/off, ``band_bp`` basis
+    points around the reference (percent), ``min_price``/``max_price`` paise/kg (range)."""
+
+    operator_id: str
+    mode: str
+    band_bp: int | None
+    min_price: int | None
+    max_price: int | None
+
+
+class MarketReference(Payload, frozen=True, gc=False):
+    """The shard's market reference price (paise/kg = Rs/quintal) from ``source`` as of ``as_of``."""
+
+    price: int
+    source: str
+    as_of: str
+
+
+class KillSwitchPulled(Payload, frozen=True, gc=False):
+    """An operator cancelled every open order of ``party_id`` in this shard: ``orders`` orders,
+    ``cancelled_kg`` kg in all; one CANCELLED event per order follows."""
+
+    party_id: str
+    operator_id: str
+    orders: int
+    cancelled_kg: int
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     ORDER_ACCEPTED: OrderAccepted,
     ORDER_REJECTED: OrderRejected,
@@ -180,6 +248,11 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
     AMENDED: Amended,
     EXPIRED: Expired,
     CONFIRMED: Confirmed,
+    SHARD_HALTED: ShardHalted,
+    SHARD_RESUMED: ShardResumed,
+    PRICE_BAND_SET: PriceBandSet,
+    MARKET_REFERENCE: MarketReference,
+    KILL_SWITCH: KillSwitchPulled,
 }
 EVENT_TYPES = frozenset(PAYLOAD_TYPES)  # the shards' event types
 # The settlement stream's payloads (actors/core/posttrade/events.py) share the codec.

@@ -236,10 +236,12 @@ class Matching(ShardState):
             if buy.intent == NEGOTIATE:
                 self._emit(PROPOSED, ts, Proposed(*common, self._next_id("P")))
             else:
-                self._emit(ALLOCATED, ts, Allocated(*common, self._next_id("A"), None))
+                ev = self._emit(ALLOCATED, ts, Allocated(*common, self._next_id("A"), None))
                 self._credit_used[buy.party_id] = (
                     self._credit_used.get(buy.party_id, 0) + fill.qty * resting.price
                 )
+                if self._breaker_tripped(ev, ts):
+                    break  # the shard is halted: the taker's other fills are not made
 
     def _plan_candidates(
         self, taker: Order, taker_ref: str, incoming: list[tuple[str, Order]]

@@ -43,6 +43,8 @@ class Negotiation(ShardState):
         p = self._open_proposal(cmd)
         if "_reject" in p:
             return self._reject_command(cmd, *p["_reject"])
+        if self.halted:
+            return self._reject_command(cmd, v.SHARD_HALTED, self._halt_detail())
         if not v.is_int(cmd.hold_ms) or not 0 < cmd.hold_ms <= MAX_HOLD_MS:
             return self._reject_command(cmd, v.INVALID_HOLD, f"hold_ms must be in 1..{MAX_HOLD_MS}")
         want = p["quantity_kg"] if cmd.quantity_kg is None else cmd.quantity_kg
@@ -102,6 +104,8 @@ class Negotiation(ShardState):
         r = self._active_reservation(cmd, sellers_only=True)
         if "_reject" in r:
             return self._reject_command(cmd, *r["_reject"])
+        if self.halted:
+            return self._reject_command(cmd, v.SHARD_HALTED, self._halt_detail())
         p = self.proposals[r["proposal_id"]]
         payload = Confirmed(
             r["buy_order_id"],
@@ -119,7 +123,8 @@ class Negotiation(ShardState):
             self._next_id("A"),
             r["reservation_id"],
         )
-        self._emit(CONFIRMED, cmd.ts, payload)
+        ev = self._emit(CONFIRMED, cmd.ts, payload)
+        self._breaker_tripped(ev, cmd.ts)
         return {"command": "confirm", "status": "OK", "allocation": payload.to_dict()}
 
     def _release(self, cmd: ReleaseReservation) -> dict[str, Any]:

@@ -117,6 +117,8 @@ class Placing(ShardState):
         possibly 0); its reservations stay until confirmed or released, and released kg then
         counts as expired."""
         now = ts if ts > self.clock else self.clock
+        if self.halted_until is not None:
+            self._auto_resume(now)
         exp = self._expiries
         while exp and exp[0][0] <= now:
             due, oid = heapq.heappop(exp)
@@ -156,6 +158,10 @@ class Placing(ShardState):
         problem = v.check_place(cmd, self._spec_of(cmd.commodity), self.region, self.commodity)
         if problem is not None:
             return self._reject_place(cmd, *problem)
+        if self.halted:
+            return self._reject_place(cmd, v.SHARD_HALTED, self._halt_detail())
+        if self.band is not None and self._out_of_band(cmd.price):
+            return self._reject_place(cmd, v.PRICE_OUT_OF_BAND, self._band_detail(cmd.price))
         seq = self.seq + 1
         order_id = f"O-{self.shard_id}-{seq}"
         order = self._order_from_command(cmd, order_id, seq, self._near_duplicate(cmd))
@@ -259,6 +265,12 @@ class Placing(ShardState):
         if o.min_order_kg > qty:
             return self._reject_command(cmd, v.INVALID_AMEND, "quantity_kg below the order's min_order_kg")
         priority_lost = price != o.price or new_open > o.open_kg
+        if priority_lost and self.halted:
+            return self._reject_command(
+                cmd, v.SHARD_HALTED, self._halt_detail() + "; only quantity-down amends are taken"
+            )
+        if price != o.price and self._out_of_band(price):
+            return self._reject_command(cmd, v.PRICE_OUT_OF_BAND, self._band_detail(price))
         priority = self.seq + 1 if priority_lost else o.priority
         self._emit(AMENDED, cmd.ts, Amended(o.order_id, qty, new_open, price, priority_lost, priority))
         start = len(self._out)

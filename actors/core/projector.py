@@ -1,4 +1,5 @@
-"""The projector of a shard: :meth:`Projector.apply` is the ONLY code that changes the state, on the
+"""The projector of a shard: :meth:`Projector.apply` is the ONLY code that changes the state (with the
+market-control events' ``_ap_*`` of :mod:`actors.core.market_controls`, its base), on the
 live path (right after an event is emitted) and in recovery alike, so replaying the log rebuilds
 exactly the live state. Also the snapshot of that state and the restore from it.
 """
@@ -17,12 +18,17 @@ from actors.core.events import (
     COMMAND_REJECTED,
     CONFIRMED,
     EXPIRED,
+    KILL_SWITCH,
+    MARKET_REFERENCE,
     ORDER_ACCEPTED,
     ORDER_REJECTED,
+    PRICE_BAND_SET,
     PROPOSAL_REJECTED,
     PROPOSED,
     RELEASED,
     RESERVED,
+    SHARD_HALTED,
+    SHARD_RESUMED,
     Allocated,
     Amended,
     Event,
@@ -32,12 +38,12 @@ from actors.core.events import (
     Released,
     Reserved,
 )
+from actors.core.market_controls import MarketControls
 from actors.core.orders import Order
 from actors.core.placing import near_key, place_result
-from actors.core.state import ShardState
 
 
-class Projector(ShardState):
+class Projector(MarketControls):
     """``apply(event)``, ``snapshot()`` and ``from_snapshot(snap)``."""
 
     def apply(self, event: Event) -> None:
@@ -107,6 +113,7 @@ class Projector(ShardState):
             o = self.orders[oid]
             self._take(o, qty, from_reserved)
             o.updated_ts = ev.ts
+        self._record_trade(ev.ts, p.price)
         if p.taker_command == "place":
             self._taker_result(ev, p, "allocations")
 
@@ -213,6 +220,7 @@ class Projector(ShardState):
             "reservations": [dict(r) for r in self.reservations.values()],
             "results": [[k[0], k[1], r] for k, r in self.results.items()],
             "near_dups": [[list(k), val[0], val[1]] for k, val in self.near_dups.items()],
+            "market": self.market_snapshot(),
         }
 
     @classmethod
@@ -243,10 +251,11 @@ class Projector(ShardState):
                 heapq.heappush(eng._holds, (r["hold_until"], r["reservation_id"]))
         eng.results = {(k0, k1): r for k0, k1, r in snap["results"]}
         eng.near_dups = {tuple(k): (oid, ts) for k, oid, ts in snap["near_dups"]}
+        eng.restore_market(snap.get("market"))
         return eng
 
 
-_APPLY: dict[str, Callable[[Projector, Event], None]] = {
+_APPLY: dict[str, Callable[[Any, Event], None]] = {
     ORDER_ACCEPTED: Projector._ap_accepted,
     ORDER_REJECTED: Projector._ap_rejected,
     COMMAND_REJECTED: Projector._ap_noop,
@@ -259,4 +268,9 @@ _APPLY: dict[str, Callable[[Projector, Event], None]] = {
     CANCELLED: Projector._ap_cancelled,
     EXPIRED: Projector._ap_expired,
     AMENDED: Projector._ap_amended,
+    SHARD_HALTED: MarketControls._ap_halted,
+    SHARD_RESUMED: MarketControls._ap_resumed,
+    PRICE_BAND_SET: MarketControls._ap_band_set,
+    MARKET_REFERENCE: MarketControls._ap_reference,
+    KILL_SWITCH: Projector._ap_noop,
 }

@@ -9,6 +9,7 @@ few methods the parts call on one another; the engine class provides them.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,6 +55,14 @@ class ShardState:
         self.near_dups: dict[tuple[Any, ...], tuple[str, int]] = {}
         self._expiries: list[tuple[int, str]] = []
         self._holds: list[tuple[int, str]] = []
+        # market controls (actors/core/market_controls.py): halt, band rule, reference, trade window
+        self.halted = False
+        self.halted_until: int | None = None
+        self.halt: dict[str, Any] | None = None
+        self.band_rule: tuple[str, int | None, int | None, int | None] = ("default", None, None, None)
+        self.reference: dict[str, Any] | None = None
+        self.band: tuple[int, int] | None = None
+        self._trades: deque[tuple[int, int]] = deque()
         # per-batch state
         self._out: list[Event] = []
         self._verdicts: RiskVerdicts = PASS_ALL
@@ -90,4 +99,31 @@ class ShardState:
         raise NotImplementedError
 
     def apply(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def _auto_resume(self, now: int) -> None:
+        raise NotImplementedError
+
+    def _breaker_tripped(self, ev: Event, ts: int) -> bool:
+        raise NotImplementedError
+
+    def _record_trade(self, ts: int, price: int) -> None:
+        raise NotImplementedError
+
+    def _out_of_band(self, price: int) -> bool:
+        raise NotImplementedError
+
+    def _band_detail(self, price: int) -> str:
+        raise NotImplementedError
+
+    def _halt_detail(self) -> str:
+        raise NotImplementedError
+
+    def market_status(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def market_snapshot(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def restore_market(self, snap: dict[str, Any] | None) -> None:
         raise NotImplementedError

@@ -18,7 +18,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
 
 
 def _every_event_type() -> list[ev.Event]:
-    """A session that records each of the 12 event types at least once."""
+    """A session that records each of the 17 event types at least once."""
     e = ShardEngine("IN-GJ", "cotton", profile="price_time")
     out: list[ev.Event] = []
     out += e.execute([sell("s1", "A", 1000, 7000, 1, valid_until=500), sell("bad", "A", 0, 7000, 2)]).events
@@ -38,6 +38,11 @@ def _every_event_type() -> list[ev.Event]:
     out += e.execute([buy("b5", "G", 50, 6000, 19, valid_until=30)]).events
     out += e.execute([c.CancelOrder(20, "G", "O-IN-GJ.cotton-18")]).events  # CANCELLED
     out += e.execute([c.Tick(600)]).events  # EXPIRED (s1)
+    out += e.execute([c.SetMarketReference(700, 7000, "agmarknet", "2026-01-30")]).events
+    out += e.execute([c.SetPriceBand(701, "ops", "percent", 1500)]).events  # PRICE_BAND_SET
+    out += e.execute([c.HaltShard(702, "ops", "test")]).events  # SHARD_HALTED
+    out += e.execute([c.ResumeShard(703, "ops")]).events  # SHARD_RESUMED
+    out += e.execute([c.KillSwitch(704, "ops", "D")]).events  # KILL_SWITCH (nothing open)
     return out
 
 

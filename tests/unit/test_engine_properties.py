@@ -1,6 +1,8 @@
 """Property tests over random command sequences for the contract's invariants (ARCHITECTURE.md):
 no over-allocation, no hard-filter violation, quantity conservation, determinism, and
-snapshot + later events == apply(all events) == live state."""
+snapshot + later events == apply(all events) == live state. The sequences include the market
+controls (docs/matching.md): references that put trades inside or beyond the circuit breaker's
+10 %, operator bands, halts, resumes, jumps past a breaker halt's end and kill switches."""
 
 from __future__ import annotations
 
@@ -14,8 +16,13 @@ from actors.core.commands import (
     AmendOrder,
     CancelOrder,
     ConfirmReservation,
+    HaltShard,
+    KillSwitch,
     RejectProposal,
     ReleaseReservation,
+    ResumeShard,
+    SetMarketReference,
+    SetPriceBand,
     Tick,
 )
 from actors.core.engine import ShardEngine
@@ -44,12 +51,32 @@ place_op = s.tuples(
     s.sampled_from([False, False, False, True]),  # private with allow-list [C]
 )
 ref_op = s.tuples(
-    s.sampled_from(["cancel", "amend_qty", "amend_price", "accept", "reject", "confirm", "release", "tick"]),
+    s.sampled_from(
+        ["cancel", "amend_qty", "amend_price", "accept", "reject", "confirm", "release", "tick"]
+        + ["halt", "resume", "resume", "band", "kill", "reference", "reference", "later", "later"]
+    ),
     s.integers(0, 10_000),
     s.integers(-300, 300),
 )
 ops_strategy = s.lists(s.one_of(place_op, place_op, place_op, ref_op), min_size=8, max_size=60)
 batching = s.lists(s.integers(1, 8), min_size=1, max_size=60)
+
+
+_BANDS = [
+    lambda ts, delta: SetPriceBand(ts, "ops", "percent", 200 + abs(delta) * 10),
+    lambda ts, delta: SetPriceBand(ts, "ops", "range", min_price=6950 + delta // 10, max_price=7150),
+    lambda ts, delta: SetPriceBand(ts, "ops", "off"),
+    lambda ts, delta: SetPriceBand(ts, "ops", "default"),
+]
+# reference 6000: trades at ~7000 are > 10 % away (the breaker trips); 7000: they are not
+_MARKET_OPS: dict[str, Any] = {
+    "halt": lambda ts, pick, delta: HaltShard(ts, "ops", f"drill {pick}"),
+    "resume": lambda ts, pick, delta: ResumeShard(ts, "ops"),
+    "band": lambda ts, pick, delta: _BANDS[pick % len(_BANDS)](ts, delta),
+    "kill": lambda ts, pick, delta: KillSwitch(ts, "ops", PARTIES[pick % len(PARTIES)]),
+    "reference": lambda ts, pick, delta: SetMarketReference(ts, 6000 + 1000 * (pick % 2), "agmarknet", "d"),
+    "later": lambda ts, pick, delta: Tick(ts + 16 * 60_000),  # past a breaker halt's end
+}
 
 
 def _commands(engine: ShardEngine, ops: list[tuple[Any, ...]], start_ts: int) -> list[Any]:
@@ -91,6 +118,8 @@ def _commands(engine: ShardEngine, ops: list[tuple[Any, ...]], start_ts: int) ->
         resv = sorted(engine.reservations)
         if kind == "tick":
             out.append(Tick(ts + abs(delta)))
+        elif kind in _MARKET_OPS:
+            out.append(_MARKET_OPS[kind](ts, pick, delta))
         elif kind in ("cancel", "amend_qty", "amend_price") and orders:
             o = engine.orders[orders[pick % len(orders)]]
             if kind == "cancel":

@@ -123,3 +123,25 @@ class MarketReference:
     def keys(self) -> list[tuple[str, str]]:
         """Known (commodity, region) series; region ``*`` is the commodity-wide series."""
         return sorted(self._series)
+
+
+REFERENCE_DAYS = 30
+
+
+def state_reference(
+    points: Iterable[PricePoint], commodity: str, region: str, days: int = REFERENCE_DAYS
+) -> tuple[int, date] | None:
+    """The market reference of a shard: the median (low median, an observed price) of the modal
+    prices (paise/kg) of ``commodity`` in ``region`` over the ``days`` days up to its latest report,
+    with that latest day; None when the state has no price.
+
+    Why a month and not the last day alone: a state's last report often holds one or two markets
+    (docs/matching.md, "Price bands"), and quotes between markets of a state differ by more than the
+    band (kapas against lint, quality), so one market's day would make a noisy reference."""
+    canon = canonical_commodity(commodity) or commodity
+    mine = [p for p in points if p.commodity == canon and current_code(p.region) == region]
+    if not mine:
+        return None
+    last = max(p.day for p in mine)
+    recent = [p.price for p in mine if (last - p.day).days < days]
+    return int(statistics.median_low(recent)), last
