@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import statistics
 import time
@@ -86,10 +87,11 @@ def modal_reference(region: str, commodity: str) -> dict[str, Any]:
     responses=errors(*AUTHED, 404, 422),
 )
 async def reference(_p: MarketReader, region: RegionP, commodity: CommodityP) -> Any:
-    """``{shard_id, source, modal, day, markets, low, high}``, prices paise/kg (= Rs./quintal)."""
+    """``{shard_id, source, modal, day, markets, low, high}``, prices paise/kg (= Rs./quintal). The
+    files are read once per process (a few seconds), off the event loop."""
     sid = _shard(region, commodity)
     canon = sid.rpartition(".")[2]
-    return {"shard_id": sid, "source": "Agmarknet", **modal_reference(region, canon)}
+    return {"shard_id": sid, "source": "Agmarknet", **await asyncio.to_thread(modal_reference, region, canon)}
 
 
 @router.get(

@@ -36,7 +36,12 @@
     if (x.length) { x.push(x[x.length - 1] + Math.sign(x[x.length - 1] - x[0] || 1) * Math.max(10, Math.abs(x[x.length - 1] - x[0]) * 0.05)); y.push(acc / 1000); }
     return { x, y };
   }
+  // plotly.js (4.8 MB) loads async: the ladder and the rest never wait for it
+  let lastDepth = null;
+  const plotlyTag = document.getElementById("plotly-js");
+  if (plotlyTag) plotlyTag.addEventListener("load", () => { if (lastDepth) drawChart(lastDepth); });
   function drawChart(d) {
+    lastDepth = d;
     if (!window.Plotly) return;
     const b = cumulative(d.bids), a = cumulative(d.asks);
     Plotly.react($("depth-chart"), [
