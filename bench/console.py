@@ -134,6 +134,23 @@ def _round(
     return [p1, d1, p2, d2]
 
 
+def _screenshots(browser: Any, base: str, market: str, shots: Path, trader: str, admin: str) -> None:
+    """``console-trader.png`` (``trader``'s view of ``market``) and ``console-operator.png`` (admin)."""
+    shots.mkdir(parents=True, exist_ok=True)
+    tp = _signed_in(browser, base, trader, market)
+    tp.goto(f"{base}/ui/trader?market={market}")
+    tp.wait_for_function("(m) => document.body.dataset.ready === m", arg=market)
+    tp.wait_for_timeout(1500)  # plotly (async) has drawn the chart
+    tp.screenshot(path=str(shots / "console-trader.png"), full_page=True)
+    op = _signed_in(browser, base, admin, market)
+    op.goto(base + "/ui/operator")
+    op.wait_for_function("() => document.body.dataset.ready === 'shards'")
+    op.wait_for_timeout(6000)  # a second refresh: decisions/s needs two readings
+    op.screenshot(path=str(shots / "console-operator.png"), full_page=True)
+    tp.context.close()
+    op.context.close()
+
+
 def run(
     base: str, admin: str, market: str, rounds: int, chromium: str, shots: Path | None, party: str | None
 ) -> dict[str, Any]:
@@ -155,6 +172,15 @@ def run(
     loads, dcls, post_book, book, post_trade, trade = [], [], [], [], [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        if shots is not None:  # first: the market as the server has it, before the bench's own trades
+            _screenshots(
+                browser,
+                base,
+                market,
+                shots,
+                api.key_for(party, "buyer", create=False) if party else buyer,
+                admin,
+            )
         page = _signed_in(browser, base, buyer, market)
         for _ in range(rounds):
             ms, dcl = _load(page, base, f"/ui/trader?market={market}", market)
@@ -166,19 +192,6 @@ def run(
             book.append(d1)
             post_trade.append(p2)
             trade.append(d2)
-        if shots is not None:
-            shots.mkdir(parents=True, exist_ok=True)
-            who = api.key_for(party, "buyer", create=False) if party else buyer
-            tp = _signed_in(browser, base, who, market)
-            tp.goto(f"{base}/ui/trader?market={market}")
-            tp.wait_for_function("(m) => document.body.dataset.ready === m", arg=market)
-            tp.wait_for_timeout(1500)
-            tp.screenshot(path=str(shots / "console-trader.png"), full_page=True)
-            op = _signed_in(browser, base, admin, market)
-            op.goto(base + "/ui/operator")
-            op.wait_for_function("() => document.body.dataset.ready === 'shards'")
-            op.wait_for_timeout(6000)  # a second refresh: decisions/s needs two readings
-            op.screenshot(path=str(shots / "console-operator.png"), full_page=True)
         browser.close()
     return {
         "bench": "console",

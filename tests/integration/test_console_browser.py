@@ -1,6 +1,6 @@
 """The web console in real headless Chromium (Debian's ``chromium``, driven by Playwright with
-``executable_path``; never a downloaded browser) against the real gateway (uvicorn, Ray shards,
-PostgreSQL, Redis):
+``executable_path``; never a downloaded browser) against the real gateway of the shared ``gw``
+fixture (uvicorn, Ray shards, PostgreSQL, Redis); marker e2e:
 
 - sign in with an API key: kept in sessionStorage only (no URL, cookie or localStorage), routed to
   the page of the key's role;
@@ -40,15 +40,6 @@ WAIT_MS = 15_000
 
 if not (Path(CHROMIUM).exists() or shutil.which("chromium")):  # .ci/run installs it with apt-get
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    from tests.conftest import REDIS_URL
-
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
-    yield g
-    g.stop()
 
 
 @pytest.fixture(scope="module")
