@@ -1,5 +1,5 @@
-"""Benchmarks: `tradedesk bench core|shard|risk|gateway|abuse|rollback|ledger|webhooks`, JSON with
-throughput, latency and a baseline measured in the same run."""
+"""Benchmarks: `tradedesk bench core|shard|risk|gateway|abuse|rollback|ledger|webhooks|console`, JSON
+with throughput, latency and a baseline measured in the same run."""
 
 from typing import Annotated
 

@@ -11,7 +11,8 @@ small pool; the dispatchers of several processes share the work through PostgreS
 
 Middleware order (outermost first): timing/metrics (records the arrival time, epoch ms, that every
 command's ``ts`` is taken from), idempotency (POST + ``Idempotency-Key``), ``Allow`` (OPTIONS and
-405 with every method of the path, ``gateway.allow``), then routing. Ops: ``/healthz`` (process up),
+405 with every method of the path, ``gateway.allow``), then routing. The web console is at ``/ui``
+(:mod:`gateway.console`). Ops: ``/healthz`` (process up),
 ``/readyz`` (Ray, PostgreSQL, Redis, risk pool, every ACTIVE shard recovered), ``/metrics``.
 """
 
@@ -192,6 +193,9 @@ def create_app(
     app.include_router(routes_ledger.router)
     app.include_router(routes_controls.router)
     app.include_router(stream.router)
+    from gateway import console
+
+    console.install(app)  # the web console at /ui and its read endpoints
 
     @app.get("/healthz", tags=["ops"], summary="Process is up", response_model=Health)
     async def healthz() -> dict[str, str]:

@@ -113,8 +113,10 @@ def configure_logging(files: LogFiles, level: str = "info", to_terminal: bool = 
 
 
 def where_lines(base: str, data_dir: str | Path, key_file: Path, files: LogFiles) -> list[str]:
-    """The few lines that tell a newcomer where everything is (API docs, admin key, data, logs)."""
+    """The few lines that tell a newcomer where everything is (web console, API docs, admin key,
+    data, logs)."""
     return [
+        f"console     {base}/ui   (sign in with an API key: a trader's, or the admin key file's)",
         f"API docs    {base}/docs   (metrics {base}/metrics)",
         f"admin key   {key_file}   (mode 0600; the key itself is never printed)",
         f"data dir    {data_dir}",

@@ -5,14 +5,14 @@
 2. waits until ``GET /readyz`` answers 200 (first start creates the database: allow a few minutes);
 3. replays ``data/agmarknet/trinetra_cotton_2025-11_2026-01.csv`` through the HTTP API
    (``tradedesk replay``) and prints its summary;
-4. leaves the server up (API docs at http://127.0.0.1:8000/docs) until Ctrl-C, then stops it cleanly
-   (SIGTERM: the server drains its shards before exiting).
+4. leaves the server up (web console at http://127.0.0.1:8000/ui, API docs at /docs) until Ctrl-C,
+   then stops it cleanly (SIGTERM: the server drains its shards before exiting).
 
-The terminal shows a few lines (where the API docs, the admin key, the data and the logs are), the
-replay's progress bar and its summary. The server's own output goes to ``<data_dir>/logs/serve.out``
-and its logs to ``<data_dir>/logs/*.log`` (:mod:`gateway.logfiles`); ``--log-to-terminal`` brings
-them back to the terminal. The replay options (``--limit 2000``, ``--commodity``...) are those of
-``tradedesk replay``.
+The terminal shows a few lines (where the console, the API docs, the admin key, the data and the
+logs are), the replay's progress bar and its summary. The server's own output goes to
+``<data_dir>/logs/serve.out`` and its logs to ``<data_dir>/logs/*.log`` (:mod:`gateway.logfiles`);
+``--log-to-terminal`` brings them back to the terminal. The replay options (``--limit 2000``,
+``--commodity``...) are those of ``tradedesk replay``.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def main(opts: replay_cli.ReplayOptions, log_to_terminal: bool = False) -> int:
         if code != 0:
             print(f"tradedesk run: replay exited with {code}", file=sys.stderr)
         _say()
-        _say(f"the server stays up: API docs {base}/docs ; admin key file {key_file}")
+        _say(f"the server stays up: console {base}/ui ; API docs {base}/docs ; admin key file {key_file}")
         _say("press Ctrl-C to stop it.")
         while proc.poll() is None:
             time.sleep(1.0)

@@ -448,6 +448,7 @@ class RiskHealth(Out):
     detail: str | None = None
     app_status: str | None = None
     deployments: dict[str, str] | None = None
+    replicas: dict[str, int] | None = None
     breaker_state: str | None = None
     stats: dict[str, Any] | None = None
 

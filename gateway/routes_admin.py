@@ -279,9 +279,10 @@ async def resume_shard(shard_id: EntityId, request: Request, p: OpsPrincipal) ->
     responses=errors(*AUTHED, 403),
 )
 async def risk_health(request: Request, _p: RiskReader) -> Any:
-    """``{"status": "UP"|"DEGRADED"|"DOWN"|"NOT_DEPLOYED", "app_status", "deployments",
-    "breaker_state", "stats"}``: the Serve application's state and one replica's counters (ML
-    circuit breaker state, model versions). DEGRADED = the ML tier's breaker is open (rules only)."""
+    """``{"status": "UP"|"DEGRADED"|"DOWN"|"NOT_DEPLOYED", "app_status", "deployments", "replicas"
+    (RUNNING replicas per deployment), "breaker_state", "stats"}``: the Serve application's state
+    and one replica's counters (ML circuit breaker state, model versions). DEGRADED = the ML tier's
+    breaker is open (rules only)."""
     return await risk_status(request)
 
 
@@ -305,6 +306,12 @@ async def risk_status(request: Request) -> dict[str, Any]:
         out["app_status"] = str(getattr(app_state, "status", "UNKNOWN")).rsplit(".", 1)[-1]
         out["deployments"] = {
             name: str(getattr(d, "status", "UNKNOWN")).rsplit(".", 1)[-1]
+            for name, d in (getattr(app_state, "deployments", None) or {}).items()
+        }
+        out["replicas"] = {  # RUNNING replicas per deployment (the console's risk panel)
+            name: sum(
+                n for st, n in (getattr(d, "replica_states", None) or {}).items() if "RUNNING" in str(st)
+            )
             for name, d in (getattr(app_state, "deployments", None) or {}).items()
         }
     if client is not None:
