@@ -153,7 +153,7 @@ def test_migration_merges_old_code_shards_gap_free() -> None:
         conn.commit()
         conn.close()
 
-        assert apply_migrations(dsn) == ["0006_current_region_codes"]
+        assert apply_migrations(dsn) == [m.name for m in discover() if m.version >= 6]
 
         merged = db_events(dsn, "IN-TS.cotton")
         assert db_events(dsn, "IN-TG.cotton") == []

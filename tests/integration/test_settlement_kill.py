@@ -93,8 +93,9 @@ def test_killed_host_loses_nothing_and_applies_nothing_twice(ray_session: None, 
 
         t = threading.Thread(target=stream)
         t.start()
-        for _ in range(2):  # kill it twice while the stream runs
-            time.sleep(0.4)
+        for after in (3, 3 * n // 2):  # kill it twice mid-stream: after the 3rd and the (3n/2)th answer
+            while len(acked) < after and t.is_alive():
+                time.sleep(0.001)
             ray.kill(ray.get_actor("settlement", namespace=rt.namespace), no_restart=False)
         t.join(timeout=240)
         assert not t.is_alive()
