@@ -16,6 +16,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_WEIGHT, DEFAULT_RULES_WEIGHT
+from actors.core.risk.rules import RulesConfig
+
+_RULES = RulesConfig()  # the rules' defaults live in RulesConfig (one source)
 
 
 class Settings(BaseSettings):
@@ -52,6 +55,12 @@ class Settings(BaseSettings):
     risk_ml_timeout_ms: float = DEFAULT_ML_TIMEOUT_MS
     risk_rules_weight: float = DEFAULT_RULES_WEIGHT
     risk_ml_weight: float = DEFAULT_ML_WEIGHT
+    # Settlement-history rules (docs/risk.md): BLOCK a buyer with an invoice past due by more than
+    # N days, WARN one overdue at all, WARN from K defaults (unpaid more than the grace after due).
+    risk_overdue_block_days: float = Field(default=_RULES.overdue_block_days, ge=0)
+    risk_overdue_warn: bool = _RULES.overdue_warn
+    risk_default_grace_days: float = Field(default=_RULES.default_grace_days, ge=0)
+    risk_default_warn_count: int = Field(default=_RULES.default_warn_count, ge=0)
 
     idempotency_ttl_s: int = 24 * 3600
     rate_limit_per_s: float = 200.0

@@ -18,6 +18,12 @@ SETTLEMENTS_SQL = (
     "SELECT party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
     " WHERE party_id = ANY($1::text[])"
 )
+#: Invoices a buyer paid late or not at all: what the settlement-history rules need (rows paid on
+#: time change nothing in :func:`actors.core.risk.standing.standing_from_rows`).
+LATE_SETTLEMENTS_SQL = (
+    "SELECT party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
+    " WHERE party_id = ANY($1::text[]) AND (paid_ts IS NULL OR paid_ts > due_ts)"
+)
 RECENT_ALLOCATIONS_SQL = (
     "SELECT seller_id, buyer_id, shard_id, price, quantity_kg, ts FROM allocations"
     " WHERE ts >= (SELECT COALESCE(MAX(ts), 0) FROM allocations) - $1 ORDER BY ts LIMIT $2"
@@ -103,11 +109,7 @@ async def _fetch_or_empty(db: Fetcher, sql: str, *args: object) -> list[Any]:
         raise
 
 
-async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementRow]:
-    """Invoices of ``party_ids`` (any order). Empty before migration 0004."""
-    if not party_ids:
-        return []
-    rows = await _fetch_or_empty(db, SETTLEMENTS_SQL, list(party_ids))
+def _settlement_rows(rows: list[Any]) -> list[SettlementRow]:
     return [
         SettlementRow(
             party_id=r["party_id"],
@@ -119,6 +121,24 @@ async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementR
         )
         for r in rows
     ]
+
+
+async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementRow]:
+    """Invoices of ``party_ids`` (any order). Empty before migration 0004."""
+    if not party_ids:
+        return []
+    return _settlement_rows(await _fetch_or_empty(db, SETTLEMENTS_SQL, list(party_ids)))
+
+
+async def late_settlements(db: Fetcher, party_ids: Sequence[str]) -> dict[str, list[SettlementRow]]:
+    """Invoices of ``party_ids`` still unpaid or paid after their due date, per party (parties with
+    none are absent): the input of the settlement-history rules. Empty before migration 0004."""
+    out: dict[str, list[SettlementRow]] = {}
+    if not party_ids:
+        return out
+    for row in _settlement_rows(await _fetch_or_empty(db, LATE_SETTLEMENTS_SQL, list(party_ids))):
+        out.setdefault(row["party_id"], []).append(row)
+    return out
 
 
 async def recent_allocations(db: Fetcher, window_ms: int, limit: int) -> list[AllocationRow]:
