@@ -24,6 +24,11 @@ LATE_SETTLEMENTS_SQL = (
     "SELECT party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
     " WHERE party_id = ANY($1::text[]) AND (paid_ts IS NULL OR paid_ts > due_ts)"
 )
+ALL_SETTLEMENTS_SQL = (
+    "SELECT invoice_id, party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
+    " ORDER BY invoiced_ts, invoice_id"
+)
+PARTY_LIMITS_SQL = "SELECT party_id, credit_limit FROM parties"
 RECENT_ALLOCATIONS_SQL = (
     "SELECT seller_id, buyer_id, shard_id, price, quantity_kg, ts FROM allocations"
     " WHERE ts >= (SELECT COALESCE(MAX(ts), 0) FROM allocations) - $1 ORDER BY ts LIMIT $2"
@@ -139,6 +144,19 @@ async def late_settlements(db: Fetcher, party_ids: Sequence[str]) -> dict[str, l
     for row in _settlement_rows(await _fetch_or_empty(db, LATE_SETTLEMENTS_SQL, list(party_ids))):
         out.setdefault(row["party_id"], []).append(row)
     return out
+
+
+async def desk_settlements(db: Fetcher) -> tuple[list[tuple[str, SettlementRow]], dict[str, int]]:
+    """Every invoice of ``ml_settlements`` as ``(invoice_id, row)`` in issue order, and every party's
+    credit limit (paise; parties without one absent): the desk's own training data. Empty when the
+    tables are missing."""
+    rows = await _fetch_or_empty(db, ALL_SETTLEMENTS_SQL)
+    limits = await _fetch_or_empty(db, PARTY_LIMITS_SQL)
+    invoices = [str(r["invoice_id"]) for r in rows]
+    return (
+        list(zip(invoices, _settlement_rows(rows), strict=True)),
+        {str(r["party_id"]): int(r["credit_limit"]) for r in limits if r["credit_limit"] is not None},
+    )
 
 
 async def recent_allocations(db: Fetcher, window_ms: int, limit: int) -> list[AllocationRow]:
