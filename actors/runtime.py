@@ -1,4 +1,5 @@
-"""Start (or attach to) the Ray runtime of tradedesk: migrations, persistence actor, shard directory.
+"""Start (or attach to) the Ray runtime of tradedesk: migrations, persistence actor, shard directory,
+settlement host.
 
 ``tradedesk serve`` calls :func:`start_runtime` once Ray is initialised; the gateway then asks the
 directory for shard handles. Everything is named in ``settings.ray_namespace``, so a second process
@@ -27,6 +28,7 @@ class Runtime:
     persistence: Any
     directory: Any
     redis_url: str | None = None
+    settlement: Any = None
 
     def shard(self, region: str, commodity: str) -> Any:
         """Handle of the shard actor for (region, commodity), created if new: an operator's call, so
@@ -59,6 +61,7 @@ def start_runtime(
     decider or picklable factory of one handed to every shard (None = pass-all). Requires
     ``ray.init`` to have been called."""
     from actors.directory import get_or_create_directory
+    from actors.settlement_actor import get_or_create_settlement
     from actors.shard_policy import ShardPolicy
 
     apply_migrations(dsn)
@@ -74,5 +77,25 @@ def start_runtime(
         detached=detached,
         policy=ShardPolicy.from_settings(settings),
     )
+    settlement = get_or_create_settlement(
+        dsn,
+        redis_url,
+        namespace=ns,
+        detached=detached,
+        key_prefix=settings.key_prefix,
+        grace_days=settings.settlement_grace_days,
+        tolerance_bps=settings.settlement_tolerance_bps,
+        party_terms=dict(settings.settlement_party_terms_days),
+        tail_s=settings.settlement_tail_s,
+        sweep_s=settings.settlement_sweep_s,
+    )
     ray.get(persistence.ping.remote())
-    return Runtime(dsn=dsn, namespace=ns, persistence=persistence, directory=directory, redis_url=redis_url)
+    ray.get(settlement.ping.remote())
+    return Runtime(
+        dsn=dsn,
+        namespace=ns,
+        persistence=persistence,
+        directory=directory,
+        redis_url=redis_url,
+        settlement=settlement,
+    )

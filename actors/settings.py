@@ -15,6 +15,7 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actors.core.ids import KEY_PREFIX
 from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_WEIGHT, DEFAULT_RULES_WEIGHT
 from actors.core.risk.rules import RulesConfig
 
@@ -61,6 +62,16 @@ class Settings(BaseSettings):
     risk_overdue_warn: bool = _RULES.overdue_warn
     risk_default_grace_days: float = Field(default=_RULES.default_grace_days, ge=0)
     risk_default_warn_count: int = Field(default=_RULES.default_warn_count, ge=0)
+
+    # Post-trade (docs/post-trade.md): grace after due before DEFAULTED, delivery tolerance
+    # (basis points of the contracted kg), payment terms per party overriding the commodity's,
+    # the settlement host's tailing period and wall-clock sweep period (0 = no automatic sweep).
+    settlement_grace_days: int = Field(default=30, ge=0)
+    settlement_tolerance_bps: int = Field(default=500, ge=0, le=5000)
+    settlement_party_terms_days: dict[str, int] = Field(default_factory=dict)
+    settlement_tail_s: float = Field(default=0.5, gt=0)
+    settlement_sweep_s: float = Field(default=3600.0, ge=0)
+    key_prefix: str = Field(default=KEY_PREFIX, description="Redis key prefix (exposure cache, channels)")
 
     idempotency_ttl_s: int = 24 * 3600
     rate_limit_per_s: float = 200.0

@@ -155,12 +155,22 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(TimingMiddleware, get_metrics=get_metrics)
 
-    from gateway import routes_admin, routes_market, routes_negotiation, routes_orders, stream
+    from gateway import (
+        routes_admin,
+        routes_ledger,
+        routes_market,
+        routes_negotiation,
+        routes_orders,
+        routes_settlement,
+        stream,
+    )
 
     app.include_router(routes_orders.router)
     app.include_router(routes_negotiation.router)
     app.include_router(routes_market.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_settlement.router)
+    app.include_router(routes_ledger.router)
     app.include_router(stream.router)
 
     @app.get("/healthz", tags=["ops"], summary="Process is up", response_model=Health)

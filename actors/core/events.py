@@ -21,13 +21,13 @@ The payload table in docs/contracts.md is generated from these Structs (:func:`p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 
 from actors.core.orders import Order
-
-SCHEMA_VERSION = 1
+from actors.core.payload import SCHEMA_VERSION, Payload
+from actors.core.posttrade.events import SETTLEMENT_PAYLOAD_TYPES
 
 ORDER_ACCEPTED = "ORDER_ACCEPTED"
 ORDER_REJECTED = "ORDER_REJECTED"
@@ -41,17 +41,6 @@ CANCELLED = "CANCELLED"
 AMENDED = "AMENDED"
 EXPIRED = "EXPIRED"
 CONFIRMED = "CONFIRMED"
-
-
-class Payload(msgspec.Struct, frozen=True, gc=False):
-    """Base of every event payload. ``SCHEMA``: the payload's schema version."""
-
-    SCHEMA: ClassVar[int] = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict (shallow: nested dicts are shared, a nested Order stays a Struct;
-        use :func:`msgspec.to_builtins` for plain JSON data)."""
-        return msgspec.structs.asdict(self)
 
 
 class OrderAccepted(Payload, frozen=True, gc=False):
@@ -192,7 +181,9 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
     EXPIRED: Expired,
     CONFIRMED: Confirmed,
 }
-EVENT_TYPES = frozenset(PAYLOAD_TYPES)
+EVENT_TYPES = frozenset(PAYLOAD_TYPES)  # the shards' event types
+# The settlement stream's payloads (actors/core/posttrade/events.py) share the codec.
+PAYLOAD_TYPES.update(SETTLEMENT_PAYLOAD_TYPES)
 
 # (type, stored schema version) -> function turning that version's builtins into the next version's.
 UPGRADES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}

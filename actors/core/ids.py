@@ -6,7 +6,9 @@ One source for every name that two modules share (docs/contracts.md):
   and the canonical commodity name: ``IN-TS.cotton``;
 - ids a shard assigns: ``O-<shard>-<seq>`` (order), ``A-`` (allocation), ``P-`` (proposal),
   ``R-`` (reservation);
-- Ray actor names: ``shard:<shard id>``, ``shard-directory``, ``persistence``;
+- Ray actor names: ``shard:<shard id>``, ``shard-directory``, ``persistence``, ``settlement``;
+- the settlement stream ``settlement`` and its ids: contract ``CT-<allocation id>``, delivery
+  ``<contract id>-D<n>``, invoice ``INV-<delivery id>`` (docs/post-trade.md);
 - Redis: every key starts with :data:`KEY_PREFIX`; committed events are published on
   ``td:events:<shard id>``, API key revocations on ``td:keys:revoked``.
 """
@@ -23,6 +25,8 @@ EVENTS_CHANNEL_PATTERN = f"{EVENTS_CHANNEL_PREFIX}*"
 DIRECTORY_ACTOR = "shard-directory"
 PERSISTENCE_ACTOR = "persistence"
 SHARD_ACTOR_PREFIX = "shard:"
+SETTLEMENT_ACTOR = "settlement"
+SETTLEMENT_STREAM = "settlement"  # stream id (events.shard_id) of the settlement host's log
 
 
 def shard_id_for(region: str, commodity: str) -> str:
@@ -64,3 +68,18 @@ def key_revocations_channel(prefix: str = KEY_PREFIX) -> str:
     """Redis pub/sub channel of API key revocation notices (message: ``{"key_id": ...}`` JSON), which
     every gateway process follows: ``td:keys:revoked``."""
     return f"{prefix}keys:revoked"
+
+
+def contract_id_for(allocation_id: str) -> str:
+    """Contract id of an allocation (one contract per allocation): ``CT-A-IN-GJ.cotton-7``."""
+    return f"CT-{allocation_id}"
+
+
+def delivery_id_for(contract_id: str, n: int) -> str:
+    """Id of the ``n``-th delivery (1, 2, ...) of a contract: ``CT-A-IN-GJ.cotton-7-D1``."""
+    return f"{contract_id}-D{n}"
+
+
+def invoice_id_for(delivery_id: str) -> str:
+    """Invoice id of a delivery (one invoice per delivery): ``INV-CT-A-IN-GJ.cotton-7-D1``."""
+    return f"INV-{delivery_id}"

@@ -1,0 +1,1 @@
+"""Post-trade kernel (pure): contracts, deliveries with quality claims, invoices, payments, ledger."""

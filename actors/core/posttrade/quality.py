@@ -1,0 +1,153 @@
+"""Quality claims: the premium/discount schedule per commodity and the price adjustment of a delivery.
+
+A delivery's measured quality is compared with the contracted ranges (the buyer requirement's
+``quality_ranges``). A parameter inside its range changes nothing. Outside it, the adjustment is the
+schedule's value at the measured reading minus its value at the nearest contracted edge, so the
+price moves by the quality difference from what was contracted (a range narrower than the schedule's
+base range can still be breached without any change of price). Every adjustment records its rule.
+
+Cotton: USDA Farm Service Agency, *Upland Cotton Loan Premiums and Discounts* (the CCC loan
+schedule, fsa.usda.gov, published each crop year), the micronaire, strength and length-uniformity
+tables in points per pound (1 point = 0.01 US cent). Base ranges: micronaire 3.5-3.6 and 4.3-4.9
+(3.7-4.2 earns a premium), strength 26.0-28.9 g/tex, uniformity 80.0-81.9 % (FSA news release of
+2020-10-01 on the 2021-crop loan rate; CCC base-quality ranges effective with the 2012 crop).
+Micronaire 5.0-5.2 = -270 and 5.3 and above = -385 points are the 2013-crop values (Southeast Farm
+Press, "2013 upland cotton loan chart now available"); the other steps below are of the same
+order, to be replaced by the current crop year's table (the schedule is data: :data:`COTTON_POINTS`).
+Conversion (exact, then rounded half away from zero to whole paise/kg)::
+
+    paise/kg = points x 0.0001 USD/lb x INR_PER_USD x 100 paise / 0.45359237 kg/lb
+
+with :data:`PAISE_PER_USD` = 8 800 (INR 88.00 per USD, about the RBI reference rate of November
+2025, rbi.org.in "Reference Rate Archive"; configurable). Example: -270 points -> -524 paise/kg.
+
+Grains and oilseeds (soybean, mustard, chana, wheat): moisture and foreign matter above the
+contracted maximum are deducted 1:1, i.e. 1 % of the contract price per percentage point above
+(the rebate rule of NCDEX agricultural futures contract specifications, e.g. soybean: moisture basis
+10 %, foreign matter basis 2 %, rebate 1:1 up to the acceptance limit). Below the range there is no
+premium. Other parameters (oil content, protein, cotton staple length, trash and moisture) carry no
+schedule here: their readings are recorded, the price is not changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+from types import MappingProxyType
+
+from actors.core.posttrade.events import Adjustment
+
+PAISE_PER_USD = 8_800
+LB_KG = Fraction("0.45359237")
+FSA_RULE = "USDA FSA upland cotton loan premiums and discounts"
+NCDEX_RULE = "NCDEX 1:1 rebate"
+
+# param -> brackets (low inclusive, high exclusive, points per lb), readings rounded to 0.1 first.
+COTTON_POINTS: Mapping[str, tuple[tuple[float, float, int], ...]] = MappingProxyType(
+    {
+        "micronaire": (
+            (0.0, 2.5, -1000),
+            (2.5, 2.7, -800),
+            (2.7, 3.0, -600),
+            (3.0, 3.3, -400),
+            (3.3, 3.5, -200),
+            (3.5, 3.7, 0),
+            (3.7, 4.3, 25),
+            (4.3, 5.0, 0),
+            (5.0, 5.3, -270),
+            (5.3, 99.0, -385),
+        ),
+        "strength_gtex": (
+            (0.0, 23.0, -200),
+            (23.0, 24.0, -130),
+            (24.0, 25.0, -80),
+            (25.0, 26.0, -40),
+            (26.0, 29.0, 0),
+            (29.0, 31.0, 20),
+            (31.0, 99.0, 40),
+        ),
+        "uniformity_pct": (
+            (0.0, 77.0, -120),
+            (77.0, 78.0, -70),
+            (78.0, 79.0, -40),
+            (79.0, 80.0, -15),
+            (80.0, 82.0, 0),
+            (82.0, 83.0, 10),
+            (83.0, 999.0, 15),
+        ),
+    }
+)
+GRAIN_REBATE_PARAMS = ("moisture_pct", "foreign_matter_pct")
+
+
+def round_half_away(x: Fraction) -> int:
+    """``x`` rounded to the nearest integer, halves away from zero (money rounding)."""
+    n = int(abs(x) + Fraction(1, 2))
+    return n if x >= 0 else -n
+
+
+def points_to_paise_per_kg(points: int, paise_per_usd: int = PAISE_PER_USD) -> int:
+    """US points per lb (1 point = 0.0001 USD/lb) -> paise/kg, rounded half away from zero."""
+    return round_half_away(Fraction(points, 10_000) * paise_per_usd / LB_KG)
+
+
+def cotton_points(param: str, value: float) -> tuple[int, str]:
+    """(points per lb, bracket text) of the schedule at reading ``value`` (rounded to 0.1)."""
+    v = round(value, 1)
+    for low, high, pts in COTTON_POINTS[param]:
+        if low <= v < high:
+            return pts, f"{low:g}-{high:g}"
+    raise ValueError(f"{param} {value:g} outside the schedule")
+
+
+def _cotton(param: str, value: float, edge: float, paise_per_usd: int) -> Adjustment | None:
+    pts, bracket = cotton_points(param, value)
+    pts_edge, _ = cotton_points(param, edge)
+    delta = pts - pts_edge
+    if delta == 0:
+        return None
+    rule = (
+        f"{FSA_RULE}: {param} {value:g} in [{bracket}) {pts} pts/lb vs contracted edge {edge:g} "
+        f"{pts_edge} pts/lb = {delta} pts/lb at {paise_per_usd / 100:g} INR/USD"
+    )
+    return Adjustment(param, value, rule, points_to_paise_per_kg(delta, paise_per_usd))
+
+
+def _rebate(param: str, value: float, high: float, price: int) -> Adjustment | None:
+    excess = Fraction(str(round(value, 2))) - Fraction(str(high))
+    if excess <= 0:
+        return None
+    paise = -round_half_away(price * excess / 100)
+    rule = f"{NCDEX_RULE}: {param} {value:g} above contracted {high:g}: {float(excess):g} % of price"
+    return Adjustment(param, value, rule, paise)
+
+
+def adjustments(
+    commodity: str,
+    price: int,
+    ranges: Mapping[str, tuple[float, float]],
+    measured: Mapping[str, float],
+    paise_per_usd: int = PAISE_PER_USD,
+) -> list[Adjustment]:
+    """Quality claims of a delivery, in parameter order of ``measured``.
+
+    ``price``: contract price paise/kg; ``ranges``: contracted ``{param: (low, high)}``;
+    ``measured``: the delivery's readings. A parameter without a contracted range or without a
+    schedule gives no adjustment. Returns :class:`Adjustment` rows (paise/kg, negative = discount).
+    """
+    out: list[Adjustment] = []
+    for param, value in measured.items():
+        rng = ranges.get(param)
+        if rng is None:
+            continue
+        low, high = float(rng[0]), float(rng[1])
+        if low <= value <= high:
+            continue
+        adj: Adjustment | None = None
+        if commodity == "cotton" and param in COTTON_POINTS:
+            adj = _cotton(param, value, low if value < low else high, paise_per_usd)
+        elif commodity != "cotton" and param in GRAIN_REBATE_PARAMS and value > high:
+            adj = _rebate(param, value, high, price)
+        if adj is not None:
+            out.append(adj)
+    return out

@@ -1,0 +1,157 @@
+"""The settlement host's store on PostgreSQL: a batch of settlement events, its ledger transfers and
+balances and the read models in one transaction; events read back for recovery; the shards'
+committed allocations read for tailing.
+
+Events go to the ``events`` table under stream ``settlement`` with the event store's fencing
+(:func:`persistence.store.check_fence`: the batch must start at the committed max seq + 1, and the
+primary key ``(shard_id, seq)`` stops a concurrent writer) and are read back through the
+:class:`persistence.store.EventStore` protocol (:class:`persistence.pg_store.PostgresEventStore`).
+Transfers are written with binary COPY; the touched accounts are upserted with their balances
+(CHECK constraints enforce the flags); a ``ledger_commits`` row per batch fires the deferred
+constraint trigger that refuses the COMMIT unless debits == credits. Errors are classified as in
+:mod:`persistence.pg_store` (:class:`~persistence.store.CommitFailed`,
+:class:`~persistence.store.SeqConflict`, :class:`~persistence.store.CommitOutcomeUnknown`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from actors.core.ids import SETTLEMENT_STREAM
+from persistence.event_store import EVENT_COLS
+from persistence.pg_store import PostgresEventStore, _server_refused
+from persistence.settlement_rows import (
+    ACCOUNT_COLS,
+    CONTRACT_COLS,
+    DELIVERY_COLS,
+    INVOICE_COLS,
+    ML_SETTLEMENT_COLS,
+    PAYMENT_COLS,
+    TRANSFER_COLS,
+    SettlementRows,
+)
+from persistence.store import CommitFailed, CommitOutcomeUnknown, EventRow, SeqConflict, check_fence
+
+if TYPE_CHECKING:
+    import asyncpg
+
+
+def _upsert(table: str, cols: Sequence[str], key: Sequence[str]) -> str:
+    vals = ", ".join(f"${i + 1}" for i in range(len(cols)))
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in key)
+    insert = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({vals})"
+    return f"{insert} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+
+
+UPSERT_ACCOUNTS = _upsert("ledger_accounts", ACCOUNT_COLS, ("account_id",))
+UPSERT_CONTRACTS = _upsert("contracts", CONTRACT_COLS, ("contract_id",))
+UPSERT_INVOICES = _upsert("invoices", INVOICE_COLS, ("invoice_id",))
+UPSERT_ML = _upsert("ml_settlements", ML_SETTLEMENT_COLS, ("invoice_id",))
+INSERT_DELIVERIES = _upsert("deliveries", DELIVERY_COLS, ("delivery_id",))
+INSERT_PAYMENTS = _upsert("payments", PAYMENT_COLS, ("buyer_id", "payment_ref"))
+_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
+TAIL_SQL = (
+    "SELECT seq, type, ts, schema_version, payload::text FROM events WHERE shard_id = $1 AND seq > $2"
+    " AND type IN ('ALLOCATED', 'CONFIRMED') ORDER BY seq LIMIT $3"
+)
+
+
+async def write_ledger(
+    conn: asyncpg.Connection,
+    transfers: list[tuple[Any, ...]],
+    accounts: list[tuple[Any, ...]],
+    last_seq: int,
+    ts: int,
+) -> None:
+    """Inside the caller's transaction: COPY ``transfers``, upsert ``accounts`` (balances after the
+    batch), insert the ``ledger_commits`` row whose deferred trigger checks the balance at COMMIT."""
+    if transfers:
+        await conn.copy_records_to_table("ledger_transfers", records=transfers, columns=TRANSFER_COLS)
+    if accounts:
+        await conn.executemany(UPSERT_ACCOUNTS, accounts)
+    await conn.execute(
+        "INSERT INTO ledger_commits (seq, transfers, ts) VALUES ($1, $2, $3)", last_seq, len(transfers), ts
+    )
+
+
+class PostgresSettlementStore:
+    """Store of the settlement host over an asyncpg pool (created with
+    :func:`persistence.pg_store.init_connection`)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.events = PostgresEventStore(pool)
+
+    async def append(self, rows: SettlementRows) -> int:
+        """Write one batch atomically; return its last seq. Raises :class:`SeqConflict`,
+        :class:`CommitFailed` (nothing written) or :class:`CommitOutcomeUnknown`."""
+        if not rows.events:
+            return 0
+        import asyncpg
+
+        phase = "write"
+        try:
+            async with self.pool.acquire() as conn:
+                tr = conn.transaction()
+                await tr.start()
+                try:
+                    committed = await conn.fetchval(_MAX_SEQ, SETTLEMENT_STREAM)
+                    check_fence(SETTLEMENT_STREAM, int(committed), [e[1] for e in rows.events])
+                    await conn.copy_records_to_table("events", records=rows.events, columns=EVENT_COLS)
+                    await write_ledger(conn, rows.transfers, rows.accounts, rows.last_seq, rows.ts)
+                    for sql, data in (
+                        (UPSERT_CONTRACTS, rows.contracts),
+                        (INSERT_DELIVERIES, rows.deliveries),
+                        (UPSERT_INVOICES, rows.invoices),
+                        (INSERT_PAYMENTS, rows.payments),
+                        (UPSERT_ML, rows.ml_settlements),
+                    ):
+                        if data:
+                            await conn.executemany(sql, data)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await tr.rollback()
+                    raise
+                phase = "commit"
+                await tr.commit()
+        except CommitFailed:
+            raise
+        except asyncpg.UniqueViolationError as exc:
+            raise SeqConflict(f"seq conflict in {SETTLEMENT_STREAM}: {exc}") from exc
+        except Exception as exc:
+            what = f"{SETTLEMENT_STREAM}: {type(exc).__name__}: {exc}"
+            if phase == "commit" and not _server_refused(exc):
+                raise CommitOutcomeUnknown(f"commit outcome unknown: {what}") from exc
+            raise CommitFailed(f"batch not written: {what}") from exc
+        return rows.last_seq
+
+    async def read_events(self, after_seq: int, limit: int = 50_000) -> list[EventRow]:
+        """Settlement events with seq > ``after_seq``, oldest first."""
+        return await self.events.read_events(SETTLEMENT_STREAM, after_seq, limit)
+
+    async def max_seq(self) -> int:
+        """Highest committed settlement seq (0 when none)."""
+        return await self.events.max_seq(SETTLEMENT_STREAM)
+
+    async def shard_ids(self) -> list[str]:
+        """Every registered shard id."""
+        return [r["shard_id"] for r in await self.events.list_shards()]
+
+    async def allocations_after(self, shard_id: str, after_seq: int, limit: int = 5_000) -> list[EventRow]:
+        """Committed ALLOCATED/CONFIRMED events of ``shard_id`` with seq > ``after_seq``."""
+        async with self.pool.acquire() as conn:
+            recs = await conn.fetch(TAIL_SQL, shard_id, after_seq, limit)
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in recs]
+
+    async def order_docs(self, order_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{order_id: order dict}`` from the orders projection (written with the shard's events)."""
+        if not order_ids:
+            return {}
+        async with self.pool.acquire() as conn:
+            recs = await conn.fetch(
+                "SELECT order_id, doc::text FROM orders WHERE order_id = ANY($1::text[])", list(order_ids)
+            )
+        return {r[0]: json.loads(r[1]) for r in recs}
