@@ -57,10 +57,10 @@ class Settings(BaseSettings):
     risk_rules_weight: float = DEFAULT_RULES_WEIGHT
     risk_ml_weight: float = DEFAULT_ML_WEIGHT
     # Settlement-history rules (docs/risk.md): BLOCK a buyer with an invoice past due by more than
-    # N days, WARN one overdue at all, WARN from K defaults (unpaid more than the grace after due).
+    # N days, WARN one overdue at all, WARN from K defaults (unpaid more than the settlement grace,
+    # ``settlement_grace_days``, after due).
     risk_overdue_block_days: float = Field(default=_RULES.overdue_block_days, ge=0)
     risk_overdue_warn: bool = _RULES.overdue_warn
-    risk_default_grace_days: float = Field(default=_RULES.default_grace_days, ge=0)
     risk_default_warn_count: int = Field(default=_RULES.default_warn_count, ge=0)
 
     # Post-trade (docs/post-trade.md): grace after due before DEFAULTED, delivery tolerance

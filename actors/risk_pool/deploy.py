@@ -93,12 +93,12 @@ def model_config(settings: Settings, user_config: dict[str, Any] | None = None) 
 
 def rules_config_from(settings: Settings) -> dict[str, Any]:
     """:class:`~actors.core.risk.rules.RulesConfig` fields set by the settings: the settlement-history
-    rules (``risk_overdue_block_days``, ``risk_overdue_warn``, ``risk_default_grace_days``,
-    ``risk_default_warn_count``; docs/risk.md)."""
+    rules (``risk_overdue_block_days``, ``risk_overdue_warn``, ``risk_default_warn_count``, and the
+    settlement kernel's grace period ``settlement_grace_days`` for the default history; docs/risk.md)."""
     return {
         "overdue_block_days": float(settings.risk_overdue_block_days),
         "overdue_warn": bool(settings.risk_overdue_warn),
-        "default_grace_days": float(settings.risk_default_grace_days),
+        "default_grace_days": float(settings.settlement_grace_days),
         "default_warn_count": int(settings.risk_default_warn_count),
     }
 

@@ -289,7 +289,7 @@ class RiskPoolReplica:
         feats = party_payment_features(rows, limits, as_of_ts)
         return feats.loc[buyers]
 
-    async def _late_settlements(self, buyers: set[str]) -> dict[str, list[risk_reads.SettlementRow]]:
+    async def _late_settlements(self, buyers: set[str]) -> dict[str, list[risk_reads.LateSettlementRow]]:
         """The buyers' invoices unpaid or paid late, per buyer (settlement-history rules)."""
         db = await self._database() if buyers else None
         return await risk_reads.late_settlements(db, sorted(buyers)) if db is not None else {}

@@ -41,9 +41,19 @@ def contract_id_for(allocation_id: str) -> str:
     return "CT-" + allocation_id
 
 
-async def _contract(client: Client, token: str, t: Trade) -> dict[str, Any] | None:
-    r = await client.call("GET", f"/v1/contracts/{contract_id_for(t.allocation_id)}", token)
-    return r.json() if r.status_code == 200 else None
+async def _contract(client: Client, token: str, t: Trade, wait_s: float = 30.0) -> dict[str, Any] | None:
+    """The allocation's contract; the settlement host opens it from the committed log a moment after
+    the allocation, so a 404 is retried for up to ``wait_s`` seconds."""
+    path = f"/v1/contracts/{contract_id_for(t.allocation_id)}"
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        r = await client.call("GET", path, token)
+        if r.status_code == 200:
+            doc: dict[str, Any] = r.json()
+            return doc
+        if r.status_code != 404 or asyncio.get_running_loop().time() > deadline:
+            return None
+        await asyncio.sleep(0.25)
 
 
 def _ms(doc: dict[str, Any], *keys: str) -> int | None:

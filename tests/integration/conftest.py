@@ -161,7 +161,9 @@ def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="module")
 def gw_risk(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real gateway over a fresh runtime whose shards ask a real risk pool (Ray Serve, rules
-    only: no models registered) over the module's database; ``gw_risk.risk`` is the pool's client."""
+    only: no models registered; BLOCK beyond 7 days past due) over the module's database, with the
+    settlement host (no wall-clock sweep: tests sweep through the API); ``gw_risk.risk`` is the
+    pool's client."""
     from ray import serve
 
     from actors.risk_pool import deploy_risk_pool
@@ -172,11 +174,11 @@ def gw_risk(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFac
 
     apply_migrations(pg_dsn)
     app = f"risk-{uuid.uuid4().hex[:6]}"
-    settings = Settings(risk_min_replicas=1, risk_max_replicas=1)
-    risk = deploy_risk_pool(
-        settings, pg_dsn, REDIS_URL, prefix=f"tdrk:{uuid.uuid4().hex[:8]}:", num_cpus=0.25, app_name=app
-    )
-    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"), decider=risk)
+    prefix = f"tdrk:{uuid.uuid4().hex[:8]}:"
+    settings = Settings(risk_min_replicas=1, risk_max_replicas=1, risk_overdue_block_days=7)
+    risk = deploy_risk_pool(settings, pg_dsn, REDIS_URL, prefix=prefix, num_cpus=0.25, app_name=app)
+    runtime = {"key_prefix": prefix, "settlement_tail_s": 0.1, "settlement_sweep_s": 0}
+    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"), runtime=runtime, decider=risk)
     yield g
     g.stop()
     serve.delete(app)

@@ -1,6 +1,7 @@
 """Settlement history reaches the risk rules: invoices seeded in ``ml_settlements`` (what the
-settlement projection writes) make the risk pool BLOCK a buyer with an invoice past due beyond 30
-days and WARN one overdue at all, for requirements placed through the HTTP gateway."""
+settlement projection writes), then invoices made through the settlement API and swept OVERDUE,
+make the risk pool (configured to BLOCK beyond 7 days past due) BLOCK a late buyer and WARN one
+overdue at all, for requirements placed through the HTTP gateway."""
 
 from __future__ import annotations
 
@@ -102,3 +103,66 @@ def test_late_buyer_is_blocked_overdue_buyer_warned_clean_buyer_trades(gw_risk: 
     (alloc,) = r.json()["allocations"]
     assert alloc["quantity_kg"] == 2000
     assert (alloc["risk"]["outcome"], alloc["risk"]["reasons"]) == ("WARN", [Reason.BUYER_DEFAULT_HISTORY])
+
+
+def _contract(c: Any, allocation_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        items = c.get("/v1/contracts", params={"allocation_id": allocation_id}).json()["items"]
+        if items:
+            return dict(items[0])
+        time.sleep(0.1)
+    raise AssertionError(f"no contract for {allocation_id}")
+
+
+def test_late_buyer_goes_overdue_and_its_next_requirement_is_blocked(gw_risk: Gateway) -> None:
+    """Through the settlement API: trade, delivery, invoice, a sweep 10 days past due (OVERDUE);
+    the buyer's next requirement finds no allocation (BLOCK, BUYER_PAST_DUE beyond 7 days); paid
+    20 days late (inside the 30-day grace: no default), its next one trades cleanly."""
+    gw = gw_risk
+    seller = gw.party("OD-S", ["seller"], kyc_status="VERIFIED")
+    buyer = gw.party("OD-LATE", ["buyer"], kyc_status="VERIFIED")
+    region = unique_region()
+    with gw.client(seller) as s, gw.client(buyer) as b, gw.client(gw.admin) as ops:
+        assert (
+            s.post("/v1/orders/availabilities", json=availability("od-a1", region, qty=10)).status_code == 201
+        )
+        r = b.post("/v1/orders/requirements", json=requirement("od-r1", region, qty=4))
+        (alloc,) = r.json()["allocations"]
+        assert alloc["risk"]["outcome"] == "PASS"
+        ct = _contract(b, alloc["allocation_id"])
+        delivered_at = ct["delivery_from"] + DAY_MS
+        body = {
+            "quantity": {"value": 4, "unit": "tonne"},
+            "quality": {"staple_length_mm": 29.0, "micronaire": 4.2, "strength_gtex": 30.0},
+            "delivered_at": delivered_at,
+        }
+        r = s.post(f"/v1/contracts/{ct['contract_id']}/deliveries", json=body)
+        assert r.status_code == 201, r.text
+        inv = r.json()["invoice"]
+        assert inv["amount"] == 4000 * 7000 and inv["due_at"] == delivered_at + 30 * DAY_MS
+        r = ops.post("/v1/admin/settlement/sweep", json={"as_of": inv["due_at"] + 10 * DAY_MS})
+        assert r.status_code == 200, r.text
+        got = b.get(f"/v1/invoices/{inv['invoice_id']}").json()
+        assert (got["status"], got["outstanding"]) == ("OVERDUE", 28_000_000)
+
+        # the next requirement rests without allocation: risk BLOCKed the pair
+        r = b.post("/v1/orders/requirements", json=requirement("od-r2", region, qty=2))
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "ACCEPTED" and r.json()["allocations"] == []
+        ts = int(time.time() * 1000)
+        v = gw.risk.decide(
+            RiskRequest([RiskQuery("BO", "SO", "OD-LATE", "OD-S", "cotton", region, 2000, 7000, ts)])
+        )
+        d = v.get("BO", "SO")
+        assert d is not None and d.outcome == Outcome.BLOCK
+        assert d.reasons == (Reason.BUYER_PAST_DUE, Reason.BUYER_OVERDUE)
+
+        # paid in full 20 days after due: trades again, nothing left to flag
+        pay = {"amount": inv["amount"], "payment_ref": "UTR-OD-1", "paid_at": inv["due_at"] + 20 * DAY_MS}
+        r = b.post(f"/v1/invoices/{inv['invoice_id']}/payments", json=pay)
+        assert r.status_code == 201 and r.json()["invoice"]["status"] == "PAID", r.text
+        r = b.post("/v1/orders/requirements", json=requirement("od-r3", region, qty=1))
+        (alloc,) = r.json()["allocations"]
+        assert alloc["quantity_kg"] == 1000
+        assert (alloc["risk"]["outcome"], alloc["risk"]["reasons"]) == ("PASS", [])

@@ -169,3 +169,13 @@ def test_standing_invariants(specs: list[dict[str, Any]], grace: int) -> None:
     assert st_.overdue_paise >= owed  # every unpaid past-due balance counts, in full
     # a default never leaves the history as time passes
     assert standing_from_rows(rows, T0 + 10 * DAY_MS, grace).defaults >= st_.defaults
+
+
+def test_standing_is_read_at_the_buyers_desk_time_when_later() -> None:
+    # a sweep judged the invoice 35 days past due at a desk time ahead of the order's timestamp
+    row = {**inv(-10), "desk_ts": T0 + 45 * DAY_MS}  # due in 10 days at T0; judged at T0 + 45 d
+    assert standing_from_rows([row], T0, 30) == SettlementStanding(1_000_000, 1, 35, 1)
+    r = RulesEngine().evaluate(q(), BUYER, SELLER, 0, [row])
+    assert r.outcome == Outcome.BLOCK and r.reasons[0] == Reason.BUYER_PAST_DUE
+    # a desk time before the order changes nothing
+    assert standing_from_rows([{**inv(3), "desk_ts": T0 - DAY_MS}], T0, 30).days_past_due == 3

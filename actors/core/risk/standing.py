@@ -3,6 +3,11 @@
 Pure (no I/O, no clock): the invoices are passed in (rows of ``ml_settlements``, which the settlement
 projection keeps, see ``docs/risk.md`` "Settlement history"), and so is the instant ``as_of_ts``
 (the command's timestamp), so the same rows give the same standing in live trading and in replay.
+The instant is the later of ``as_of_ts`` and the buyer's **desk time** (``desk_ts`` of its rows:
+its latest settlement fact, an invoice issued or paid or a sweep's OVERDUE/DEFAULTED verdict, all
+committed events): a season simulated through settlement timestamps ahead of the wall clock (the
+season replay, a back-dated import) is judged on its own clock, and a sweep's verdict is never
+undone by reading the standing at an earlier order time.
 
 Definitions (money in paise, time epoch ms, a day = 86,400,000 ms):
 
@@ -52,13 +57,15 @@ CLEAN = SettlementStanding()
 def standing_from_rows(
     rows: Iterable[Mapping[str, Any]], as_of_ts: int, grace_days: float
 ) -> SettlementStanding:
-    """The standing of one buyer at ``as_of_ts`` from its invoice rows.
+    """The standing of one buyer at ``as_of_ts`` (or its later desk time) from its invoice rows.
 
-    ``rows``: mappings with ``invoiced_ts``, ``due_ts``, ``amount``, ``paid_ts`` (None while unpaid)
-    and ``paid_amount`` (:class:`persistence.risk_reads.SettlementRow`); rows paid on time may be
-    left out, they change nothing. ``grace_days``: days after due before an unpaid invoice is a
-    default. Returns :data:`CLEAN` when nothing is late.
+    ``rows``: mappings with ``invoiced_ts``, ``due_ts``, ``amount``, ``paid_ts`` (None while unpaid),
+    ``paid_amount`` and optionally ``desk_ts`` (:class:`persistence.risk_reads.LateSettlementRow`);
+    rows paid on time may be left out, they change nothing. ``grace_days``: days after due before an
+    unpaid invoice is a default. Returns :data:`CLEAN` when nothing is late.
     """
+    rows = list(rows)
+    as_of_ts = max([as_of_ts, *(int(r.get("desk_ts") or 0) for r in rows)])
     grace_ms = grace_days * DAY_MS
     overdue = count = oldest_due = defaults = 0
     oldest: int | None = None
