@@ -30,7 +30,7 @@ from gateway.replay.behaviour import Behaviour, behaviour_for, payments_for
 from gateway.replay.client import Client, problem_reason
 from gateway.replay.delivery import hvi_means, plan_delivery
 from gateway.replay.quality import HVI
-from gateway.replay.stats import SeasonStats, Stats, Trade
+from gateway.replay.stats import SeasonStats, Trade
 
 DAY_MS = 86_400_000
 GRACE_DAYS = 30  # the settlement kernel's default grace period: the last sweep runs past it
@@ -82,6 +82,7 @@ class Season:
         self.queue: list[tuple[int, int, str, dict[str, Any]]] = []
         self._n = 0
         self._invoices_of: Counter[str] = Counter()
+        self.trades: list[Trade] = []
 
     def _push(self, at: int, kind: str, item: dict[str, Any]) -> None:
         self._n += 1
@@ -149,6 +150,7 @@ class Season:
 
     async def run(self, trades: list[Trade], progress: bool = True) -> SeasonStats:
         """Plan every contract, then play the events day by day with a sweep at each day's end."""
+        self.trades = list(trades)
         await asyncio.gather(*(self._plan_contract(t) for t in trades))
         if not self.queue:
             return self.stats
@@ -186,18 +188,20 @@ class Season:
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-        buyers = sorted({b for b in self._invoices_of})
-        answers = await asyncio.gather(
-            *(self.client.call("GET", "/v1/ledger/balances", self.keys[b]) for b in buyers)
-        )
-        for b, r in zip(buyers, answers, strict=True):
-            if r.status_code == 200:
-                self.stats.record_balances(b, r.json())
+        buyers = sorted({t.buyer_id for t in self.trades})
+        await asyncio.gather(*(self._balances(b) for b in buyers))
 
-
-def trades_of(stats: Stats) -> list[Trade]:
-    """The replay's allocations, in the order they were made."""
-    return list(stats.trades)
+    async def _balances(self, buyer: str) -> None:
+        """A buyer's ledger balances (its exposure) with its credit limit from the parties admin API."""
+        r = await self.client.call("GET", "/v1/ledger/balances", self.keys[buyer])
+        if r.status_code != 200:
+            self.stats.errors[f"balances:{problem_reason(r)}"] += 1
+            return
+        doc = dict(r.json())
+        p = await self.client.call("GET", f"/v1/admin/parties/{buyer}", self.admin)
+        if p.status_code == 200:
+            doc["credit_limit"] = p.json().get("credit_limit_paise")
+        self.stats.record_balances(buyer, doc)
 
 
 def _bar(enabled: bool) -> Any:

@@ -140,6 +140,9 @@ class SeasonStats:
     end_ts: int = 0
     last_ts: int = 0
     invoice_status: Counter[str] = field(default_factory=Counter)
+    went_overdue: int = 0  # invoices a sweep declared OVERDUE at some point of the season
+    went_overdue_paise: int = 0  # their amounts
+    paise_days: int = 0  # sum over invoices of amount x days outstanding (issue -> paid / season end)
     outstanding_by_status: Counter[str] = field(default_factory=Counter)
     final_invoiced: int = 0
     final_paid: int = 0
@@ -165,6 +168,14 @@ class SeasonStats:
         """Count one invoice's final state (status, amount, paid, outstanding)."""
         status = str(inv.get("status") or "UNKNOWN")
         self.invoice_status[status] += 1
+        amount, issued = int(inv.get("amount") or 0), int(inv.get("issued_at") or 0)
+        if inv.get("overdue_at") is not None:
+            self.went_overdue += 1
+            self.went_overdue_paise += amount
+        paid_at = inv.get("paid_at")
+        closed = int(paid_at) if paid_at is not None else self.end_ts
+        if issued:
+            self.paise_days += amount * max(0, closed - issued) // 86_400_000
         self.outstanding_by_status[status] += int(inv.get("outstanding") or 0)
         self.final_invoiced += int(inv.get("amount") or 0)
         self.final_paid += int(inv.get("paid") or 0)

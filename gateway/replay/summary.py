@@ -7,8 +7,12 @@ rejects by reason; plus how many rows were located by each rule.
 The season after the match (:func:`summarize_season`): contracts, delivered tonnes, quality
 adjustments (count per parameter and their total in paise), invoiced, paid, overdue and defaulted
 (count and paise at the end), days sales outstanding and the buyers' exposure against their limits
-at the end. DSO = receivables outstanding at the end / invoiced x the season's days (the standard
-"ending receivables over credit sales of the period" form).
+at the end. Two receivable-days figures: ``dso_days``, the amount-weighted mean of days each invoice
+stayed outstanding (issue to full payment, or to the season's end when never fully paid: the
+collection period of the season's sales), and ``dso_end_days``, the textbook period-end form
+(receivables at the end / invoiced x the season's days), which is near 0 once a season is collected.
+"Overdue" counts the invoices a sweep declared OVERDUE during the season (at the end every invoice
+is paid or DEFAULTED, the last sweep running past the grace period).
 """
 
 from __future__ import annotations
@@ -179,13 +183,15 @@ def summarize_season(s: SeasonStats) -> dict[str, Any]:
         "payments": s.payments,
         "paid_paise": s.final_paid or s.paid_paise,
         "invoice_status": dict(s.invoice_status.most_common()),
-        "overdue_invoices": s.invoice_status.get("OVERDUE", 0),
-        "overdue_paise": s.outstanding_by_status.get("OVERDUE", 0),
+        "overdue_invoices": s.went_overdue,
+        "overdue_invoice_paise": s.went_overdue_paise,
+        "overdue_at_end_paise": s.outstanding_by_status.get("OVERDUE", 0),
         "defaulted_invoices": s.invoice_status.get("DEFAULTED", 0),
         "defaulted_paise": s.outstanding_by_status.get("DEFAULTED", 0),
         "receivables_paise": receivable,
         "season_days": round(days, 1),
-        "dso_days": round(receivable / invoiced * days, 1) if invoiced and days else None,
+        "dso_days": round(s.paise_days / invoiced, 1) if invoiced else None,
+        "dso_end_days": round(receivable / invoiced * days, 1) if invoiced and days else None,
         "sweeps": s.sweeps,
         "exposure_paise_total": total,
         "exposure_max_utilisation": max(ratios, default=None),
@@ -213,8 +219,9 @@ def print_season(season: dict[str, Any]) -> None:
     con.print(f"quality adjustments: {s['quality_adjustments']} ({by}), {rs(s['quality_adjustment_paise'])}")
     con.print(
         f"invoiced {s['invoices']} for {rs(s['invoiced_paise'])}; paid {rs(s['paid_paise'])} in"
-        f" {s['payments']} payments; overdue {s['overdue_invoices']} ({rs(s['overdue_paise'])});"
-        f" defaulted {s['defaulted_invoices']} ({rs(s['defaulted_paise'])}); DSO {s['dso_days']} days"
+        f" {s['payments']} payments; went overdue {s['overdue_invoices']} ({rs(s['overdue_invoice_paise'])});"
+        f" defaulted {s['defaulted_invoices']} ({rs(s['defaulted_paise'])} outstanding); DSO {s['dso_days']}"
+        f" days (period-end {s['dso_end_days']})"
     )
     util = s["exposure_max_utilisation"]
     con.print(

@@ -140,16 +140,41 @@ def test_season_summary_figures() -> None:
             "invoice": {"invoice_id": "INV-1", "amount": 69_487_900},
         }
     )
-    s.record_invoice({"status": "PAID", "amount": 69_487_900, "paid": 69_487_900, "outstanding": 0})
-    s.record_invoice({"status": "OVERDUE", "amount": 1_000_000, "paid": 0, "outstanding": 1_000_000})
-    s.record_invoice({"status": "DEFAULTED", "amount": 1_000_000, "paid": 400_000, "outstanding": 600_000})
     s.first_ts, s.end_ts = DUE, DUE + 100 * DAY_MS
+    paid = {"status": "PAID", "amount": 69_487_900, "paid": 69_487_900, "outstanding": 0}
+    s.record_invoice(
+        {**paid, "issued_at": DUE, "paid_at": DUE + 40 * DAY_MS, "overdue_at": DUE + 31 * DAY_MS}
+    )
+    s.record_invoice(
+        {
+            "status": "PAID",
+            "amount": 1_000_000,
+            "paid": 1_000_000,
+            "outstanding": 0,
+            "issued_at": DUE,
+            "paid_at": DUE + 10 * DAY_MS,
+            "overdue_at": None,
+        }
+    )
+    s.record_invoice(
+        {
+            "status": "DEFAULTED",
+            "amount": 1_000_000,
+            "paid": 400_000,
+            "outstanding": 600_000,
+            "issued_at": DUE + 50 * DAY_MS,
+            "paid_at": None,
+            "overdue_at": DUE + 81 * DAY_MS,
+        }
+    )
     s.record_balances("B1", {"exposure": 1_600_000, "credit_limit": 16_000_000})
     out = summarize_season(s)
     assert out["quality_adjustments"] == 1 and out["quality_adjustment_paise"] == -1_212_000
-    assert (out["overdue_invoices"], out["overdue_paise"]) == (1, 1_000_000)
+    assert (out["overdue_invoices"], out["overdue_invoice_paise"]) == (2, 70_487_900)
     assert (out["defaulted_invoices"], out["defaulted_paise"]) == (1, 600_000)
-    assert out["invoiced_paise"] == 71_487_900 and out["paid_paise"] == 69_887_900
-    assert out["dso_days"] == round(1_600_000 / 71_487_900 * 100, 1)
+    assert out["invoiced_paise"] == 71_487_900 and out["paid_paise"] == 70_887_900
+    # amount-weighted days outstanding: 40 d, 10 d, and 50 d to the season's end for the default
+    assert out["dso_days"] == round((69_487_900 * 40 + 1_000_000 * 10 + 1_000_000 * 50) / 71_487_900, 1)
+    assert out["dso_end_days"] == round(600_000 / 71_487_900 * 100, 1)
     assert out["exposure_max_utilisation"] == 0.1
     assert exposure_of({"exposure": {"balance": 5}}) == (5, None)
