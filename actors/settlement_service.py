@@ -14,6 +14,8 @@ the Redis exposure cache. No Ray here (``actors/settlement_actor.py`` is the thi
   commit rolls the engine back by replaying the log; an unclear one is resolved by the committed
   max seq. Hence an acknowledged delivery or payment is durable, and a retry (same delivery key,
   same payment_ref) returns the original result instead of applying it twice.
+- Fan-out: committed events are published on ``td:events:settlement``, so a party follows its
+  contract and invoice events on the WebSocket ``mine`` channel of stream ``settlement``.
 - Exposure: after a commit the buyers' exposure changes (except a contract's opening, which the
   shard already counted at allocation) are applied to the Redis cache (payments and cancels
   release exposure).
@@ -29,6 +31,7 @@ import time
 from typing import Any
 
 from actors.core import events as ev
+from actors.core.ids import SETTLEMENT_STREAM, events_channel
 from actors.core.posttrade import events as pe
 from actors.core.posttrade.engine import (
     Cancel,
@@ -48,6 +51,7 @@ from persistence.settlement_store import PostgresSettlementStore
 from persistence.store import CommitFailed, CommitOutcomeUnknown
 
 log = logging.getLogger(__name__)
+LIVE_WINDOW_MS = 45 * 86_400_000  # a log whose newest command is older is a replay of the past
 
 
 class SettlementUnavailable(RuntimeError):
@@ -97,6 +101,7 @@ class SettlementService:
         self.page = page
         self.engine = SettlementEngine(self.terms)
         self.scanned: dict[str, int] = {}
+        self.last_ts = 0
         self._lock = asyncio.Lock()
         self.counters = dict.fromkeys(("commands", "events", "contracts_opened", "failures", "recoveries"), 0)
 
@@ -110,6 +115,7 @@ class SettlementService:
                 break
             engine.replay([decode_event(r) for r in rows])
             after = rows[-1][0]
+            self.last_ts = max(self.last_ts, rows[-1][2])
         self.engine = engine
         self.scanned = dict(engine.state.sources)
         self.counters["recoveries"] += 1
@@ -135,7 +141,9 @@ class SettlementService:
             await self._rollback()
             raise SettlementUnavailable(str(exc)) from None
         self.counters["events"] += len(events)
+        self.last_ts = max(self.last_ts, events[-1].ts)
         if self.exposure is not None:
+            await self._publish(rows.events)
             opened = {e.seq for e in events if e.type == pe.CONTRACT_OPENED}
             deltas = exposure_deltas(self.engine, transfers, opened)
             if deltas:
@@ -143,6 +151,25 @@ class SettlementService:
                     await asyncio.to_thread(self.exposure.adjust, deltas)
                 except Exception:  # the cache is rebuilt from the ledger; never fail a commit
                     log.exception("exposure cache update failed")
+
+    async def _publish(self, rows: list[tuple[Any, ...]]) -> None:
+        """Publish committed events on ``td:events:settlement`` (the WebSocket ``mine`` channel of
+        stream ``settlement``); a Redis failure never fails a commit (clients resume from seq)."""
+        msgs = [
+            f'{{"shard_id":"{SETTLEMENT_STREAM}","seq":{seq},"type":"{typ}","ts":{ts},"payload":{payload}}}'
+            for (_s, seq, typ, _v, payload, ts) in rows
+        ]
+
+        def send() -> None:
+            pipe = self.exposure.client.pipeline(transaction=False)
+            for m in msgs:
+                pipe.publish(events_channel(SETTLEMENT_STREAM), m)
+            pipe.execute()
+
+        try:
+            await asyncio.to_thread(send)
+        except Exception:
+            log.warning("settlement event publish failed", exc_info=True)
 
     async def _rollback(self) -> None:
         self.counters["failures"] += 1
@@ -294,15 +321,29 @@ class SettlementService:
             **self.counters,
         }
 
+    def business_time(self) -> int:
+        """The desk's latest business time: the newest command timestamp in its settlement log
+        (0 when empty)."""
+        return self.last_ts
+
+    def wall_sweep_due(self, now_ms: int) -> bool:
+        """Whether the wall-clock sweep may run at ``now_ms``: only while the desk lives in the
+        present (its newest logged command within :data:`LIVE_WINDOW_MS` of now). A replay of a
+        past season keeps its own clock (its commands' timestamps) and sweeps through the API; a
+        wall-clock sweep would mark its whole history overdue at once (docs/post-trade.md)."""
+        return now_ms - self.business_time() <= LIVE_WINDOW_MS
+
     async def run_periodic(self, tail_s: float = 0.5, sweep_s: float = 3600.0) -> None:
-        """Forever: tail the shards every ``tail_s`` and sweep on the wall clock every ``sweep_s``."""
+        """Forever: tail the shards every ``tail_s``; every ``sweep_s`` sweep at the wall clock
+        when :meth:`wall_sweep_due`."""
         last_sweep = 0.0
         while True:
             try:
                 await self.catch_up()
                 if sweep_s > 0 and time.monotonic() - last_sweep >= sweep_s:
-                    await self.sweep()
                     last_sweep = time.monotonic()
+                    if self.wall_sweep_due(_now_ms()):
+                        await self.sweep()
             except Exception:  # store down: try again on the next tick
                 log.warning("settlement tick failed", exc_info=True)
             await asyncio.sleep(tail_s)

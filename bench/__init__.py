@@ -1,4 +1,4 @@
-"""Benchmarks: `tradedesk bench core|shard|risk|gateway|abuse|rollback`, JSON with throughput,
+"""Benchmarks: `tradedesk bench core|shard|risk|gateway|abuse|rollback|ledger`, JSON with throughput,
 latency and a baseline measured in the same run."""
 
 from typing import Annotated

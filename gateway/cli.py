@@ -6,7 +6,7 @@ Commands:
   run              serve + replay the real cotton data, leave the server up (the quickstart)
   replay FILES     drive real Agmarknet data through the HTTP API
   shards           list | add | drain | resume shards (operator, over the admin API)
-  bench NAME       benchmarks: core | shard | risk | gateway (each with typer options)
+  bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | ledger
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
 """
@@ -21,6 +21,7 @@ import typer
 from bench import abuse as bench_abuse
 from bench import core as bench_core
 from bench import gateway as bench_gateway
+from bench import ledger as bench_ledger
 from bench import risk as bench_risk
 from bench import rollback as bench_rollback
 from bench import shard as bench_shard
@@ -45,6 +46,7 @@ bench_app.command("risk")(bench_risk.command)
 bench_app.command("gateway")(bench_gateway.command)
 bench_app.command("abuse")(bench_abuse.command)
 bench_app.command("rollback")(bench_rollback.command)
+bench_app.command("ledger")(bench_ledger.command)
 app.add_typer(bench_app, name="bench")
 
 _PASS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from actors.core.posttrade.ledger import KINDS, account_id
 from actors.core.posttrade.reports import ageing, pnl, positions
 from gateway.auth import STAFF, OrderReader, Principal
 from gateway.edge.text import TextRule
@@ -85,9 +86,9 @@ async def statement(
     rows = await gw(request).pool.fetch(
         "SELECT transfer_id, seq, debit_account, credit_account, amount, flags, pending_id, code,"
         " contract_id, ts"
-        " FROM ledger_transfers WHERE (debit_account LIKE $1 OR credit_account LIKE $1)"
+        " FROM ledger_transfers WHERE (debit_account = ANY($1::text[]) OR credit_account = ANY($1::text[]))"
         " AND (seq, transfer_id) > ($2, $3) ORDER BY seq, transfer_id LIMIT $4",
-        party.replace("%", r"\%").replace("_", r"\_") + ":%",
+        [account_id(party, k) for k in KINDS],
         after_seq,
         after_id,
         limit + 1,

@@ -9,9 +9,12 @@ less than its grant gives the rest back with :meth:`ExposureStore.settle`. Relea
 (and settled payments) give exposure back with :meth:`ExposureStore.release`. Hence the sum of all
 grants outstanding plus allocations never exceeds the limit, whatever the interleaving of shards.
 
-On start the counters are rebuilt from PostgreSQL (:func:`persistence.risk_reads.open_exposure`):
-every allocation's notional (quantity_kg x price) plus every reservation still ``RESERVED``, per
-buyer.
+On start the counters are rebuilt from PostgreSQL (:func:`persistence.risk_reads.open_exposure`),
+the source of truth: the balance of each buyer's ledger exposure account (undelivered contract
+notional plus invoiced and not yet paid), plus allocations the settlement host has not yet opened a
+contract for, plus every reservation still ``RESERVED``. Between rebuilds the settlement host
+applies each committed batch's exposure change (delivery re-pricing, payments, cancels) with
+:meth:`ExposureStore.adjust` (docs/post-trade.md, "Exposure").
 """
 
 from __future__ import annotations

@@ -53,6 +53,23 @@ SELECT buyer_id, SUM(notional)::bigint AS exposure FROM (
      WHERE r.status = 'RESERVED'
 ) x GROUP BY buyer_id
 """
+# Exposure with the ledger (migration 0008; PostgreSQL is the source of truth): the balance of each
+# buyer's exposure account (undelivered contract notional + invoiced - paid), plus allocations the
+# settlement host has not opened a contract for yet, plus live reservations.
+LEDGER_EXPOSURE_SQL = """
+SELECT buyer_id, SUM(notional)::bigint AS exposure FROM (
+    SELECT party_id AS buyer_id,
+           debits_posted + debits_pending - credits_posted - credits_pending AS notional
+      FROM ledger_accounts WHERE kind = 'exposure' AND party_id <> 'DESK'
+    UNION ALL
+    SELECT a.buyer_id, a.quantity_kg * a.price AS notional FROM allocations a
+     WHERE NOT EXISTS (SELECT 1 FROM contracts c WHERE c.allocation_id = a.allocation_id)
+    UNION ALL
+    SELECT o.party_id AS buyer_id, r.quantity_kg * r.price AS notional
+      FROM reservations r JOIN orders o ON o.order_id = r.buy_order_id
+     WHERE r.status = 'RESERVED'
+) x GROUP BY buyer_id
+"""
 TRAINING_ORDERS_SQL = (
     "SELECT commodity, region, party_id, price, quantity_kg, created_ts,"
     " (doc->>'max_distance_km')::float8 AS distance_km FROM orders"
@@ -195,9 +212,16 @@ async def recent_allocations(db: Fetcher, window_ms: int, limit: int) -> list[Al
 
 
 async def open_exposure(db: Fetcher) -> dict[str, int]:
-    """Open exposure per buyer, paise notional: every allocation plus every reservation still
-    ``RESERVED``. Empty when the tables are missing (before migration 0001)."""
-    rows = await _fetch_or_empty(db, EXPOSURE_SQL)
+    """Open exposure per buyer, paise: the ledger's exposure accounts (undelivered contracts,
+    invoiced not paid), allocations without a contract yet and reservations still ``RESERVED``
+    (:data:`LEDGER_EXPOSURE_SQL`). Before migration 0008 (no ledger tables): every allocation's
+    notional plus the reservations. Empty when no table exists yet (before migration 0001)."""
+    try:
+        rows = await db.fetch(LEDGER_EXPOSURE_SQL)
+    except Exception as exc:
+        if type(exc).__name__ != "UndefinedTableError":
+            raise
+        rows = await _fetch_or_empty(db, EXPOSURE_SQL)
     return {r["buyer_id"]: int(r["exposure"]) for r in rows}
 
 

@@ -52,6 +52,15 @@ UPSERT_INVOICES = _upsert("invoices", INVOICE_COLS, ("invoice_id",))
 UPSERT_ML = _upsert("ml_settlements", ML_SETTLEMENT_COLS, ("invoice_id",))
 INSERT_DELIVERIES = _upsert("deliveries", DELIVERY_COLS, ("delivery_id",))
 INSERT_PAYMENTS = _upsert("payments", PAYMENT_COLS, ("buyer_id", "payment_ref"))
+_STAGE_FROM = 32  # more touched accounts than this: COPY into a staging table, then one upsert
+_ACCOUNTS_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS ledger_accounts_stage (LIKE ledger_accounts) ON COMMIT DELETE ROWS"
+)
+_UPSERT_ACCOUNTS_FROM_STAGE = (
+    f"INSERT INTO ledger_accounts ({', '.join(ACCOUNT_COLS)}) SELECT {', '.join(ACCOUNT_COLS)}"
+    " FROM ledger_accounts_stage ON CONFLICT (account_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in ACCOUNT_COLS if c != "account_id")
+)
 _MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
 TAIL_SQL = (
     "SELECT seq, type, ts, schema_version, payload::text FROM events WHERE shard_id = $1 AND seq > $2"
@@ -70,7 +79,11 @@ async def write_ledger(
     batch), insert the ``ledger_commits`` row whose deferred trigger checks the balance at COMMIT."""
     if transfers:
         await conn.copy_records_to_table("ledger_transfers", records=transfers, columns=TRANSFER_COLS)
-    if accounts:
+    if len(accounts) > _STAGE_FROM:
+        await conn.execute(_ACCOUNTS_STAGE)
+        await conn.copy_records_to_table("ledger_accounts_stage", records=accounts, columns=ACCOUNT_COLS)
+        await conn.execute(_UPSERT_ACCOUNTS_FROM_STAGE)
+    elif accounts:
         await conn.executemany(UPSERT_ACCOUNTS, accounts)
     await conn.execute(
         "INSERT INTO ledger_commits (seq, transfers, ts) VALUES ($1, $2, $3)", last_seq, len(transfers), ts

@@ -4,6 +4,8 @@ exact amounts; a mutually cancelled contract voids its pending transfers; ml_set
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +46,28 @@ def _contract(c: httpx.Client, allocation_id: str) -> dict[str, Any]:
             return dict(items[0])
         time.sleep(0.1)
     raise AssertionError(f"no contract for {allocation_id}")
+
+
+async def _settlement_events(g: Gateway, token: str, cid: str, expect_none: bool = False) -> list[str]:
+    """Types of the settlement events of ``cid`` that ``token``'s WebSocket replays from seq 0."""
+    import websockets
+
+    url = g.base.replace("http://", "ws://") + "/v1/stream"
+    types: list[str] = []
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        assert json.loads(await ws.recv())["op"] == "welcome"
+        await ws.send(
+            json.dumps({"op": "subscribe", "channel": "mine", "shard_id": "settlement", "from_seq": 0})
+        )
+        while True:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 1.5 if expect_none else 10))
+            except TimeoutError:
+                return types
+            if m.get("op") == "event" and m["payload"].get("contract_id") == cid:
+                types.append(m["type"])
+                if m["type"] == "INVOICE_PAID":
+                    return types
 
 
 def _trade(g: Gateway, s: httpx.Client, b: httpx.Client, tag: str) -> dict[str, Any]:
@@ -123,6 +147,11 @@ def test_one_trade_end_to_end(sgw: Gateway, pg_dsn: str) -> None:
             A,
             inv["due_at"],
         )
+        # the buyer's WebSocket: its contract and invoice events on the mine channel of "settlement"
+        got = asyncio.run(_settlement_events(sgw, buyer, cid))
+        assert got == ["CONTRACT_OPENED", "DELIVERY_RECORDED", "INVOICE_ISSUED", "PAYMENT_RECEIVED",
+                       "PAYMENT_RECEIVED", "INVOICE_PAID"]  # fmt: skip
+        assert asyncio.run(_settlement_events(sgw, other, cid, expect_none=True)) == []
         # statement: cursor pages cover every transfer once
         seen, cursor = [], None
         while True:

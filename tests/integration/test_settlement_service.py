@@ -12,6 +12,7 @@ from actors.core.posttrade.ledger import DESK
 from actors.settlement_service import SettlementService
 from persistence.exposure import ExposureStore
 from persistence.migrate import apply_migrations
+from persistence.risk_reads import open_exposure
 from persistence.settlement_store import PostgresSettlementStore
 from tests.integration.settlement_helpers import db_ledger_check, pool_for, write_allocations
 
@@ -70,6 +71,8 @@ async def test_one_trade_through_the_host(pg_dsn: str, redis_url: str, key_prefi
         assert await again.catch_up() == 1
         assert again.engine.state.ledger.exposure("B2") == 15_000_000
         assert DESK + ":exposure" in again.engine.state.ledger.accounts
+        # the Redis cache is rebuilt from the ledger: B1 paid everything, B2 owes its open contract
+        assert await open_exposure(pool) == {"B1": 0, "B2": 15_000_000}
         await db_ledger_check(pool)
     finally:
         await pool.close()
@@ -105,5 +108,56 @@ async def test_cancel_voids_pending_and_the_trigger_refuses_an_unbalanced_commit
                         "INSERT INTO ledger_commits (seq, transfers, ts) VALUES (999999, 0, 0)"
                     )
         await db_ledger_check(pool)
+    finally:
+        await pool.close()
+
+
+async def test_sweep_marks_overdue_then_defaulted_in_the_read_models(pg_dsn: str) -> None:
+    apply_migrations(pg_dsn)
+    pool = await pool_for(pg_dsn)
+    day = 86_400_000
+    try:
+        svc = await _service(pool)
+        await write_allocations(pool, [("S4", "B4", 200, 12000)], ts=20_000, region="IN-RJ")
+        await svc.catch_up()
+        cid = next(c for c, v in svc.engine.state.contracts.items() if v.terms.buyer_id == "B4")
+        at = svc.engine.state.contracts[cid].opened_at + 5
+        d = await svc.deliver("S4", cid, 200, {}, at)
+        inv, due = d["invoice"]["invoice_id"], d["invoice"]["due_at"]
+        await svc.pay("B4", inv, 400_000, "B4-1", at + 1)
+        r = await svc.sweep(due + 3 * day)
+        assert r["overdue"] >= 1
+        q = (
+            "SELECT i.status AS inv, c.status AS ct, i.overdue_at"
+            " FROM invoices i JOIN contracts c USING (contract_id)"
+        )
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(q + " WHERE invoice_id = $1", inv)
+            assert (row["inv"], row["ct"], row["overdue_at"]) == ("OVERDUE", "OVERDUE", due + 3 * day)
+            await svc.sweep(due + 31 * day)
+            row = await conn.fetchrow(q + " WHERE invoice_id = $1", inv)
+            assert (row["inv"], row["ct"]) == ("DEFAULTED", "DEFAULTED")
+            ml = await conn.fetchrow("SELECT * FROM ml_settlements WHERE invoice_id = $1", inv)
+            assert (ml["amount"], ml["paid_amount"], ml["paid_ts"], ml["due_ts"]) == (
+                2_400_000,
+                400_000,
+                None,
+                due,
+            )
+    finally:
+        await pool.close()
+
+
+async def test_wall_clock_sweep_only_for_a_live_desk(pg_dsn: str) -> None:
+    apply_migrations(pg_dsn)
+    pool = await pool_for(pg_dsn)
+    try:
+        svc = await _service(pool)  # recovered: its newest command is this module's last one
+        t = svc.business_time()
+        assert t == max(
+            r["ts"] for r in await pool.fetch("SELECT ts FROM events WHERE shard_id = 'settlement'")
+        )
+        assert svc.wall_sweep_due(t + 86_400_000)
+        assert not svc.wall_sweep_due(t + 46 * 86_400_000)  # a log of the past: no wall-clock sweep
     finally:
         await pool.close()

@@ -26,7 +26,9 @@ DAY = DAY_MS
 
 
 def _command(draw: st.DrawFn, e: SettlementEngine, now: int, n: int) -> Command:
-    kind = draw(st.sampled_from(["open", "deliver", "pay", "cancel", "sweep", "deliver", "pay"]))
+    kind = draw(
+        st.sampled_from(["open", "deliver", "deliver", "deliver", "pay", "pay", "pay", "cancel", "sweep"])
+    )
     contracts = sorted(e.state.contracts)
     invoices = sorted(e.state.invoices)
     if kind == "open" or not contracts:
@@ -65,7 +67,7 @@ def runs(draw: st.DrawFn) -> list[list[Command]]:
     for _ in range(draw(st.integers(1, 6))):
         batch: list[Command] = []
         for _ in range(draw(st.integers(1, 8))):
-            now += draw(st.integers(0, 20)) * DAY
+            now += draw(st.integers(0, 6)) * DAY
             cmd = _command(draw, e, now, len(batches) * 100 + len(batch) + 1)
             batch.append(cmd)
             with contextlib.suppress(PostTradeError):
