@@ -114,7 +114,9 @@ class Season:
     async def _deliver(self, item: dict[str, Any]) -> None:
         t: Trade = item["trade"]
         path = f"/v1/contracts/{item['contract_id']}/deliveries"
-        r = await self.client.call("POST", path, self.keys[t.seller_id], item["body"])
+        # the replay delivers each contract once: a retried POST (timeout, 5xx) is the same delivery
+        key = f"season-{item['contract_id']}-D1"
+        r = await self.client.call("POST", path, self.keys[t.seller_id], item["body"], idempotency_key=key)
         if r.status_code >= 400:
             self.stats.errors[f"deliver:{problem_reason(r)}"] += 1
             return
