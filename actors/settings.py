@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actors.core.ids import KEY_PREFIX
 from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_WEIGHT, DEFAULT_RULES_WEIGHT
+from actors.core.risk.rules import RulesConfig
+
+_RULES = RulesConfig()  # the rules' defaults live in RulesConfig (one source)
 
 
 class Settings(BaseSettings):
@@ -60,6 +63,12 @@ class Settings(BaseSettings):
     # every risk model without one (about 30 s on 2 cores); False = no training, rules-only unless
     # champions were registered by hand (``tradedesk train --promote``).
     risk_ml_bootstrap: bool = True
+    # Settlement-history rules (docs/risk.md): BLOCK a buyer with an invoice past due by more than
+    # N days, WARN one overdue at all, WARN from K defaults (unpaid more than the settlement grace,
+    # ``settlement_grace_days``, after due).
+    risk_overdue_block_days: float = Field(default=_RULES.overdue_block_days, ge=0)
+    risk_overdue_warn: bool = _RULES.overdue_warn
+    risk_default_warn_count: int = Field(default=_RULES.default_warn_count, ge=0)
 
     # Post-trade (docs/post-trade.md): grace after due before DEFAULTED, delivery tolerance
     # (basis points of the contracted kg), payment terms per party overriding the commodity's,

@@ -4,6 +4,7 @@ push promotions to the running risk pool.
 ::
 
     tradedesk train MODEL [--data PATH]... [--tune TRIALS] [--sample N] [--engine ENGINE] [--promote]
+    tradedesk train payment_default --source desk [--dsn DSN] [--late-days D] [--holdout F]
     tradedesk models list
     tradedesk models promote MODEL VERSION
     tradedesk models rollback MODEL
@@ -58,6 +59,11 @@ Model = Annotated[str, typer.Argument(callback=_model_name, metavar="MODEL", hel
 TrackingUri = Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI")]
 NoReload = Annotated[bool, typer.Option("--no-reload", help="do not push the change to a running risk pool")]
 KEY_METRICS = {"payment_default": ("roc_auc", "pr_auc", "brier"), "order_anomaly": ("synthetic_auc",)}
+
+
+class Source(StrEnum):
+    UCI = "uci"
+    DESK = "desk"
 
 
 class Engine(StrEnum):
@@ -147,7 +153,20 @@ def train(
         Engine | None, typer.Option(help="payment_default: ray-train (default); others: ray-task (default)")
     ] = None,
     workers: Annotated[int, typer.Option(help="Ray Train workers")] = 2,
-    dsn: Annotated[str | None, typer.Option(help="PostgreSQL DSN with orders (order_anomaly)")] = None,
+    dsn: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL DSN: orders (order_anomaly), settlements (--source desk)"),
+    ] = None,
+    source: Annotated[
+        Source, typer.Option(help="payment_default data: uci (bootstrap file) or desk (ml_settlements)")
+    ] = Source.UCI,
+    late_days: Annotated[
+        float,
+        typer.Option(min=0.0, help="--source desk: an invoice paid later than this after due is a default"),
+    ] = 30.0,
+    holdout: Annotated[
+        float, typer.Option(min=0.01, max=0.99, help="--source desk: share of the latest invoices held out")
+    ] = 0.3,
     promote: Annotated[
         bool, typer.Option("--promote", help="promote the new version if it passes the gate")
     ] = False,
@@ -160,20 +179,31 @@ def train(
     from ml.registry import CHAMPION, PromotionRefused
 
     settings = get_settings()
-    chosen = str(engine) if engine else ("ray-train" if model == "payment_default" else "ray-task")
-    source: list[str | Path] | str | Path | None = (
+    desk = source == Source.DESK
+    if desk and model != "payment_default":
+        _fail(f"tradedesk train {model}: --source desk trains payment_default only")
+    default_engine = "ray-train" if model == "payment_default" and not desk else "ray-task"
+    chosen = str(engine) if engine else default_engine
+    files: list[str | Path] | str | Path | None = (
         list(data) if model == "order_anomaly" and data else (data[0] if data else None)
     )
+    kw = _train_kwargs(model, settings, chosen, tune, sample, seed, workers, dsn)
     try:
-        D.check_data(model, source)
+        if desk:
+            kw.update(source="desk", dsn=dsn or settings.database_url, late_days=late_days, holdout=holdout)
+        else:
+            D.check_data(model, files)
     except (D.DataShapeError, OSError) as exc:
         _fail(f"tradedesk train {model}: {exc}")
     console = _console()
     reg = open_registry(settings, tracking_uri)
     champion = reg.by_alias(model, CHAMPION)
-    result = T.train(
-        model, source, **_train_kwargs(model, settings, chosen, tune, sample, seed, workers, dsn)
-    )
+    try:
+        result = T.train(model, files, **kw)
+    except (D.DataShapeError, OSError) as exc:
+        _fail(f"tradedesk train {model}: {exc}")
+    if champion is not None and result.holdout is not None:
+        _champion_on_holdout(console, reg, result, champion)
     info = reg.log_training(result)
     _print_result(console, result, info.version, champion)
     console.print(
@@ -189,6 +219,26 @@ def train(
         console.print(f"promoted {model} v{info.version} to champion")
         if not no_reload:
             push_to_pool(settings, reg, console)
+
+
+def _champion_on_holdout(console: Console, reg: Registry, result: Any, champion: Any) -> None:
+    """Score the current champion on the new run's hold-out, record it as the run's
+    ``champion_roc_auc`` (and ``champion_pr_auc``, ``champion_brier``) and print both ROC-AUCs."""
+    from ml.train_payment import evaluate_on
+
+    loaded = reg.load(result.model, champion.version)
+    if loaded is None:
+        return
+    theirs = evaluate_on(loaded[0], result.holdout)
+    result.metrics.update({f"champion_{k}": v for k, v in theirs.items()})
+    src = champion.tags.get("data_source", "uci")
+    n = len(result.holdout[1])
+    console.print(
+        f"hold-out of {n} rows ({result.dataset.info.get('data_source')}): new model ROC-AUC "
+        f"{result.metrics['roc_auc']:.4f}; champion v{champion.version} (data_source={src}) ROC-AUC "
+        f"{theirs['roc_auc']:.4f}",
+        soft_wrap=True,
+    )
 
 
 def _train_kwargs(

@@ -4,7 +4,8 @@
    ``TRADEDESK_*`` URLs say otherwise);
 2. waits until ``GET /readyz`` answers 200 (first start creates the database: allow a few minutes);
 3. replays ``data/agmarknet/trinetra_cotton_2025-11_2026-01.csv`` through the HTTP API
-   (``tradedesk replay``) and prints its summary;
+   (``tradedesk replay``), then the season after the match (deliveries, invoices, payments, sweeps;
+   ``--no-season`` skips it), and prints its summary;
 4. leaves the server up (web console at http://127.0.0.1:8000/ui, API docs at /docs) until Ctrl-C,
    then stops it cleanly (SIGTERM: the server drains its shards before exiting).
 
@@ -148,6 +149,7 @@ def run(
         bool, typer.Option("--json", help="print the replay summary as one JSON object")
     ] = False,
     no_progress: replay_cli.NoProgress = False,
+    no_season: replay_cli.NoSeason = False,
     log_to_terminal: LogToTerminal = False,
 ) -> None:
     """Quickstart: serve, replay the real cotton data, keep serving until Ctrl-C."""
@@ -160,6 +162,7 @@ def run(
         commodity=commodity,
         json=json_out,
         progress=not no_progress,
+        season=not no_season,
     )
     raise typer.Exit(main(opts, log_to_terminal))
 

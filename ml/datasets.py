@@ -9,6 +9,8 @@
   Agmarknet reader :mod:`persistence.agmarknet` converts them),
   typical size = the market's median arrival. Agmarknet has neither distances nor times of day, so
   those features are "unknown" (0) for these rows.
+- :func:`load_desk` reads the desk's own invoices (``ml_settlements``) and party credit limits from
+  PostgreSQL and builds time-split payment-default rows (:mod:`ml.desk_data`).
 - :func:`load_pg_orders` reads the exchange's own orders from PostgreSQL (``orders`` projection, read
   by :mod:`persistence.risk_reads`) into the same record shape.
 
@@ -31,6 +33,7 @@ import pandas as pd
 
 from actors.core.regions import region_for_state
 from ml import features as F
+from ml.desk_data import DEFAULT_HOLDOUT, DEFAULT_LATE_DAYS, DeskRows, build_desk_rows
 from persistence import risk_reads
 from persistence.agmarknet import AgmarknetFormatError, MarketRow, read_file
 
@@ -122,7 +125,29 @@ def load_credit(path: str | Path | None = None, sample: int | None = None, seed:
     """Payment-default dataset: X (n, 31) payment features, y (n,) 1 = defaulted next month."""
     history, y, sha, src = load_credit_raw(path, sample, seed)
     X = F.build_payment_features(history)
-    return Dataset(X, y, sha, src, {"rows": len(X), "positive_rate": float(y.mean())})
+    return Dataset(X, y, sha, src, {"data_source": "uci", "rows": len(X), "positive_rate": float(y.mean())})
+
+
+def load_desk(
+    dsn: str,
+    *,
+    late_days: float = DEFAULT_LATE_DAYS,
+    holdout: float = DEFAULT_HOLDOUT,
+    as_of_end: int | None = None,
+) -> DeskRows:
+    """The desk's payment-default rows from PostgreSQL (``ml_settlements`` + ``parties``), split in
+    time (:func:`ml.desk_data.build_desk_rows`).
+
+    Raises:
+        DataShapeError: no invoices, or too few of each outcome on a side of the split (one line).
+        OSError: the database cannot be reached.
+    """
+    invoices, limits = risk_reads.run_sync(dsn, risk_reads.desk_settlements)
+    rows = [{"invoice_id": inv, **row} for inv, row in invoices]
+    try:
+        return build_desk_rows(rows, limits, late_days=late_days, holdout=holdout, as_of_end=as_of_end)
+    except ValueError as exc:
+        raise DataShapeError(str(exc)) from None
 
 
 def load_credit_limit(path: str | Path | None = None, sample: int | None = None, seed: int = 42) -> Dataset:
@@ -131,7 +156,7 @@ def load_credit_limit(path: str | Path | None = None, sample: int | None = None,
     history, _, sha, src = load_credit_raw(path, sample, seed)
     X = F.build_credit_limit_features(history)
     y = history["credit_limit"].to_numpy(dtype="float64")
-    return Dataset(X, y, sha, src, {"rows": len(X), "target_mean": float(y.mean())})
+    return Dataset(X, y, sha, src, {"data_source": "uci", "rows": len(X), "target_mean": float(y.mean())})
 
 
 def _region_of(state: str) -> str:
@@ -266,5 +291,10 @@ def load_orders(
         rec["ts_ms"],
     )
     sha = _hash(files, f"sample={sample};seed={seed};pg_rows={n_pg}")
-    info = {"rows": len(X), "agmarknet_files": [f.name for f in files], "pg_rows": n_pg}
+    info = {
+        "data_source": "agmarknet+desk" if n_pg else "agmarknet",
+        "rows": len(X),
+        "agmarknet_files": [f.name for f in files],
+        "pg_rows": n_pg,
+    }
     return Dataset(X, None, sha, ",".join(str(f) for f in files), info)

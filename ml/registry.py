@@ -145,6 +145,17 @@ def floors_for(model: str, floors: dict[str, float] | None = None) -> dict[str, 
     return out
 
 
+def provenance(result: TrainResult) -> dict[str, str]:
+    """Which data a version came from: ``data_source`` (``uci`` bootstrap file, ``desk``
+    PostgreSQL settlement history, ``agmarknet`` files), and the train / hold-out row counts."""
+    info, m = result.dataset.info, result.metrics
+    out = {"data_source": str(info.get("data_source", "unknown"))}
+    for tag, key in (("rows_train", "n_train"), ("rows_holdout", "n_holdout")):
+        if key in m:
+            out[tag] = str(int(m[key]))
+    return out
+
+
 @dataclass
 class VersionInfo:
     """One registered version: model key, version, aliases, run id, metrics, features, tags."""
@@ -212,7 +223,8 @@ class Registry:
     def log_training(self, result: TrainResult, *, challenger: bool = True) -> VersionInfo:
         """Log a :class:`ml.train.TrainResult` as a run and register it as a new model version.
 
-        Logs params, metrics, tags ``dataset_sha256``/``dataset_source``/``engine``, artifacts
+        Logs params, metrics, tags ``dataset_sha256``/``dataset_source``/``engine`` and the
+        provenance tags of :func:`provenance` (also on the model version), artifacts
         ``features.json``, ``plots/*.png`` and ``model/`` (joblib estimator + ``meta.json``; for
         payment default also the RandomForest baseline as ``baseline/``). The new version gets the
         ``challenger`` alias unless ``challenger`` is False.
@@ -231,6 +243,8 @@ class Registry:
             self.client.set_tag(run_id, "dataset_sha256", result.dataset.sha256)
             self.client.set_tag(run_id, "dataset_source", result.dataset.source[:4000])
             self.client.set_tag(run_id, "engine", result.engine)
+            for k, v in provenance(result).items():
+                self.client.set_tag(run_id, k, v)
             with tempfile.TemporaryDirectory(prefix="td-mlflow-") as tmp:
                 t = Path(tmp)
                 (t / "features.json").write_text(json.dumps(result.feature_names))
@@ -261,6 +275,7 @@ class Registry:
             "features": json.dumps(result.feature_names),
             "metrics": json.dumps(result.metrics),
             "dataset_sha256": result.dataset.sha256,
+            **provenance(result),
         }
         mv = self.client.create_model_version(name, f"{artifact_uri}/model", run_id=run_id, tags=tags)
         if challenger:

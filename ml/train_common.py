@@ -44,7 +44,8 @@ XGB_REGRESSOR_PARAMS: dict[str, Any] = {
 @dataclass
 class TrainResult:
     """One training run: the fitted estimator served as ``model``, its hold-out metrics, the
-    parameters, the feature list, the dataset provenance and PNG plots (name -> path)."""
+    parameters, the feature list, the dataset provenance, PNG plots (name -> path) and, for the
+    classifier, the hold-out ``(X, y)`` it was evaluated on."""
 
     model: str
     estimator: Any
@@ -56,6 +57,7 @@ class TrainResult:
     baseline: Any = None
     engine: str = "ray-task"
     wall_s: float = 0.0
+    holdout: tuple[Any, Any] | None = None
 
 
 Progress = Callable[[str], None]

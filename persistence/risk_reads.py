@@ -18,6 +18,28 @@ SETTLEMENTS_SQL = (
     "SELECT party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
     " WHERE party_id = ANY($1::text[])"
 )
+#: Invoices a buyer paid late or not at all: what the settlement-history rules need (rows paid on
+#: time change nothing in :func:`actors.core.risk.standing.standing_from_rows`), each with the
+#: buyer's desk time: its latest settlement fact (an invoice issued or paid, a sweep's OVERDUE or
+#: DEFAULTED verdict in ``invoices``, migration 0008). The plain form serves databases before 0008.
+LATE_SETTLEMENTS_SQL = """
+SELECT * FROM (
+    SELECT s.party_id, s.invoiced_ts, s.due_ts, s.amount, s.paid_ts, s.paid_amount,
+           MAX(GREATEST(s.invoiced_ts, COALESCE(s.paid_ts, 0), COALESCE(i.overdue_at, 0),
+                        COALESCE(i.defaulted_at, 0))) OVER (PARTITION BY s.party_id) AS desk_ts
+      FROM ml_settlements s LEFT JOIN invoices i ON i.invoice_id = s.invoice_id
+     WHERE s.party_id = ANY($1::text[])
+) x WHERE paid_ts IS NULL OR paid_ts > due_ts
+"""
+LATE_SETTLEMENTS_PLAIN_SQL = (
+    "SELECT party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount, 0::bigint AS desk_ts"
+    " FROM ml_settlements WHERE party_id = ANY($1::text[]) AND (paid_ts IS NULL OR paid_ts > due_ts)"
+)
+ALL_SETTLEMENTS_SQL = (
+    "SELECT invoice_id, party_id, invoiced_ts, due_ts, amount, paid_ts, paid_amount FROM ml_settlements"
+    " ORDER BY invoiced_ts, invoice_id"
+)
+PARTY_LIMITS_SQL = "SELECT party_id, credit_limit FROM parties"
 RECENT_ALLOCATIONS_SQL = (
     "SELECT seller_id, buyer_id, shard_id, price, quantity_kg, ts FROM allocations"
     " WHERE ts >= (SELECT COALESCE(MAX(ts), 0) FROM allocations) - $1 ORDER BY ts LIMIT $2"
@@ -76,6 +98,13 @@ class SettlementRow(TypedDict):
     paid_amount: int
 
 
+class LateSettlementRow(SettlementRow):
+    """A :class:`SettlementRow` unpaid or paid late, with ``desk_ts``: the buyer's latest settlement
+    fact (epoch ms; 0 when unknown)."""
+
+    desk_ts: int
+
+
 class AllocationRow(NamedTuple):
     """One allocation for the circular-trading history: price paise/kg, quantity kg, ts epoch ms."""
 
@@ -120,11 +149,7 @@ async def _fetch_or_empty(db: Fetcher, sql: str, *args: object) -> list[Any]:
         raise
 
 
-async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementRow]:
-    """Invoices of ``party_ids`` (any order). Empty before migration 0004."""
-    if not party_ids:
-        return []
-    rows = await _fetch_or_empty(db, SETTLEMENTS_SQL, list(party_ids))
+def _settlement_rows(rows: list[Any]) -> list[SettlementRow]:
     return [
         SettlementRow(
             party_id=r["party_id"],
@@ -136,6 +161,45 @@ async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementR
         )
         for r in rows
     ]
+
+
+async def settlements(db: Fetcher, party_ids: Sequence[str]) -> list[SettlementRow]:
+    """Invoices of ``party_ids`` (any order). Empty before migration 0004."""
+    if not party_ids:
+        return []
+    return _settlement_rows(await _fetch_or_empty(db, SETTLEMENTS_SQL, list(party_ids)))
+
+
+async def late_settlements(db: Fetcher, party_ids: Sequence[str]) -> dict[str, list[LateSettlementRow]]:
+    """Invoices of ``party_ids`` still unpaid or paid after their due date, per party (parties with
+    none are absent), with the buyer's desk time: the input of the settlement-history rules. Empty
+    before migration 0004; without desk times (0) before migration 0008."""
+    out: dict[str, list[LateSettlementRow]] = {}
+    if not party_ids:
+        return out
+    try:
+        rows = await db.fetch(LATE_SETTLEMENTS_SQL, list(party_ids))
+    except Exception as exc:
+        if type(exc).__name__ != "UndefinedTableError":
+            raise
+        rows = await _fetch_or_empty(db, LATE_SETTLEMENTS_PLAIN_SQL, list(party_ids))
+    for r, row in zip(rows, _settlement_rows(rows), strict=True):
+        late = LateSettlementRow(**row, desk_ts=int(r["desk_ts"] or 0))
+        out.setdefault(late["party_id"], []).append(late)
+    return out
+
+
+async def desk_settlements(db: Fetcher) -> tuple[list[tuple[str, SettlementRow]], dict[str, int]]:
+    """Every invoice of ``ml_settlements`` as ``(invoice_id, row)`` in issue order, and every party's
+    credit limit (paise; parties without one absent): the desk's own training data. Empty when the
+    tables are missing."""
+    rows = await _fetch_or_empty(db, ALL_SETTLEMENTS_SQL)
+    limits = await _fetch_or_empty(db, PARTY_LIMITS_SQL)
+    invoices = [str(r["invoice_id"]) for r in rows]
+    return (
+        list(zip(invoices, _settlement_rows(rows), strict=True)),
+        {str(r["party_id"]): int(r["credit_limit"]) for r in limits if r["credit_limit"] is not None},
+    )
 
 
 async def recent_allocations(db: Fetcher, window_ms: int, limit: int) -> list[AllocationRow]:

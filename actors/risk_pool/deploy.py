@@ -91,6 +91,18 @@ def model_config(settings: Settings, user_config: dict[str, Any] | None = None) 
     return cfg
 
 
+def rules_config_from(settings: Settings) -> dict[str, Any]:
+    """:class:`~actors.core.risk.rules.RulesConfig` fields set by the settings: the settlement-history
+    rules (``risk_overdue_block_days``, ``risk_overdue_warn``, ``risk_default_warn_count``, and the
+    settlement kernel's grace period ``settlement_grace_days`` for the default history; docs/risk.md)."""
+    return {
+        "overdue_block_days": float(settings.risk_overdue_block_days),
+        "overdue_warn": bool(settings.risk_overdue_warn),
+        "default_grace_days": float(settings.settlement_grace_days),
+        "default_warn_count": int(settings.risk_default_warn_count),
+    }
+
+
 def deploy_risk_pool(
     settings: Settings,
     dsn: str | None,
@@ -109,6 +121,8 @@ def deploy_risk_pool(
     Rebuilds the Redis exposure counters from PostgreSQL first (``rebuild``; do it only when no
     shard is allocating). Replica bounds (``risk_min_replicas``, ``risk_max_replicas``) and the
     model config (:func:`model_config`) come from ``settings``; ``user_config`` overrides the latter.
+    The settlement-history rules come from ``settings`` (:func:`rules_config_from`);
+    ``rules_config`` overrides them.
     """
     from ray import serve
     from ray.serve.config import ProxyLocation
@@ -127,7 +141,7 @@ def deploy_risk_pool(
         min_replicas=int(settings.risk_min_replicas),
         max_replicas=int(settings.risk_max_replicas),
         user_config=cfg,
-        rules_config=rules_config,
+        rules_config={**rules_config_from(settings), **(rules_config or {})},
         num_cpus=num_cpus,
         load_history=load_history,
     )

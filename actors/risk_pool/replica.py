@@ -8,7 +8,9 @@ Per batch of requests (``@serve.batch`` merges concurrent requests from several 
    models (hot reload, no restart);
 2. reserves credit for every buyer atomically in Redis (:mod:`persistence.exposure`), which also
    returns each buyer's exposure before the batch;
-3. runs the rules tier (:mod:`actors.core.risk.rules`) on every pair, while the ML tier
+3. reads the buyers' late invoices (``ml_settlements``, :func:`persistence.risk_reads.late_settlements`)
+   beside the credit reservation, then runs the rules tier (:mod:`actors.core.risk.rules`) on every
+   pair, while the ML tier
    (:mod:`actors.risk_pool.ml_tier`) scores in a worker thread behind its circuit breaker;
 4. fuses both (:mod:`actors.core.risk.fusion`) into one decision per pair.
 
@@ -303,6 +305,11 @@ class RiskPoolReplica:
         feats = party_payment_features(rows, limits, as_of_ts)
         return feats.loc[buyers]
 
+    async def _late_settlements(self, buyers: set[str]) -> dict[str, list[risk_reads.LateSettlementRow]]:
+        """The buyers' invoices unpaid or paid late, per buyer (settlement-history rules)."""
+        db = await self._database() if buyers else None
+        return await risk_reads.late_settlements(db, sorted(buyers)) if db is not None else {}
+
     async def _ml_scores(self, queries: list[Pair]) -> list[MlScores] | None:
         return await self.gate.scores(self.ml, queries, self.parties, self._payment_features)
 
@@ -365,10 +372,18 @@ class RiskPoolReplica:
         parties = self.parties
         # The ML tier runs in a worker thread while the credit reservation and the rules proceed.
         ml_task = asyncio.ensure_future(self._ml_scores(queries)) if self.ml is not None and queries else None
+        late_task = asyncio.ensure_future(self._late_settlements({q.buyer_id for q in queries}))
         exposure, grants = await self._grants(requests, queries)
+        late = await late_task
         evaluate = self.rules.evaluate
         rule_results = [
-            evaluate(q, parties.get(q.buyer_id), parties.get(q.seller_id), exposure.get(q.buyer_id, 0))
+            evaluate(
+                q,
+                parties.get(q.buyer_id),
+                parties.get(q.seller_id),
+                exposure.get(q.buyer_id, 0),
+                late.get(q.buyer_id, ()),
+            )
             for q in queries
         ]
         ml_scores = await ml_task if ml_task is not None else None

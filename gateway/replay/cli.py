@@ -35,6 +35,7 @@ class ReplayOptions:
     commodity: str | None = None
     json: bool = False
     progress: bool = True
+    season: bool = True
 
 
 def default_key_file() -> Path:
@@ -56,11 +57,12 @@ def execute(opts: ReplayOptions) -> int:
     import json
     import time
 
+    from gateway.replay.behaviour import load_behaviours
     from gateway.replay.locations import Locator, load_cities
     from gateway.replay.plan import DEFAULT_FILES, build_plan, load_rows
     from gateway.replay.quality import load_hvi
-    from gateway.replay.run import run_replay
-    from gateway.replay.summary import print_summary, summarize
+    from gateway.replay.run import SeasonSetup, run_replay
+    from gateway.replay.summary import print_season, print_summary, summarize, summarize_season
     from persistence.agmarknet import AgmarknetFormatError
 
     files = list(opts.files) or list(DEFAULT_FILES)
@@ -78,10 +80,12 @@ def execute(opts: ReplayOptions) -> int:
             f"no admin API key at {key_file} (start `tradedesk serve` first, or pass --api-key-file)", 2
         )
     t0 = time.perf_counter()
-    plan = build_plan(rows, Locator.load(), load_cities(), load_hvi(), seed=opts.seed)
+    hvi = load_hvi()
+    plan = build_plan(rows, Locator.load(), load_cities(), hvi, seed=opts.seed)
     plan.files = reports
+    setup = SeasonSetup(hvi, load_behaviours(), opts.seed) if opts.season else None
     try:
-        stats = asyncio.run(
+        stats, season = asyncio.run(
             run_replay(
                 plan,
                 opts.gateway,
@@ -89,6 +93,7 @@ def execute(opts: ReplayOptions) -> int:
                 batch_max=opts.batch,
                 concurrency=opts.concurrency,
                 progress=opts.progress and not opts.json,
+                season=setup,
             )
         )
     except RuntimeError as exc:
@@ -96,10 +101,14 @@ def execute(opts: ReplayOptions) -> int:
     except OSError as exc:
         return _fail(f"cannot reach {opts.gateway}: {exc}", 1)
     summary = summarize(plan, stats, time.perf_counter() - t0)
+    if season is not None:
+        summary["season"] = summarize_season(season)
     if opts.json:
         print(json.dumps(summary))
     else:
         print_summary(summary)
+        if season is not None:
+            print_season(summary["season"])
     return 0
 
 
@@ -115,6 +124,13 @@ Commodity = Annotated[
     ),
 ]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="no progress bar")]
+NoSeason = Annotated[
+    bool,
+    typer.Option(
+        "--no-season",
+        help="stop after the orders: no deliveries, invoices, payments (the season after the match)",
+    ),
+]
 Files = Annotated[
     list[Path] | None,
     typer.Argument(help="Agmarknet CSV files (default: the real cotton file)", show_default=False),
@@ -135,8 +151,9 @@ def replay(
     commodity: Commodity = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
     no_progress: NoProgress = False,
+    no_season: NoSeason = False,
 ) -> None:
-    """Replay Agmarknet files through the HTTP API as ordinary clients."""
+    """Replay Agmarknet files through the HTTP API as ordinary clients, then the season after the match."""
     opts = ReplayOptions(
         tuple(files or ()),
         gateway,
@@ -148,5 +165,6 @@ def replay(
         commodity,
         json_out,
         not no_progress,
+        not no_season,
     )
     raise typer.Exit(execute(opts))

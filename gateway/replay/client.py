@@ -67,11 +67,22 @@ class Client:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def call(self, method: str, path: str, token: str, body: Any = None, attempts: int = 8) -> Any:
-        """Returns the httpx response of the last attempt."""
+    async def call(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        attempts: int = 8,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Returns the httpx response of the last attempt. ``idempotency_key`` is sent as the
+        ``Idempotency-Key`` header, so a retried POST is applied once."""
         import httpx
 
         headers = {"Authorization": f"Bearer {token}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         delay = 0.2
         for i in range(attempts):
             async with self.sem:

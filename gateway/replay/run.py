@@ -1,16 +1,30 @@
-"""The replay loop: create parties and keys, send each day's orders, let NEGOTIATE buyers accept."""
+"""The replay loop: create parties and keys, send each day's orders, let NEGOTIATE buyers accept;
+then, with a :class:`SeasonSetup`, play the season after the match (:mod:`gateway.replay.season`)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
+from gateway.replay.behaviour import Behaviour
 from gateway.replay.client import Client, Endpoints, key_from, problem_reason
 from gateway.replay.plan import Party, Plan, Planned
+from gateway.replay.quality import HVI
 from gateway.replay.risk import pool_snapshot
-from gateway.replay.stats import Stats, count_allocation, record_response
+from gateway.replay.stats import SeasonStats, Stats, count_allocation, record_response
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonSetup:
+    """What the season after the match draws from: the HVI trial entries (delivered quality), the
+    UCI payment behaviours and the seed."""
+
+    hvi: list[HVI]
+    behaviours: list[Behaviour]
+    seed: int
 
 
 async def _negotiate(
@@ -107,10 +121,13 @@ async def run_replay(
     batch_max: int = 200,
     concurrency: int = 32,
     progress: bool = True,
-) -> Stats:
-    """Create parties and keys, then send the plan's orders day by day. Returns the collected stats."""
+    season: SeasonSetup | None = None,
+) -> tuple[Stats, SeasonStats | None]:
+    """Create parties and keys, then send the plan's orders day by day; then the season when
+    ``season`` is given. Returns the collected stats (and the season's, or None)."""
     client = Client(base, concurrency=concurrency)
     stats = Stats()
+    played: SeasonStats | None = None
     try:
         r = await client.http.get("/openapi.json")
         ep = Endpoints.discover(r.json()) if r.status_code == 200 else Endpoints()
@@ -136,11 +153,16 @@ async def run_replay(
                 bar.set_postfix_str(f"{day:%d %b %Y}")
         finally:
             bar.close()
+        if season is not None:
+            from gateway.replay.season import Season
+
+            s = Season(client, keys, admin_token, season.hvi, season.behaviours, season.seed)
+            played = await s.run(stats.trades, progress)
         stats.http_retries = client.retries
         stats.pool_after = await pool_snapshot(client, admin_token)
     finally:
         await client.close()
-    return stats
+    return stats, played
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -4,6 +4,16 @@ Per group: rows, orders, accepted, allocations, tonnes allocated, fill rate (all
 volume-weighted trade price vs the portal's arrivals-weighted modal price (paise/kg), proposals,
 rejects by reason; plus how many rows were located by each rule, and what the risk engine decided
 (:mod:`gateway.replay.risk`: PASS / WARN / BLOCK by tier, ML share, model versions, top reasons).
+
+The season after the match (:func:`summarize_season`): contracts, delivered tonnes, quality
+adjustments (count per parameter and their total in paise), invoiced, paid, overdue and defaulted
+(count and paise at the end), days sales outstanding and the buyers' exposure against their limits
+at the end. Two receivable-days figures: ``dso_days``, the amount-weighted mean of days each invoice
+stayed outstanding (issue to full payment, or to the season's end when never fully paid: the
+collection period of the season's sales), and ``dso_end_days``, the textbook period-end form
+(receivables at the end / invoiced x the season's days), which is near 0 once a season is collected.
+"Overdue" counts the invoices a sweep declared OVERDUE during the season (at the end every invoice
+is paid or DEFAULTED, the last sweep running past the grace period).
 """
 
 from __future__ import annotations
@@ -14,7 +24,9 @@ from typing import Any
 
 from gateway.replay.plan import Plan
 from gateway.replay.risk import allocation_summary, pool_summary, risk_lines
-from gateway.replay.stats import Stats
+from gateway.replay.stats import SeasonStats, Stats
+
+DAY_MS = 86_400_000
 
 
 def summarize(plan: Plan, stats: Stats, wall_s: float) -> dict[str, Any]:
@@ -130,3 +142,98 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
     for line in risk_lines(summary.get("risk") or {}):
         con.print(line, markup=False)
+
+
+def _num(doc: Any, *keys: str) -> int | None:
+    """The first integer found under ``keys`` in ``doc`` (a value, or a dict with ``balance``)."""
+    if not isinstance(doc, dict):
+        return None
+    for k in keys:
+        v = doc.get(k)
+        if isinstance(v, dict):
+            v = v.get("balance", v.get("amount"))
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return int(v)
+    return None
+
+
+def exposure_of(doc: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(exposure, credit limit) in paise from a ``GET /v1/ledger/balances`` answer, None when absent."""
+    return _num(doc, "exposure", "credit_exposure"), _num(doc, "credit_limit", "limit")
+
+
+def summarize_season(s: SeasonStats) -> dict[str, Any]:
+    """JSON-ready figures of the season (money paise, tonnes = kg / 1000, days)."""
+    days = (s.end_ts - s.first_ts) / DAY_MS if s.end_ts > s.first_ts else 0.0
+    receivable = sum(s.outstanding_by_status.values())
+    invoiced = s.final_invoiced or s.invoiced_paise
+    exposures: list[dict[str, Any]] = []
+    ratios: list[float] = []
+    total: int | None = None
+    for party, doc in sorted(s.balances.items()):
+        exp, limit = exposure_of(doc)
+        exposures.append({"party_id": party, "exposure_paise": exp, "credit_limit_paise": limit})
+        if exp is not None:
+            total = (total or 0) + exp
+            if limit:
+                ratios.append(exp / limit)
+    return {
+        "contracts": s.contracts,
+        "not_delivered": s.not_delivered,
+        "deliveries": s.deliveries,
+        "tonnes_delivered": round(s.delivered_kg / 1000, 3),
+        "tonnes_settled": round(s.settled_kg / 1000, 3),
+        "quality_adjustments": sum(s.adjustments.values()),
+        "quality_adjustments_by_parameter": dict(s.adjustments.most_common()),
+        "quality_adjustment_paise": s.adjustment_paise,
+        "invoices": s.invoices,
+        "invoiced_paise": invoiced,
+        "payments": s.payments,
+        "paid_paise": s.final_paid or s.paid_paise,
+        "invoice_status": dict(s.invoice_status.most_common()),
+        "overdue_invoices": s.went_overdue,
+        "overdue_invoice_paise": s.went_overdue_paise,
+        "overdue_at_end_paise": s.outstanding_by_status.get("OVERDUE", 0),
+        "defaulted_invoices": s.invoice_status.get("DEFAULTED", 0),
+        "defaulted_paise": s.outstanding_by_status.get("DEFAULTED", 0),
+        "receivables_paise": receivable,
+        "season_days": round(days, 1),
+        "dso_days": round(s.paise_days / invoiced, 1) if invoiced else None,
+        "dso_end_days": round(receivable / invoiced * days, 1) if invoiced and days else None,
+        "sweeps": s.sweeps,
+        "exposure_paise_total": total,
+        "exposure_max_utilisation": max(ratios, default=None),
+        "exposures": exposures,
+        "errors": dict(s.errors.most_common()),
+    }
+
+
+def print_season(season: dict[str, Any]) -> None:
+    """The season's figures as a few lines on stdout."""
+    from rich.console import Console
+
+    con = Console(width=None if sys.stdout.isatty() else 160)
+
+    def rs(paise: int | None) -> str:
+        return "-" if paise is None else f"Rs {paise / 100:,.2f}"
+
+    s = season
+    con.print(
+        f"season: {s['contracts']} contracts, {s['deliveries']} delivered ({s['tonnes_delivered']:,.1f} t,"
+        f" {s['tonnes_settled']:,.1f} t settled), {s['not_delivered']} not delivered;"
+        f" {s['season_days']} days, {s['sweeps']} sweeps"
+    )
+    by = ", ".join(f"{k} {v}" for k, v in s["quality_adjustments_by_parameter"].items()) or "none"
+    con.print(f"quality adjustments: {s['quality_adjustments']} ({by}), {rs(s['quality_adjustment_paise'])}")
+    con.print(
+        f"invoiced {s['invoices']} for {rs(s['invoiced_paise'])}; paid {rs(s['paid_paise'])} in"
+        f" {s['payments']} payments; went overdue {s['overdue_invoices']} ({rs(s['overdue_invoice_paise'])});"
+        f" defaulted {s['defaulted_invoices']} ({rs(s['defaulted_paise'])} outstanding); DSO {s['dso_days']}"
+        f" days (period-end {s['dso_end_days']})"
+    )
+    util = s["exposure_max_utilisation"]
+    con.print(
+        f"exposure at the end: {rs(s['exposure_paise_total'])} over {len(s['exposures'])} buyers;"
+        f" highest use of a credit limit {'-' if util is None else f'{util:.1%}'}"
+        + (f"; errors {s['errors']}" if s["errors"] else "")
+    )

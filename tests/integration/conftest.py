@@ -45,8 +45,9 @@ def kill_namespace(namespace: str) -> None:
                 ray.kill(ray.get_actor(a["name"], namespace=namespace), no_restart=True)
 
 
-def start_test_runtime(dsn: str, redis_url: str | None = None, **overrides: Any) -> Any:
-    """A runtime in a fresh namespace; ``overrides`` go to :class:`actors.settings.Settings`.
+def start_test_runtime(dsn: str, redis_url: str | None = None, decider: Any = None, **overrides: Any) -> Any:
+    """A runtime in a fresh namespace; ``overrides`` go to :class:`actors.settings.Settings`;
+    ``decider`` is the shards' risk decider (None: pass-all).
 
     The harness opens shards for any real region (``shard_creation="any"``: tests use
     :func:`unique_region`, outside India), never stops idle shards and has room for every shard a
@@ -63,7 +64,7 @@ def start_test_runtime(dsn: str, redis_url: str | None = None, **overrides: Any)
         "shard_idle_timeout_s": 0,
     }
     fields.update(overrides)
-    return start_runtime(Settings(**fields), dsn, redis_url=redis_url)
+    return start_runtime(Settings(**fields), dsn, redis_url=redis_url, decider=decider)
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,29 @@ def gw(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory)
     g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"))
     yield g
     g.stop()
+
+
+@pytest.fixture(scope="module")
+def gw_risk(ray_session: None, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real gateway over a fresh runtime whose shards ask a real risk pool (Ray Serve, rules
+    only: no models registered; BLOCK beyond 7 days past due) over the module's database, with the
+    settlement host (no wall-clock sweep: tests sweep through the API); ``gw_risk.risk`` is the
+    pool's client."""
+    from ray import serve
+
+    from actors.risk_pool import deploy_risk_pool
+    from actors.settings import Settings
+    from persistence.migrate import apply_migrations
+    from tests.conftest import REDIS_URL
+    from tests.integration.gateway_server import Gateway
+
+    apply_migrations(pg_dsn)
+    app = f"risk-{uuid.uuid4().hex[:6]}"
+    prefix = f"tdrk:{uuid.uuid4().hex[:8]}:"
+    settings = Settings(risk_min_replicas=1, risk_max_replicas=1, risk_overdue_block_days=7)
+    risk = deploy_risk_pool(settings, pg_dsn, REDIS_URL, prefix=prefix, num_cpus=0.25, app_name=app)
+    runtime = {"key_prefix": prefix, "settlement_tail_s": 0.1, "settlement_sweep_s": 0}
+    g = Gateway(pg_dsn, REDIS_URL, tmp_path_factory.mktemp("keys"), runtime=runtime, decider=risk)
+    yield g
+    g.stop()
+    serve.delete(app)

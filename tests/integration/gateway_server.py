@@ -16,10 +16,17 @@ LOC = {"lat": 21.17, "lon": 72.83, "city": "Surat"}
 class Gateway:
     """A running gateway: ``base`` URL, ``admin`` token, the app and its runtime. ``settings`` go to
     the gateway's :class:`actors.settings.Settings`, ``runtime`` to the runtime's
-    (``start_test_runtime`` overrides, e.g. the shard policy)."""
+    (``start_test_runtime`` overrides, e.g. the shard policy), ``decider`` the shards' risk decider
+    (e.g. a deployed risk pool's client; None: pass-all)."""
 
     def __init__(
-        self, dsn: str, redis_url: str, key_dir: Path, runtime: dict[str, Any] | None = None, **settings: Any
+        self,
+        dsn: str,
+        redis_url: str,
+        key_dir: Path,
+        runtime: dict[str, Any] | None = None,
+        decider: Any = None,
+        **settings: Any,
     ) -> None:
         from actors.settings import Settings
         from gateway.app import ServerThread, create_app
@@ -27,7 +34,9 @@ class Gateway:
         from tests.integration.conftest import start_test_runtime
 
         self.namespace = f"gwt-{uuid.uuid4().hex[:10]}"
-        self.runtime = start_test_runtime(dsn, redis_url, ray_namespace=self.namespace, **(runtime or {}))
+        self.runtime = start_test_runtime(
+            dsn, redis_url, decider, ray_namespace=self.namespace, **(runtime or {})
+        )
         fields: dict[str, Any] = {
             "ray_namespace": self.namespace,
             "rate_limit_per_s": 2000.0,
@@ -42,8 +51,14 @@ class Gateway:
         self.admin = key_file.read_text().strip()
         self.prefix = f"tdgw:{uuid.uuid4().hex[:8]}:"
         self.app = create_app(
-            self.settings, dsn, redis_url, key_prefix=self.prefix, directory=self.runtime.directory
+            self.settings,
+            dsn,
+            redis_url,
+            key_prefix=self.prefix,
+            directory=self.runtime.directory,
+            risk=decider,
         )
+        self.risk: Any = decider
         self.server = ServerThread(self.app)
         self.base = self.server.start()
 

@@ -19,6 +19,11 @@ the worst of them (BLOCK > WARN > PASS). The checks and where they come from:
   the buyer's credit limit -> BLOCK; above ``credit_warn_fraction`` of it -> WARN.
 - Price anomaly (fat-finger / mispricing check): modified z-score of the price against the market
   reference (median/MAD) beyond ``price_z_warn`` -> WARN.
+- Settlement history (trade-credit control: a seller's credit department stops shipping to a buyer
+  whose invoices are long past due, and flags one that is late at all): the buyer's
+  :class:`~actors.core.risk.standing.SettlementStanding` at the pair's ``ts``: an invoice past due by
+  more than ``overdue_block_days`` -> BLOCK; any overdue amount (``overdue_warn``) -> WARN; at least
+  ``default_warn_count`` defaults in its history -> WARN. The matching messages give the figures.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from actors.core.risk.market import MarketReference
+from actors.core.risk.standing import CLEAN, SettlementStanding, standing_from_rows
 from actors.core.risk.types import Outcome
 from actors.core.roles import CAN_BUY, CAN_SELL, Role
 
@@ -90,6 +96,9 @@ class Reason:
     CREDIT_LIMIT_EXCEEDED = "CREDIT_LIMIT_EXCEEDED"
     CREDIT_LIMIT_WARNING = "CREDIT_LIMIT_WARNING"
     PRICE_ANOMALY = "PRICE_ANOMALY"
+    BUYER_PAST_DUE = "BUYER_PAST_DUE"
+    BUYER_OVERDUE = "BUYER_OVERDUE"
+    BUYER_DEFAULT_HISTORY = "BUYER_DEFAULT_HISTORY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,11 @@ class RulesConfig:
     ``price_z_warn``: modified z-score beyond which a price is anomalous (3.5, Iglewicz & Hoaglin).
     ``warn_score``/``block_score``: rules risk score in [0, 1] for a WARN / BLOCK outcome, fed to
     fusion (0 for PASS).
+    Settlement history (docs/risk.md): ``overdue_block_days`` BLOCK when an invoice is past due by
+    more than this many days (30: one month beyond the terms, the first bucket of receivables
+    ageing); ``overdue_warn`` WARN when anything is overdue; ``default_grace_days`` days after due
+    before an unpaid invoice counts as a default (the settlement kernel's grace period);
+    ``default_warn_count`` WARN from this many defaults in the history (0: off).
     """
 
     circular_window_days: float = 30.0
@@ -154,17 +168,44 @@ class RulesConfig:
     sanctioned_countries: frozenset[str] = DEFAULT_SANCTIONED_COUNTRIES
     warn_score: float = 0.5
     block_score: float = 1.0
+    overdue_block_days: float = 30.0
+    overdue_warn: bool = True
+    default_grace_days: float = 30.0
+    default_warn_count: int = 1
+
+
+def settlement_messages(standing: SettlementStanding, config: RulesConfig) -> dict[str, str]:
+    """Reason code -> human message with the figures, for the settlement checks that fire on
+    ``standing`` under ``config`` (empty when none fires). Amounts are shown in rupees (paise / 100)."""
+    out: dict[str, str] = {}
+    s = standing
+    owed = f"Rs {s.overdue_paise / 100:,.2f} overdue on {s.overdue_invoices} invoice(s)"
+    if s.overdue_paise > 0 and s.days_past_due > config.overdue_block_days:
+        out[Reason.BUYER_PAST_DUE] = (
+            f"buyer has an invoice {s.days_past_due} days past due "
+            f"(limit {config.overdue_block_days:g}); {owed}"
+        )
+    if s.overdue_paise > 0 and config.overdue_warn:
+        out[Reason.BUYER_OVERDUE] = f"buyer is overdue: {owed}, oldest {s.days_past_due} days past due"
+    if config.default_warn_count > 0 and s.defaults >= config.default_warn_count:
+        out[Reason.BUYER_DEFAULT_HISTORY] = (
+            f"buyer has {s.defaults} default(s) in its history (unpaid more than "
+            f"{config.default_grace_days:g} days after due)"
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
     """Rules-tier answer for one pair: outcome, reason codes (in check order) and risk score in
-    [0, 1]; ``price_z`` is the price's modified z-score when a market reference was available."""
+    [0, 1]; ``price_z`` is the price's modified z-score when a market reference was available;
+    ``messages`` the human messages (with the figures) of the settlement reasons, code -> text."""
 
     outcome: Outcome
     reasons: tuple[str, ...]
     score: float
     price_z: float | None = None
+    messages: Mapping[str, str] = field(default_factory=dict)
 
 
 class AllocationHistory:
@@ -255,6 +296,7 @@ class RulesEngine:
         buyer: Party | None,
         seller: Party | None,
         exposure: int = 0,
+        settlements: Iterable[Mapping[str, Any]] = (),
     ) -> RuleResult:
         """Run every rule on pair ``q``.
 
@@ -262,6 +304,8 @@ class RulesEngine:
             q: the pair; ``quantity_kg`` kg at ``price`` paise/kg, ``ts`` epoch ms.
             buyer, seller: the parties (None when not in the parties table).
             exposure: the buyer's open exposure before this pair, paise notional.
+            settlements: the buyer's invoice rows (``ml_settlements``; those paid on time may be left
+                out), read at ``q.ts`` by :func:`~actors.core.risk.standing.standing_from_rows`.
 
         Returns:
             The outcome, reason codes and rules risk score (0 PASS, ``warn_score``, ``block_score``).
@@ -295,6 +339,11 @@ class RulesEngine:
             elif after > cfg.credit_warn_fraction * buyer.credit_limit:
                 hits.append((Outcome.WARN, Reason.CREDIT_LIMIT_WARNING))
 
+        standing = standing_from_rows(settlements, q.ts, cfg.default_grace_days) if settlements else CLEAN
+        messages = settlement_messages(standing, cfg) if not standing.clean else {}
+        for code in messages:
+            hits.append((Outcome.BLOCK if code == Reason.BUYER_PAST_DUE else Outcome.WARN, code))
+
         z: float | None = None
         if self.market is not None:
             stats = self.market.stats(q.commodity, q.region)
@@ -310,7 +359,7 @@ class RulesEngine:
             if r not in reasons:
                 reasons.append(r)
         score = {Outcome.PASS: 0.0, Outcome.WARN: cfg.warn_score, Outcome.BLOCK: cfg.block_score}[outcome]
-        return RuleResult(outcome, tuple(reasons), score, z)
+        return RuleResult(outcome, tuple(reasons), score, z, messages)
 
     def record_allocation(
         self, seller_id: str, buyer_id: str, commodity: str, price: int, region: str, ts: int
