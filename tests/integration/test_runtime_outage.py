@@ -5,7 +5,6 @@ lost; the log stays gap-free and equals the book."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 
@@ -20,11 +19,11 @@ from tests.integration.conftest import (
     replay,
     unique_region,
 )
+from tests.integration.pg_control import pg_online, pg_start_if_down, pg_stop
 
 pytestmark = pytest.mark.integration
 
 BATCH = 10
-PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
 
 
 def _stream(handle, cmds, acked, errors, stop_after=150.0):
@@ -61,11 +60,6 @@ def _check(pg_dsn, h, region, sid, cmds, acked):
     assert_projection_matches(pg_dsn, sid, snap)
 
 
-def _pg_online() -> bool:
-    out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
-    return any(line.split()[:2] == ["15", "main"] and "online" in line for line in out.splitlines())
-
-
 def test_persistence_actor_killed_mid_stream(td_runtime, pg_dsn):
     region = unique_region()
     h = td_runtime.shard(region, "cotton")
@@ -88,7 +82,7 @@ def test_persistence_actor_killed_mid_stream(td_runtime, pg_dsn):
 
 
 def test_postgres_restart_mid_stream(td_runtime, pg_dsn):
-    assert _pg_online()
+    assert pg_online()
     region = unique_region()
     h = td_runtime.shard(region, "cotton")
     sid = ray.get(h.info.remote())["shard_id"]
@@ -100,16 +94,15 @@ def test_postgres_restart_mid_stream(td_runtime, pg_dsn):
     try:
         while len(acked) < 80:
             time.sleep(0.01)
-        subprocess.run([*PG_CTL, "stop", "-m", "fast"], check=True, timeout=60)
+        pg_stop()
         time.sleep(1.0)  # batches submitted now must fail, not be acknowledged
         n_acked_down = len(acked)
         time.sleep(0.5)
         assert len(acked) == n_acked_down  # nothing acknowledged while PostgreSQL is down
     finally:
-        if not _pg_online():
-            subprocess.run([*PG_CTL, "start"], check=True, timeout=60)
+        pg_start_if_down()
     t.join(timeout=200)
     assert not t.is_alive()
-    assert _pg_online()
+    assert pg_online()
     assert any("ShardUnavailable" in e or "CommitUnknown" in e for e in errors), errors
     _check(pg_dsn, h, region, sid, cmds, acked)
