@@ -50,7 +50,7 @@ class ShardHost:
         market_reference: str = "agmarknet",
     ) -> None:
         from actors.gc_tuning import tune_gc_for_matching
-        from persistence.agmarknet import market_reference as agmarknet_reference
+        from persistence.agmarknet_reference import market_reference as agmarknet_reference
 
         tune_gc_for_matching()  # the actor process hosts one book: avoid long gen-2 pauses
         ref = agmarknet_reference(region, commodity) if market_reference == "agmarknet" else None

@@ -25,7 +25,6 @@ Units out: prices are integer **paise/kg** (1 Rs./Quintal = 1 paise/kg), arrival
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import re
 from collections import Counter
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from actors.core.commodities import COMMODITIES, canonical_commodity
 from actors.core.regions import region_for_state
-from actors.core.risk.market import PricePoint, state_reference
+from actors.core.risk.market import PricePoint
 
 
 class AgmarknetFormatError(ValueError):
@@ -395,22 +394,3 @@ def load_price_points(paths: Iterable[str | Path]) -> list[PricePoint]:
                 points.append(PricePoint(row.commodity, region, row.day, row.modal_price))
     points.sort(key=lambda p: p.day)
     return points
-
-
-@functools.lru_cache(maxsize=64)
-def market_reference(region: str, commodity: str, data_dir: str | None = None) -> tuple[int, str] | None:
-    """``(price paise/kg, ISO day)``: the shard's market reference from the shipped Agmarknet files
-    (:func:`actors.core.risk.market.state_reference`), or None when the commodity has no market in
-    ``region`` (``traded_in``) or no file has its prices. Reads only the commodity's files
-    (``trinetra_<commodity>_...csv``; files named otherwise are read too); cached per process."""
-    spec = COMMODITIES.get(canonical_commodity(commodity) or "")
-    if spec is None or region not in spec.traded_in:
-        return None
-    paths = []
-    for path in default_agmarknet_paths(data_dir):
-        parts = path.stem.split("_")
-        named = canonical_commodity(parts[1]) if len(parts) > 1 else None
-        if named is None or named == spec.name:
-            paths.append(path)
-    ref = state_reference(load_price_points(paths), spec.name, region)
-    return None if ref is None else (ref[0], ref[1].isoformat())

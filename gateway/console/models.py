@@ -29,11 +29,16 @@ class MarketPage(Out):
 
 
 class ReferenceOut(Out):
-    """Agmarknet modal reference of a state: paise/kg (= Rs./quintal), null when no data."""
+    """The market's Agmarknet reference, the one its price bands use (``modal``: low median of the
+    state's modal prices over ``window_days`` to ``day``, ``samples`` of them), with the latest
+    day's ``markets`` rows and their ``low``/``high`` modal; paise/kg (= Rs./quintal), null when
+    the market has no reference."""
 
     shard_id: str
     source: str
     modal: int | None
+    window_days: int
+    samples: int
     day: str | None
     markets: int
     low: int | None

@@ -3,9 +3,10 @@
 - ``GET /v1/me``: who this API key is (``key_id``, ``party_id``, ``roles``); the console routes
   a signed-in key to the trader or operator page by its roles.
 - ``GET /v1/market``: every market (shard) of the shards registry: ``shard_id``, region, commodity.
-- ``GET /v1/market/{region}/{commodity}/reference``: the Agmarknet modal reference of that state
-  and commodity (the shipped ``data/agmarknet`` files): the latest reported day's median of the
-  markets' modal prices, paise/kg (= Rs./quintal).
+- ``GET /v1/market/{region}/{commodity}/reference``: the market's Agmarknet reference, the one its
+  price bands and circuit breaker use (:func:`persistence.agmarknet_reference.reference_detail`:
+  the low median of the state's modal prices over the 30 days to the latest report), with the
+  latest day's market rows and range as context; paise/kg (= Rs./quintal).
 - ``GET /v1/admin/rejects?minutes=N``: rejections committed in the last N minutes, counted by
   reason and shard (operator, admin), from the events table.
 """
@@ -13,17 +14,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import statistics
 import time
-from collections import defaultdict
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
 from actors.core.events import COMMAND_REJECTED, ORDER_REJECTED
-from actors.core.regions import current_code
+from actors.core.risk.market import REFERENCE_DAYS
 from gateway.auth import MarketReader, OpsPrincipal
 from gateway.responses import AUTHED, errors
 from gateway.routes_market import CommodityP, RegionP, _shard
@@ -50,48 +47,45 @@ async def markets(request: Request, _p: MarketReader) -> Any:
     return {"items": [dict(r) for r in rows]}
 
 
-@functools.lru_cache(maxsize=1)
-def _modal_by_day() -> dict[tuple[str, str], dict[date, list[int]]]:
-    """``{(commodity, region): {day: [modal paise/kg of each market-row]}}`` of the shipped files."""
-    from persistence.agmarknet import default_agmarknet_paths, load_price_points
+def modal_reference(region: str, commodity: str, source: str = "agmarknet") -> dict[str, Any]:
+    """The band's market reference of (ISO 3166-2 ``region``, ``commodity``) as the console shows
+    it: ``{"modal": reference paise/kg, "window_days": 30, "samples": modal prices in the window,
+    "day": latest report (ISO date), "markets": rows that day, "low"/"high": min/max modal that
+    day}`` from :func:`persistence.agmarknet_reference.reference_detail`; ``modal``, ``day``,
+    ``low``, ``high`` null and the counts 0 when the market has no reference (no band either), as
+    with ``source`` "none" (``TRADEDESK_MARKET_REFERENCE=none``: shards take no reference)."""
+    from persistence.agmarknet_reference import reference_detail
 
-    out: dict[tuple[str, str], dict[date, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for pt in load_price_points(default_agmarknet_paths()):
-        out[(pt.commodity, pt.region)][pt.day].append(pt.price)
-    return out
-
-
-def modal_reference(region: str, commodity: str) -> dict[str, Any]:
-    """The Agmarknet modal reference of (ISO 3166-2 ``region``, canonical ``commodity``):
-    ``{"modal": median paise/kg of the latest day's modal prices, "day": ISO date, "markets": n
-    rows that day, "low"/"high": min/max modal that day}``; all null when the files have no row
-    for that state and commodity. Agmarknet quotes Rs./quintal, which is exactly paise/kg."""
-    days = _modal_by_day().get((commodity, current_code(region)))
-    if not days:
-        return {"modal": None, "day": None, "markets": 0, "low": None, "high": None}
-    last = max(days)
-    prices = days[last]
+    d = reference_detail(region, commodity) if source == "agmarknet" else None
+    if d is None:
+        none = dict.fromkeys(("modal", "day", "low", "high"))
+        return {**none, "window_days": REFERENCE_DAYS, "samples": 0, "markets": 0}
     return {
-        "modal": int(statistics.median(prices)),
-        "day": last.isoformat(),
-        "markets": len(prices),
-        "low": min(prices),
-        "high": max(prices),
+        "modal": d.price,
+        "window_days": d.window_days,
+        "samples": d.samples,
+        "day": d.day.isoformat(),
+        "markets": d.markets,
+        "low": d.low,
+        "high": d.high,
     }
 
 
 @router.get(
     "/v1/market/{region}/{commodity}/reference",
-    summary="Agmarknet modal price reference of the state",
+    summary="Agmarknet market reference of the price bands",
     response_model=ReferenceOut,
     responses=errors(*AUTHED, 404, 422),
 )
-async def reference(_p: MarketReader, region: RegionP, commodity: CommodityP) -> Any:
-    """``{shard_id, source, modal, day, markets, low, high}``, prices paise/kg (= Rs./quintal). The
-    files are read once per process (a few seconds), off the event loop."""
+async def reference(request: Request, _p: MarketReader, region: RegionP, commodity: CommodityP) -> Any:
+    """``{shard_id, source, modal, window_days, samples, day, markets, low, high}`` (see
+    :func:`modal_reference`), prices paise/kg (= Rs./quintal). The files are read once per process
+    and commodity, off the event loop."""
     sid = _shard(region, commodity)
-    canon = sid.rpartition(".")[2]
-    return {"shard_id": sid, "source": "Agmarknet", **await asyncio.to_thread(modal_reference, region, canon)}
+    reg, _, canon = sid.partition(".")
+    source = gw(request).settings.market_reference
+    body = await asyncio.to_thread(modal_reference, reg, canon, source)
+    return {"shard_id": sid, "source": "Agmarknet", **body}
 
 
 @router.get(

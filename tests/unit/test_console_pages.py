@@ -1,6 +1,7 @@
 """The console's pages and assets without starting anything: HTML with a same-origin CSP, every
 asset a page loads is served from the installed packages (no internet), nothing else is, the pages
-stay out of the OpenAPI document; and the Agmarknet modal reference the trader page shows."""
+stay out of the OpenAPI document; and the Agmarknet reference the trader page shows is the price
+bands' reference."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gateway.app import create_app
 from gateway.console.pages import CSP
 from gateway.console.reads import modal_reference
 from persistence.agmarknet import default_agmarknet_paths, read_file
+from persistence.agmarknet_reference import market_reference
 
 
 @pytest.fixture(scope="module")
@@ -74,25 +76,35 @@ def test_pages_are_not_in_the_api_document(app: Any) -> None:
     )
 
 
-def test_modal_reference_is_the_median_of_the_states_latest_day() -> None:
+@pytest.mark.parametrize("region", ["IN-GJ", "IN-MH"])
+def test_console_reference_is_the_price_bands_reference(region: str) -> None:
     (cotton,) = [p for p in default_agmarknet_paths() if "cotton" in p.name]
     rows, _ = read_file(cotton)
-    mp = [r for r in rows if region_for_state(r.state) == "IN-MP"]
-    last = max(r.day for r in mp)
-    modals = [r.modal_price for r in mp if r.day == last]
-    ref = modal_reference("IN-MP", "cotton")
+    state = [r for r in rows if region_for_state(r.state) == region]
+    last = max(r.day for r in state)
+    window = [r.modal_price for r in state if (last - r.day).days < 30]
+    latest = [r.modal_price for r in state if r.day == last]
+    ref = modal_reference(region, "cotton")
     assert ref == {
-        "modal": int(statistics.median(modals)),
+        "modal": statistics.median_low(window),  # the 30-day low median, not the latest day's
+        "window_days": 30,
+        "samples": len(window),
         "day": last.isoformat(),
-        "markets": len(modals),
-        "low": min(modals),
-        "high": max(modals),
+        "markets": len(latest),
+        "low": min(latest),
+        "high": max(latest),
     }
-    assert ref["markets"] >= 1 and ref["low"] <= ref["modal"] <= ref["high"]
-    assert modal_reference("FR-75", "cotton") == {
+    # the very figure the shard records as its MARKET_REFERENCE (price bands, circuit breaker)
+    assert (ref["modal"], ref["day"]) == market_reference(region, "cotton")
+    none = {
         "modal": None,
+        "window_days": 30,
+        "samples": 0,
         "day": None,
         "markets": 0,
         "low": None,
         "high": None,
     }
+    assert modal_reference(region, "cotton", source="none") == none  # TRADEDESK_MARKET_REFERENCE=none
+    assert modal_reference("IN-KL", "cotton") == none  # no cotton market in Kerala: no band either
+    assert modal_reference("FR-75", "cotton") == none

@@ -8,7 +8,8 @@ from datetime import date
 
 from actors.core.risk.market import PricePoint, state_reference
 from actors.shard_service import ShardService
-from persistence.agmarknet import default_agmarknet_paths, market_reference, read_file
+from persistence.agmarknet import default_agmarknet_paths, read_file
+from persistence.agmarknet_reference import market_reference
 from persistence.memory_store import MemoryEventStore
 from tests.unit.shard_service_helpers import REGION, orders
 

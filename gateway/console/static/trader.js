@@ -74,7 +74,7 @@
     state.reference = r.ok ? r.data : null;
     const ref = state.reference;
     $("reference").textContent = ref && ref.modal ? price(ref.modal) : "no Agmarknet data for this state";
-    $("reference-note").textContent = ref && ref.modal ? "median modal of " + ref.markets + " market rows on " + ref.day + " (range " + paise(ref.low) + "–" + paise(ref.high) + ")" : "";
+    $("reference-note").textContent = ref && ref.modal ? "price bands' reference: low median of " + ref.samples + " modal prices over the " + ref.window_days + " days to " + ref.day + "; that day " + ref.markets + " market rows, range " + paise(ref.low) + "–" + paise(ref.high) : "";
   }
 
   // --- my orders ------------------------------------------------------------------------------
