@@ -20,7 +20,7 @@ from tests.integration.gateway_server import Gateway, availability, requirement
 pytestmark = pytest.mark.integration
 PT = "urn:tradedesk:problem:"
 N = 1700 * 16000  # contracted notional, paise
-A = 1700 * (16000 - 524)  # invoiced after the micronaire 5.1 discount of 524 paise/kg
+A = 1700 * (16000 - 433)  # invoiced after the micronaire 5.1 discount of 433 paise/kg (-223 pts/lb)
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,8 @@ def test_one_trade_end_to_end(sgw: Gateway, pg_dsn: str) -> None:
         assert r.status_code == 201, r.text
         d = r.json()
         assert (d["delivery_id"], d["settled_kg"], d["refused_kg"]) == (f"{cid}-D1", 1700, 0)
-        assert [(a["parameter"], a["paise_per_kg"]) for a in d["adjustments"]] == [("micronaire", -524)]
-        assert "USDA FSA" in d["adjustments"][0]["rule"] and d["adjusted_price"] == 15476
+        assert [(a["parameter"], a["paise_per_kg"]) for a in d["adjustments"]] == [("micronaire", -433)]
+        assert "USDA FSA" in d["adjustments"][0]["rule"] and d["adjusted_price"] == 15567
         inv = d["invoice"]
         assert (inv["invoice_id"], inv["amount"], inv["status"]) == (f"INV-{cid}-D1", A, "ISSUED")
         assert inv["due_at"] == body["delivered_at"] + 30 * 86_400_000

@@ -40,21 +40,21 @@ async def test_one_trade_through_the_host(pg_dsn: str, redis_url: str, key_prefi
         assert terms.quality_ranges == {"micronaire": (3.5, 4.9), "strength_gtex": (26.0, 45.0)}
         assert terms.delivery_point["city"] == "Rajkot"
         d = await svc.deliver("S1", cid, 1700, {"micronaire": 5.1}, delivered_at=terms.delivery_from + 1000)
-        assert d["adjusted_price"] == 15476 and d["invoice"]["amount"] == 26_309_200
-        assert exposure.get(["B1"]) == {"B1": 26_309_200}
+        assert d["adjusted_price"] == 15567 and d["invoice"]["amount"] == 26_463_900
+        assert exposure.get(["B1"]) == {"B1": 26_463_900}
         inv = d["invoice"]["invoice_id"]
         p1 = await svc.pay("B1", inv, 10_000_000, "UTR-1", paid_at=terms.delivery_from + 2000)
-        assert p1["invoice"]["outstanding"] == 16_309_200
-        over = await svc.pay("B1", inv, 16_309_201, "UTR-2")
+        assert p1["invoice"]["outstanding"] == 16_463_900
+        over = await svc.pay("B1", inv, 16_463_901, "UTR-2")
         assert over["error"]["code"] == "overpayment" and over["error"]["status"] == 409
-        await svc.pay("B1", inv, 16_309_200, "UTR-2", paid_at=terms.delivery_from + 3000)
+        await svc.pay("B1", inv, 16_463_900, "UTR-2", paid_at=terms.delivery_from + 3000)
         assert exposure.get(["B1"]) == {"B1": 0}
         async with pool.acquire() as conn:
             ml = await conn.fetchrow("SELECT * FROM ml_settlements WHERE invoice_id = $1", inv)
             status = await conn.fetchval("SELECT status FROM contracts WHERE contract_id = $1", cid)
             n_pay = await conn.fetchval("SELECT count(*) FROM payments WHERE invoice_id = $1", inv)
             b_exp = await conn.fetchrow("SELECT * FROM ledger_accounts WHERE account_id = 'B1:exposure'")
-        assert (ml["party_id"], ml["amount"], ml["paid_amount"]) == ("B1", 26_309_200, 26_309_200)
+        assert (ml["party_id"], ml["amount"], ml["paid_amount"]) == ("B1", 26_463_900, 26_463_900)
         assert ml["paid_ts"] == terms.delivery_from + 3000 and ml["allocation_id"] == terms.allocation_id
         assert status == "PAID" and n_pay == 2
         assert (

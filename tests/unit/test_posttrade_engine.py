@@ -38,8 +38,9 @@ def _open(e: SettlementEngine, kg: int = 1700, price: int = 16000, commodity: st
 
 
 def test_points_convert_to_paise_per_kg_at_the_documented_rate() -> None:
-    # -270 pts/lb = -0.027 USD/lb; x 88 INR/USD / 0.45359237 kg/lb = -5.2382 INR/kg -> -524 paise/kg
-    assert points_to_paise_per_kg(-270) == -524
+    # -223 pts/lb = -0.0223 USD/lb; x 88 INR/USD / 0.45359237 kg/lb = -4.3264 INR/kg -> -433 paise/kg
+    assert points_to_paise_per_kg(-223) == -433
+    assert points_to_paise_per_kg(-270) == -524  # the 2013-crop press figures, a cross-check only
     assert points_to_paise_per_kg(-385) == -747
     assert points_to_paise_per_kg(40) == 78
 
@@ -53,24 +54,24 @@ def test_micronaire_discount_invoice_payments_and_exposure_to_zero() -> None:
     )
     assert [x.type for x in events] == [pe.DELIVERY_RECORDED, pe.INVOICE_ISSUED]
     assert d["adjustments"][0]["parameter"] == "micronaire"
-    assert d["adjustments"][0]["paise_per_kg"] == -524
-    assert d["adjusted_price"] == 15476
+    assert d["adjustments"][0]["paise_per_kg"] == -433
+    assert d["adjusted_price"] == 15567
     inv = d["invoice"]
-    assert (inv["invoice_id"], inv["amount"]) == (f"INV-{CT}-D1", 1700 * 15476)
+    assert (inv["invoice_id"], inv["amount"]) == (f"INV-{CT}-D1", 1700 * 15567)
     assert inv["due_at"] == 2000 + 30 * DAY_MS
-    assert e.state.ledger.exposure("B") == 26_309_200
+    assert e.state.ledger.exposure("B") == 26_463_900
     _, p1 = e.execute(Pay(3000, "B", inv["invoice_id"], 10_000_000, "UTR1", 3000))
     assert p1["invoice"]["status"] == "PARTIALLY_PAID"
-    assert e.state.ledger.exposure("B") == 16_309_200
+    assert e.state.ledger.exposure("B") == 16_463_900
     with pytest.raises(PostTradeError) as err:
-        e.execute(Pay(3500, "B", inv["invoice_id"], 16_309_201, "UTR2", 3500))
+        e.execute(Pay(3500, "B", inv["invoice_id"], 16_463_901, "UTR2", 3500))
     assert err.value.code == "overpayment" and err.value.status == 409
-    events, p2 = e.execute(Pay(4000, "B", inv["invoice_id"], 16_309_200, "UTR2", 4000))
+    events, p2 = e.execute(Pay(4000, "B", inv["invoice_id"], 16_463_900, "UTR2", 4000))
     assert [x.type for x in events] == [pe.PAYMENT_RECEIVED, pe.INVOICE_PAID]
     assert p2["invoice"]["status"] == "PAID"
     assert e.state.ledger.exposure("B") == 0
     again, p3 = e.execute(Pay(5000, "B", inv["invoice_id"], 10_000_000, "UTR1", 3000))
-    assert again == [] and p3["replayed"] and p3["payment"]["outstanding"] == 16_309_200
+    assert again == [] and p3["replayed"] and p3["payment"]["outstanding"] == 16_463_900
     assert e.state.contracts[CT].delivery_complete
     e.state.ledger.check()
 

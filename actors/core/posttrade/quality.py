@@ -7,26 +7,37 @@ price moves by the quality difference from what was contracted (a range narrower
 base range can still be breached without any change of price). Every adjustment records its rule.
 
 Cotton: USDA Farm Service Agency, *Upland Cotton Loan Premiums and Discounts* (the CCC loan
-schedule, fsa.usda.gov, published each crop year), the micronaire, strength and length-uniformity
-tables in points per pound (1 point = 0.01 US cent). Base ranges: micronaire 3.5-3.6 and 4.3-4.9
-(3.7-4.2 earns a premium), strength 26.0-28.9 g/tex, uniformity 80.0-81.9 % (FSA news release of
-2020-10-01 on the 2021-crop loan rate; CCC base-quality ranges effective with the 2012 crop).
-Micronaire 5.0-5.2 = -270 and 5.3 and above = -385 points are the 2013-crop values (Southeast Farm
-Press, "2013 upland cotton loan chart now available"); the other steps below are of the same
-order, to be replaced by the current crop year's table (the schedule is data: :data:`COTTON_POINTS`).
+schedule, fsa.usda.gov, published each crop year), micronaire brackets in points per pound (1 point
+= 0.01 US cent). Base micronaire 3.5-3.6 and 4.3-4.9 (FSA news release of 2020-10-01 on the
+2021-crop loan rate; CCC base-quality ranges effective with the 2012 crop). The values of
+:data:`COTTON_POINTS` are fitted to the loan values of the 2024 crop in the shipped UGA variety
+trials (``data/cotton_quality/uga_variety_trials_2020-2024_hvi_long.csv``, data/SOURCES.md): each
+plot's CCC loan value minus the 52 c/lb base loan rate, regressed on FSA bracket indicators with
+staple, Rd and +b as nuisance (:mod:`persistence.cotton_loan`, docs/post-trade.md "Cotton
+schedule" for n, standard errors and residuals). A step is adopted when its bracket holds at least
+10 plots, its standard error is at most 30 points and the additive and cell nuisance models agree
+within 10 points: micronaire 3.7-4.2 = +17 (n 56, se 20), 5.0-5.2 = -223 (n 21, se 26). 5.3 and
+above (n 4) carries the 5.0-5.2 value: FSA's discounts grow with micronaire, so -223 is the
+smallest discount the schedule can have there. Below 3.5 the 2024 trials have no plot: such a
+reading (or contracted edge) gives no adjustment, the reading stays recorded with the delivery.
+Strength and length uniformity steps are not resolved by the data (standard errors 28-61 points,
+the two models differ by 19-61 points: colour and leaf grades are not in the file), so they carry
+no schedule here. The 2013-crop press figures (Southeast Farm Press, "2013 upland cotton loan
+chart now available": 5.0-5.2 = -270, 5.3 and above = -385) are kept only as a cross-check.
 Conversion (exact, then rounded half away from zero to whole paise/kg)::
 
     paise/kg = points x 0.0001 USD/lb x INR_PER_USD x 100 paise / 0.45359237 kg/lb
 
 with :data:`PAISE_PER_USD` = 8 800 (INR 88.00 per USD, about the RBI reference rate of November
-2025, rbi.org.in "Reference Rate Archive"; configurable). Example: -270 points -> -524 paise/kg.
+2025, rbi.org.in "Reference Rate Archive"; configurable). Example: -223 points -> -433 paise/kg.
 
 Grains and oilseeds (soybean, mustard, chana, wheat): moisture and foreign matter above the
 contracted maximum are deducted 1:1, i.e. 1 % of the contract price per percentage point above
 (the rebate rule of NCDEX agricultural futures contract specifications, e.g. soybean: moisture basis
 10 %, foreign matter basis 2 %, rebate 1:1 up to the acceptance limit). Below the range there is no
 premium. Other parameters (oil content, protein, cotton staple length, trash and moisture) carry no
-schedule here: their readings are recorded, the price is not changed.
+schedule here (nor do cotton strength and uniformity, above): their readings are recorded, the
+price is not changed.
 """
 
 from __future__ import annotations
@@ -42,38 +53,17 @@ LB_KG = Fraction("0.45359237")
 FSA_RULE = "USDA FSA upland cotton loan premiums and discounts"
 NCDEX_RULE = "NCDEX 1:1 rebate"
 
-# param -> brackets (low inclusive, high exclusive, points per lb), readings rounded to 0.1 first.
-COTTON_POINTS: Mapping[str, tuple[tuple[float, float, int], ...]] = MappingProxyType(
+# param -> brackets (low inclusive, high exclusive, points per lb or None = no fitted value), readings
+# rounded to 0.1 first; the 2024-crop fit (module docstring)
+COTTON_POINTS: Mapping[str, tuple[tuple[float, float, int | None], ...]] = MappingProxyType(
     {
         "micronaire": (
-            (0.0, 2.5, -1000),
-            (2.5, 2.7, -800),
-            (2.7, 3.0, -600),
-            (3.0, 3.3, -400),
-            (3.3, 3.5, -200),
+            (0.0, 3.5, None),
             (3.5, 3.7, 0),
-            (3.7, 4.3, 25),
+            (3.7, 4.3, 17),
             (4.3, 5.0, 0),
-            (5.0, 5.3, -270),
-            (5.3, 99.0, -385),
-        ),
-        "strength_gtex": (
-            (0.0, 23.0, -200),
-            (23.0, 24.0, -130),
-            (24.0, 25.0, -80),
-            (25.0, 26.0, -40),
-            (26.0, 29.0, 0),
-            (29.0, 31.0, 20),
-            (31.0, 99.0, 40),
-        ),
-        "uniformity_pct": (
-            (0.0, 77.0, -120),
-            (77.0, 78.0, -70),
-            (78.0, 79.0, -40),
-            (79.0, 80.0, -15),
-            (80.0, 82.0, 0),
-            (82.0, 83.0, 10),
-            (83.0, 999.0, 15),
+            (5.0, 5.3, -223),
+            (5.3, 99.0, -223),
         ),
     }
 )
@@ -91,8 +81,10 @@ def points_to_paise_per_kg(points: int, paise_per_usd: int = PAISE_PER_USD) -> i
     return round_half_away(Fraction(points, 10_000) * paise_per_usd / LB_KG)
 
 
-def cotton_points(param: str, value: float) -> tuple[int, str]:
-    """(points per lb, bracket text) of the schedule at reading ``value`` (rounded to 0.1)."""
+def cotton_points(param: str, value: float) -> tuple[int | None, str]:
+    """(points per lb, bracket text) of the schedule at reading ``value`` (rounded to 0.1).
+
+    Points are None in a bracket without a fitted value. ValueError outside the schedule."""
     v = round(value, 1)
     for low, high, pts in COTTON_POINTS[param]:
         if low <= v < high:
@@ -103,6 +95,8 @@ def cotton_points(param: str, value: float) -> tuple[int, str]:
 def _cotton(param: str, value: float, edge: float, paise_per_usd: int) -> Adjustment | None:
     pts, bracket = cotton_points(param, value)
     pts_edge, _ = cotton_points(param, edge)
+    if pts is None or pts_edge is None:
+        return None
     delta = pts - pts_edge
     if delta == 0:
         return None
@@ -133,7 +127,8 @@ def adjustments(
 
     ``price``: contract price paise/kg; ``ranges``: contracted ``{param: (low, high)}``;
     ``measured``: the delivery's readings. A parameter without a contracted range or without a
-    schedule gives no adjustment. Returns :class:`Adjustment` rows (paise/kg, negative = discount).
+    schedule, or a reading or contracted edge in a bracket without a fitted value, gives no
+    adjustment. Returns :class:`Adjustment` rows (paise/kg, negative = discount).
     """
     out: list[Adjustment] = []
     for param, value in measured.items():

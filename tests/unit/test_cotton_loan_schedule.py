@@ -1,0 +1,103 @@
+"""The cotton premium/discount schedule is the fit to the shipped loan values: the adopted steps are
+the 2024-crop estimates, the others fail the adoption rule, and the schedule reproduces the 2024
+loan values within the residuals measured when fitting (docs/post-trade.md, "Cotton schedule")."""
+
+from __future__ import annotations
+
+import functools
+
+from actors.core.posttrade.quality import COTTON_POINTS, adjustments, cotton_points, points_to_paise_per_kg
+from persistence.cotton_loan import BRACKETS, Fit, fit_year, load_plots, staple_32nds
+
+YEAR = 2024
+MIN_N, MAX_SE, MAX_MODEL_GAP = 10, 30.0, 10.0  # the adoption rule of actors/core/posttrade/quality.py
+
+
+@functools.cache
+def _fits() -> tuple[Fit, Fit]:
+    plots = load_plots()
+    return fit_year(plots, YEAR), fit_year(plots, YEAR, cells=True)
+
+
+def _adopted(param: str, label: str) -> bool:
+    add, cell = _fits()
+    s, c = add.steps[(param, label)], cell.steps[(param, label)]
+    return s.n >= MIN_N and s.se <= MAX_SE and abs(s.points - c.points) <= MAX_MODEL_GAP
+
+
+def _schedule(value: float) -> float:
+    pts, _ = cotton_points("micronaire", value)
+    assert pts is not None, f"micronaire {value} has no fitted value"
+    return float(pts)
+
+
+def test_plots_and_the_fit_figures() -> None:
+    add, cell = _fits()
+    assert (add.n, cell.n) == (190, 190)
+    assert [staple_32nds(x) for x in (1.07, 1.08, 1.13, 1.14, 1.17, 1.18, 1.40)] == [
+        34,
+        35,
+        36,
+        37,
+        37,
+        38,
+        44,
+    ]
+    assert round(add.abs_residual(50), 1) == 40.8 and round(add.abs_residual(95), 1) == 196.0
+
+
+def test_schedule_steps_are_the_adopted_2024_estimates() -> None:
+    add, _ = _fits()
+    table = {(lo, hi): pts for lo, hi, pts in COTTON_POINTS["micronaire"]}
+    for low, high, label, base in BRACKETS["micronaire"]:
+        step = add.steps.get(("micronaire", label))
+        if base:
+            assert cotton_points("micronaire", low)[0] == 0
+        elif step is None:  # no 2024 plot: no value in the schedule
+            assert cotton_points("micronaire", low)[0] is None and low < 3.5
+        elif _adopted("micronaire", label):
+            assert table[(low, high)] == round(step.points), label
+        else:  # 5.3 & above: too few plots, carries 5.0-5.2 (FSA discounts grow with micronaire)
+            assert label == "5.3 & above" and step.n < MIN_N
+            carried = table[(5.0, 5.3)]
+            assert carried is not None and table[(low, high)] == carried and step.points < carried
+    assert {lo: pts for (lo, _), pts in table.items()} == {
+        0.0: None,
+        3.5: 0,
+        3.7: 17,
+        4.3: 0,
+        5.0: -223,
+        5.3: -223,
+    }
+    assert points_to_paise_per_kg(-223) == -433 and points_to_paise_per_kg(17) == 33
+
+
+def test_strength_and_uniformity_are_not_resolved() -> None:
+    add, _ = _fits()
+    for param in ("strength_gtex", "uniformity_pct"):
+        labels = [label for p, label in add.steps if p == param]
+        assert labels and not any(_adopted(param, label) for label in labels)
+        assert param not in COTTON_POINTS
+
+
+def test_schedule_reproduces_the_2024_loan_values() -> None:
+    free, _ = _fits()
+    held = fit_year(load_plots(), YEAR, fixed={"micronaire": _schedule})
+    assert held.n == free.n
+    # measured with the schedule held: median 44.5, 95th percentile 194.6 points (free fit 40.8 /
+    # 196.0); 5.3 & above held at the 5.0-5.2 value accounts for most of the median's rise
+    assert round(held.abs_residual(50), 1) == 44.5 and round(held.abs_residual(95), 1) == 194.6
+    assert held.abs_residual(50) - free.abs_residual(50) <= 4.0
+
+
+def test_no_adjustment_where_the_schedule_has_no_value() -> None:
+    ranges = {"micronaire": (3.5, 4.9), "strength_gtex": (26.0, 28.9), "uniformity_pct": (80.0, 81.9)}
+    low = adjustments(
+        "cotton", 16000, ranges, {"micronaire": 3.2, "strength_gtex": 24.0, "uniformity_pct": 78.0}
+    )
+    assert low == []  # below 3.5 no 2024 plot; strength and uniformity carry no schedule
+    edge = adjustments("cotton", 16000, {"micronaire": (3.0, 4.9)}, {"micronaire": 2.8})
+    assert edge == []
+    (high,) = adjustments("cotton", 16000, {"micronaire": (3.7, 4.2)}, {"micronaire": 5.4})
+    assert high.paise_per_kg == points_to_paise_per_kg(-223 - 17) == -466
+    assert "[5.3-99) -223 pts/lb vs contracted edge 4.2 17 pts/lb = -240 pts/lb" in high.rule
