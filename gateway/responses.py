@@ -199,12 +199,16 @@ class OrderPage(Out):
 
 
 class AmendResult(Out):
-    """An amend: ``priority_lost`` when the price changed or the quantity grew (re-matched)."""
+    """An amend: ``priority_lost`` when the price changed or the quantity grew (re-matched);
+    ``closed`` with ``cancelled_kg`` when the new quantity is at or below what is already allocated,
+    reserved or closed (the order is done, its open remainder cancelled, kg)."""
 
     command: Literal["amend"]
     status: Literal["OK"]
     order_id: str
     priority_lost: bool
+    closed: bool = False
+    cancelled_kg: int | None = None
     allocations: list[AllocationOut] = []
     proposals: list[ProposalOut] = []
 

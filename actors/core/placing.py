@@ -257,11 +257,20 @@ class Placing(ShardState):
         done = o.quantity_kg - o.open_kg
         new_open = qty - done
         if new_open <= 0:
-            return self._reject_command(
-                cmd,
-                v.INVALID_AMEND,
-                f"quantity_kg must exceed the {done} kg already allocated, reserved or closed",
-            )
+            # FIX: OrderQty <= CumQty makes the order done, so the open remainder is cancelled (the
+            # quantity already allocated or reserved stays as it is).
+            kg = o.open_kg
+            self._emit(CANCELLED, cmd.ts, Cancelled(o.order_id, kg))
+            return {
+                "command": "amend",
+                "status": "OK",
+                "order_id": o.order_id,
+                "closed": True,
+                "cancelled_kg": kg,
+                "priority_lost": False,
+                "allocations": [],
+                "proposals": [],
+            }
         if o.min_order_kg > qty:
             return self._reject_command(cmd, v.INVALID_AMEND, "quantity_kg below the order's min_order_kg")
         priority_lost = price != o.price or new_open > o.open_kg

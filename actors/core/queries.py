@@ -40,7 +40,10 @@ class Queries(ShardState):
         return out
 
     def depth(self, levels: int = 10) -> dict[str, Any]:
-        """Aggregated public depth: ``{"bids": [[price, kg, orders], ...], "asks": [...]}`` best first."""
+        """Aggregated public depth: ``{"bids": [[price, kg, orders], ...], "asks": [...]}`` best first,
+        at most ``levels`` price levels per side. Raises ValueError when ``levels`` < 1."""
+        if levels < 1:
+            raise ValueError(f"levels must be at least 1, got {levels}")
         out: dict[str, Any] = {"shard_id": self.shard_id, "seq": self.seq}
         for name, side in (("bids", self.bids), ("asks", self.asks)):
             rows: list[list[int]] = []

@@ -170,11 +170,27 @@ def test_amend_price_that_crosses_matches_at_once(pt: ShardEngine) -> None:
     assert res.results[0]["allocations"][0]["taker_command"] == "amend"
 
 
-def test_amend_below_allocated_is_rejected(pt: ShardEngine) -> None:
+@pytest.mark.parametrize("qty", [600, 300])
+def test_amend_to_or_below_allocated_closes_the_remainder(pt: ShardEngine, qty: int) -> None:
+    # FIX semantics: OrderQty <= CumQty -> the order is done; its open 400 kg are cancelled
     pt.execute([sell("s1", "A", 1000, 7000, 1), buy("b1", "C", 600, 7000, 2)])
-    res = pt.execute([AmendOrder(3, "A", oid(1), quantity_kg=600)])
-    assert res.results[0]["reason"] == "INVALID_AMEND"
-    assert pt.orders[oid(1)].open_kg == 400
+    res = pt.execute([AmendOrder(3, "A", oid(1), quantity_kg=qty)])
+    assert [(e.type, e.payload.to_dict()) for e in res.events] == [
+        ("CANCELLED", {"order_id": oid(1), "cancelled_kg": 400})
+    ]
+    assert res.results[0]["status"] == "OK" and res.results[0]["closed"] is True
+    assert res.results[0]["cancelled_kg"] == 400
+    o = pt.orders[oid(1)]
+    assert (o.open_kg, o.quantity_kg, o.status) == (0, 1000, "CANCELLED")
+    assert pt.depth()["asks"] == []
+
+
+def test_depth_with_fewer_than_one_level_raises(pt: ShardEngine) -> None:
+    pt.execute([sell("s1", "A", 1000, 7000, 1)])
+    assert pt.depth(1)["asks"] == [[7000, 1000, 1]]
+    for levels in (0, -1):
+        with pytest.raises(ValueError, match="levels must be at least 1"):
+            pt.depth(levels)
 
 
 def test_orders_expire_on_command_time(pt: ShardEngine) -> None:
