@@ -45,7 +45,8 @@ class ShardDirectoryService:
     ``persistence``: persistence actor handle; ``namespace``: Ray namespace of the shard actors;
     ``durability``/``snapshot_every``/``decider``/``profile``: passed to every shard actor;
     ``policy``: creation, capacity and idle rules (default :class:`ShardPolicy`);
-    ``market_reference``: where shards take their reference price (``agmarknet`` | ``none``).
+    ``market_reference``: where shards take their reference price (``agmarknet`` | ``none``);
+    ``circuit_breaker``: False = shards make no automatic breaker halts.
     """
 
     def __init__(
@@ -60,9 +61,11 @@ class ShardDirectoryService:
         restore: bool = True,
         policy: ShardPolicy | None = None,
         market_reference: str = "agmarknet",
+        circuit_breaker: bool = True,
     ) -> None:
         self.persistence = persistence
         self.market_reference = market_reference
+        self.circuit_breaker = circuit_breaker
         self.namespace = namespace
         self.durability = durability
         self.snapshot_every = snapshot_every
@@ -118,6 +121,7 @@ class ShardDirectoryService:
                 scheduling_strategy=scheduling_strategy,
                 detached=self.detached,
                 market_reference=self.market_reference,
+                circuit_breaker=self.circuit_breaker,
             )
             if sid not in self.stopped and self.status.get(sid) != DRAINED:
                 break  # a fresh name: no need to wait for the actor's recovery here
@@ -378,6 +382,7 @@ def get_or_create_directory(
     detached: bool = False,
     policy: ShardPolicy | None = None,
     market_reference: str = "agmarknet",
+    circuit_breaker: bool = True,
 ) -> Any:
     """Handle of the named ``shard-directory`` actor, created if missing."""
     opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0}
@@ -396,4 +401,5 @@ def get_or_create_directory(
         True,
         policy,
         market_reference,
+        circuit_breaker,
     )

@@ -77,6 +77,7 @@ def start_runtime(
         detached=detached,
         policy=ShardPolicy.from_settings(settings),
         market_reference=settings.market_reference,
+        circuit_breaker=settings.circuit_breaker,
     )
     settlement = get_or_create_settlement(
         dsn,

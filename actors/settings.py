@@ -16,7 +16,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actors.core.ids import KEY_PREFIX
-from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_WEIGHT, DEFAULT_RULES_WEIGHT
+from actors.core.risk.fusion import (
+    DEFAULT_ML_TIMEOUT_MS,
+    DEFAULT_ML_TIMEOUT_PER_PAIR_MS,
+    DEFAULT_ML_WEIGHT,
+    DEFAULT_RULES_WEIGHT,
+)
 from actors.core.risk.rules import RulesConfig
 
 _RULES = RulesConfig()  # the rules' defaults live in RulesConfig (one source)
@@ -53,10 +58,15 @@ class Settings(BaseSettings):
     # Market controls (docs/matching.md): the shards' reference price for price bands and the
     # circuit breaker: the shipped Agmarknet modal prices, or none (no percentage band).
     market_reference: Literal["agmarknet", "none"] = "agmarknet"
+    # The automatic circuit breaker (per-commodity thresholds in actors/core/commodities.py); off:
+    # no automatic halts (operator halts and bands still apply). `tradedesk run` turns it off: its
+    # replay compresses a season into minutes of wall time (docs/matching.md).
+    circuit_breaker: bool = True
 
     risk_min_replicas: int = 1
     risk_max_replicas: int = 2
     risk_ml_timeout_ms: float = DEFAULT_ML_TIMEOUT_MS
+    risk_ml_timeout_per_pair_ms: float = DEFAULT_ML_TIMEOUT_PER_PAIR_MS  # added per scored pair
     risk_rules_weight: float = DEFAULT_RULES_WEIGHT
     risk_ml_weight: float = DEFAULT_ML_WEIGHT
     # First start (docs/risk.md "First-start champions"): ``serve`` trains and promotes a champion for

@@ -48,6 +48,7 @@ class ShardHost:
         recovery_page: int = 20_000,
         recovery_wait_s: float = 30.0,
         market_reference: str = "agmarknet",
+        circuit_breaker: bool = True,
     ) -> None:
         from actors.gc_tuning import tune_gc_for_matching
         from persistence.agmarknet_reference import market_reference as agmarknet_reference
@@ -65,6 +66,7 @@ class ShardHost:
             recovery_page=recovery_page,
             node_id=ray.get_runtime_context().get_node_id(),
             market_reference=None if ref is None else (ref[0], "agmarknet", ref[1]),
+            circuit_breaker=circuit_breaker,
         )
         # Ray runs __init__ outside the actor's event loop: recover on a loop of our own (a thread),
         # so the first command finds the shard ready.
@@ -135,6 +137,7 @@ def create_shard_actor(
     detached: bool = False,
     num_cpus: float = 0,
     market_reference: str = "agmarknet",
+    circuit_breaker: bool = True,
 ) -> Any:
     """Create (or get, if it exists) the named shard actor ``shard:<region>.<commodity>``.
 
@@ -164,4 +167,5 @@ def create_shard_actor(
         decider,
         profile,
         market_reference=market_reference,
+        circuit_breaker=circuit_breaker,
     )

@@ -97,6 +97,7 @@ class ShardService:
         shadow: bool = False,
         node_id: str | None = None,
         market_reference: tuple[int, str, str] | None = None,
+        circuit_breaker: bool = True,
     ) -> None:
         if durability not in ("sync", "async"):
             raise ValueError(f"durability must be sync or async, not {durability!r}")
@@ -111,6 +112,7 @@ class ShardService:
         self.memory_tail = memory_tail
         self.node_id = node_id
         self.market_reference = market_reference
+        self.circuit_breaker = circuit_breaker
         self.engine: ShardEngine | None = None
         self.committed_seq = 0
         self.last_snapshot_seq = 0
@@ -254,6 +256,7 @@ class ShardService:
             decider = self.decider
             request = engine.plan(good) if decider.needs_queries else RiskRequest()
             verdicts = await decide_in_loop(decider, request)
+            engine.breaker_on = self.circuit_breaker
             result = engine.execute(good, verdicts)
             if reference is not None:
                 result.results = result.results[1:]

@@ -1,7 +1,8 @@
 """``tradedesk run`` (what ``make run`` runs): the server plus a replay of the real cotton data.
 
 1. starts ``tradedesk serve`` as a child process (embedded PostgreSQL/Redis and local Ray unless
-   ``TRADEDESK_*`` URLs say otherwise);
+   ``TRADEDESK_*`` URLs say otherwise), with the automatic circuit breaker off
+   (``TRADEDESK_CIRCUIT_BREAKER=false`` unless set: the replay compresses a season into minutes);
 2. waits until ``GET /readyz`` answers 200 (first start creates the database: allow a few minutes);
 3. replays ``data/agmarknet/trinetra_cotton_2025-11_2026-01.csv`` through the HTTP API
    (``tradedesk replay``), then the season after the match (deliveries, invoices, payments, sweeps;
@@ -96,9 +97,16 @@ def main(opts: replay_cli.ReplayOptions, log_to_terminal: bool = False) -> int:
         f" minutes); logs in {files.dir}"
     )
     # own process group: a terminal Ctrl-C reaches only this process, which then stops the server cleanly
+    env = dict(os.environ)
+    # the replay plays a season's orders within minutes of wall time: a breaker window of minutes
+    # would see the whole season's price moves at once, so the quickstart's server runs without the
+    # automatic breaker (unless TRADEDESK_CIRCUIT_BREAKER says otherwise; docs/matching.md)
+    env.setdefault("TRADEDESK_CIRCUIT_BREAKER", "false")
+    if env["TRADEDESK_CIRCUIT_BREAKER"].lower() in ("false", "0", "no", "off"):
+        _say("circuit breaker off for this replay (it compresses a season into minutes; docs/matching.md)")
     proc = subprocess.Popen(
         cmd,
-        env=dict(os.environ),
+        env=env,
         start_new_session=True,
         stdout=out,
         stderr=subprocess.STDOUT if out else None,

@@ -82,7 +82,11 @@ def _rs(p: int) -> str:
 
 
 class MarketControls(ShardState):
-    """Band and halt checks, the control commands and their events' application."""
+    """Band and halt checks, the control commands and their events' application. ``breaker_on``:
+    False = the host switched the automatic circuit breaker off (settings ``circuit_breaker``); a
+    host setting, not state: the halts it records are events, so replay does not depend on it."""
+
+    breaker_on = True
 
     # ---- checks used by the order commands (a comparison or two each)
 
@@ -121,7 +125,7 @@ class MarketControls(ShardState):
     def _breaker_tripped(self, ev: Event, ts: int) -> bool:
         """Halt the shard when trade ``ev`` moved more than the commodity's threshold; True if so."""
         spec = self.spec
-        if spec.breaker_move_bp <= 0 or self.halted:
+        if not self.breaker_on or spec.breaker_move_bp <= 0 or self.halted:
             return False
         first_ts, first_price = self._trades[0]  # the window as kept by _record_trade
         ref = self.reference

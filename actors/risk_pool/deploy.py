@@ -82,6 +82,7 @@ def model_config(settings: Settings, user_config: dict[str, Any] | None = None) 
     ``mlflow_tracking_uri`` when set, then ``user_config`` on top."""
     cfg: dict[str, Any] = {
         "ml_timeout_ms": float(settings.risk_ml_timeout_ms),
+        "ml_timeout_per_pair_ms": float(settings.risk_ml_timeout_per_pair_ms),
         "rules_weight": float(settings.risk_rules_weight),
         "ml_weight": float(settings.risk_ml_weight),
     }

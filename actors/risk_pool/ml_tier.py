@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from actors.core.risk.breaker import CircuitBreaker
-from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, MlScores
+from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, DEFAULT_ML_TIMEOUT_PER_PAIR_MS, MlScores
 from actors.core.risk.market import MarketReference
 from actors.core.risk.rules import Party
 from actors.risk_pool.wire import Pair
@@ -328,7 +328,8 @@ class MlGate:
 
     Args:
         breaker: the circuit breaker (failures and timeouts open it).
-        timeout_ms: budget for features + scoring of one batch, milliseconds.
+        timeout_ms: budget for features + scoring of one batch, milliseconds, plus
+            ``per_pair_ms`` for each pair of the batch (large batches cost more to score).
         executor: where the blocking scoring runs (a thread pool).
         on_state: called after every breaker change (the replica exports it as a gauge).
     """
@@ -340,9 +341,11 @@ class MlGate:
         executor: Executor | None = None,
         on_state: Callable[[CircuitBreaker], None] | None = None,
         counters: MlCounters | None = None,
+        per_pair_ms: float = DEFAULT_ML_TIMEOUT_PER_PAIR_MS,
     ) -> None:
         self.breaker = breaker or CircuitBreaker()
         self.timeout_s = float(timeout_ms) / 1000.0
+        self.per_pair_s = float(per_pair_ms) / 1000.0
         self.executor = executor
         self.on_state = on_state
         self.counters = counters or MlCounters()
@@ -374,7 +377,8 @@ class MlGate:
             return await loop.run_in_executor(self.executor, ml.score, queries, parties, feats)
 
         try:
-            scores = await asyncio.wait_for(run(), timeout=self.timeout_s)
+            budget = self.timeout_s + self.per_pair_s * len(queries)
+            scores = await asyncio.wait_for(run(), timeout=budget)
         except TimeoutError:
             self.counters.timeouts += 1
             self.breaker.record_failure()

@@ -32,7 +32,13 @@ from ray import serve
 
 from actors.core.ids import EVENTS_CHANNEL_PATTERN
 from actors.core.risk.breaker import CircuitBreaker
-from actors.core.risk.fusion import DEFAULT_ML_TIMEOUT_MS, FusionConfig, MlScores, fuse
+from actors.core.risk.fusion import (
+    DEFAULT_ML_TIMEOUT_MS,
+    DEFAULT_ML_TIMEOUT_PER_PAIR_MS,
+    FusionConfig,
+    MlScores,
+    fuse,
+)
 from actors.core.risk.market import MarketReference
 from actors.core.risk.rules import AllocationHistory, Party, RulesConfig, RulesEngine
 from actors.core.risk.types import RiskReply, RiskRequest, WireDecision
@@ -153,10 +159,10 @@ class RiskPoolReplica:
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply a ``user_config``: model source (``models_pickle`` or ``tracking_uri``/``alias``),
-        ``ml_timeout_ms``, fusion (``rules_weight``, ``ml_weight``, ``warn_threshold``,
-        ``block_threshold``, ``penalty``), breaker (``breaker_failures``, ``breaker_window_s``,
-        ``breaker_cooldown_s``); absent keys take the defaults of :class:`FusionConfig` and
-        :class:`CircuitBreaker`. Models load in a thread; a load failure leaves the ML tier off."""
+        ``ml_timeout_ms``, ``ml_timeout_per_pair_ms``, fusion (``rules_weight``, ``ml_weight``,
+        ``warn_threshold``, ``block_threshold``, ``penalty``), breaker (``breaker_failures``,
+        ``breaker_window_s``, ``breaker_cooldown_s``); absent keys take the defaults of
+        :class:`FusionConfig` and :class:`CircuitBreaker`. Models load in a thread; a load failure leaves the ML tier off."""
         cfg = dict(user_config or {})
         self.fusion = FusionConfig(**{k: float(cfg[k]) for k in FUSION_KEYS if k in cfg})
         self.gate = MlGate(
@@ -165,6 +171,7 @@ class RiskPoolReplica:
             self._executor,
             self._set_gauge,
             self.ml_counters,
+            float(cfg.get("ml_timeout_per_pair_ms", DEFAULT_ML_TIMEOUT_PER_PAIR_MS)),
         )
         loop = asyncio.get_running_loop()
         try:

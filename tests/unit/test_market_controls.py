@@ -206,6 +206,17 @@ def test_circuit_breaker_trips_on_a_trade_far_from_the_reference_with_its_trigge
     assert e.market_status()["trigger"]["allocation_id"] == "A-IN-GJ.cotton-5"
 
 
+def test_breaker_switched_off_by_the_host_makes_no_halt_and_both_fills() -> None:
+    """``breaker_on = False`` (settings ``circuit_breaker``): the same session trades both asks."""
+    e = ShardEngine("IN-GJ", "cotton", profile="price_time")
+    e.breaker_on = False
+    e.execute([REF, sell("s1", "A", 500, 7750, 2), sell("s2", "A", 500, 7800, 3)])
+    r = e.execute([buy("b1", "B", 1000, 8000, 4)])
+    assert [x.type for x in r.events] == [ev.ORDER_ACCEPTED, ev.ALLOCATED, ev.ALLOCATED]
+    assert [(a["price"], a["quantity_kg"]) for a in r.results[0]["allocations"]] == [(7750, 500), (7800, 500)]
+    assert not e.halted
+
+
 def test_circuit_breaker_resumes_at_the_first_command_at_or_after_halted_until() -> None:
     e, log, _ = _breaker_session()
     until = 4 + 15 * MIN

@@ -36,6 +36,10 @@ ML_RISK = "ML_RISK"
 DEFAULT_RULES_WEIGHT = 0.7
 DEFAULT_ML_WEIGHT = 0.3
 DEFAULT_ML_TIMEOUT_MS = 50.0
+#: the ML budget's part per scored pair (ms): a batch of n pairs gets ``timeout + n x this``. Measured:
+#: the order-anomaly scorer costs ~0.033 ms per pair (about 100 ms for 3,000 pairs, docs/risk.md), so
+#: a fixed 50 ms timed out every large replay batch; 0.05 ms/pair keeps small batches near 50 ms.
+DEFAULT_ML_TIMEOUT_PER_PAIR_MS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
