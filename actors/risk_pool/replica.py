@@ -162,7 +162,8 @@ class RiskPoolReplica:
         ``ml_timeout_ms``, ``ml_timeout_per_pair_ms``, fusion (``rules_weight``, ``ml_weight``,
         ``warn_threshold``, ``block_threshold``, ``penalty``), breaker (``breaker_failures``,
         ``breaker_window_s``, ``breaker_cooldown_s``); absent keys take the defaults of
-        :class:`FusionConfig` and :class:`CircuitBreaker`. Models load in a thread; a load failure leaves the ML tier off."""
+        :class:`FusionConfig` and :class:`CircuitBreaker`. Models load in a thread; a load failure
+        leaves the ML tier off."""
         cfg = dict(user_config or {})
         self.fusion = FusionConfig(**{k: float(cfg[k]) for k in FUSION_KEYS if k in cfg})
         self.gate = MlGate(
