@@ -12,7 +12,7 @@ was in flight).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from persistence.event_store import (
@@ -84,36 +84,15 @@ class PostgresEventStore:
         while COMMIT was in flight."""
         if not rows.events:
             return 0
-        import asyncpg
 
-        phase = "write"
-        try:
-            async with self.pool.acquire() as conn:
-                tr = conn.transaction()
-                await tr.start()
-                try:
-                    committed = await conn.fetchval(_MAX_SEQ_SQL, rows.shard_id)
-                    check_fence(rows.shard_id, int(committed), [e[1] for e in rows.events])
-                    if self.method == "copy":
-                        await self._append_copy(conn, rows)
-                    else:
-                        await self._append_executemany(conn, rows)
-                    await self._status_updates(conn, rows)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await tr.rollback()
-                    raise
-                phase = "commit"
-                await tr.commit()
-        except CommitFailed:
-            raise
-        except asyncpg.UniqueViolationError as exc:
-            raise SeqConflict(f"seq conflict in {rows.shard_id}: duplicate seq ({exc})") from exc
-        except Exception as exc:
-            what = f"{rows.shard_id}: {type(exc).__name__}: {exc}"
-            if phase == "commit" and not _server_refused(exc):
-                raise CommitOutcomeUnknown(f"commit outcome unknown: {what}") from exc
-            raise CommitFailed(f"batch not written: {what}") from exc
+        async def write(conn: asyncpg.Connection) -> None:
+            if self.method == "copy":
+                await self._append_copy(conn, rows)
+            else:
+                await self._append_executemany(conn, rows)
+            await self._status_updates(conn, rows)
+
+        await fenced_commit(self.pool, rows.shard_id, [e[1] for e in rows.events], write)
         return rows.last_seq
 
     async def _append_copy(self, conn: asyncpg.Connection, rows: BatchRows) -> None:
@@ -226,6 +205,47 @@ class PostgresEventStore:
                 "SELECT shard_id, region, commodity, status, node_id FROM shards ORDER BY shard_id"
             )
         return [dict(r) for r in recs]
+
+
+async def fenced_commit(
+    pool: asyncpg.Pool,
+    stream_id: str,
+    seqs: list[int],
+    write: Callable[[asyncpg.Connection], Awaitable[None]],
+) -> None:
+    """One transaction appending ``seqs`` of ``stream_id``: checks the fence (the first seq is the
+    committed seq + 1, :func:`~persistence.store.check_fence`), runs ``write(conn)``, commits.
+
+    Raises :class:`~persistence.store.SeqConflict` (fence or a duplicate (shard_id, seq)),
+    :class:`~persistence.store.CommitFailed` (refused, or the connection failed before COMMIT: nothing
+    written) and :class:`~persistence.store.CommitOutcomeUnknown` (the connection failed while COMMIT
+    was in flight)."""
+    import asyncpg
+
+    phase = "write"
+    try:
+        async with pool.acquire() as conn:
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                committed = await conn.fetchval(_MAX_SEQ_SQL, stream_id)
+                check_fence(stream_id, int(committed), seqs)
+                await write(conn)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await tr.rollback()
+                raise
+            phase = "commit"
+            await tr.commit()
+    except CommitFailed:
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        raise SeqConflict(f"seq conflict in {stream_id}: duplicate seq ({exc})") from exc
+    except Exception as exc:
+        what = f"{stream_id}: {type(exc).__name__}: {exc}"
+        if phase == "commit" and not _server_refused(exc):
+            raise CommitOutcomeUnknown(f"commit outcome unknown: {what}") from exc
+        raise CommitFailed(f"batch not written: {what}") from exc
 
 
 def _server_refused(exc: BaseException) -> bool:

@@ -15,14 +15,13 @@ constraint trigger that refuses the COMMIT unless debits == credits. Errors are 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from actors.core.ids import SETTLEMENT_STREAM
 from persistence.event_store import EVENT_COLS
-from persistence.pg_store import PostgresEventStore, _server_refused
+from persistence.pg_store import PostgresEventStore, fenced_commit
 from persistence.settlement_rows import (
     ACCOUNT_COLS,
     CONTRACT_COLS,
@@ -33,7 +32,7 @@ from persistence.settlement_rows import (
     TRANSFER_COLS,
     SettlementRows,
 )
-from persistence.store import CommitFailed, CommitOutcomeUnknown, EventRow, SeqConflict, check_fence
+from persistence.store import EventRow
 
 if TYPE_CHECKING:
     import asyncpg
@@ -61,7 +60,6 @@ _UPSERT_ACCOUNTS_FROM_STAGE = (
     " FROM ledger_accounts_stage ON CONFLICT (account_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in ACCOUNT_COLS if c != "account_id")
 )
-_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
 TAIL_SQL = (
     "SELECT seq, type, ts, schema_version, payload::text FROM events WHERE shard_id = $1 AND seq > $2"
     " AND type IN ('ALLOCATED', 'CONFIRMED') ORDER BY seq LIMIT $3"
@@ -99,46 +97,26 @@ class PostgresSettlementStore:
         self.events = PostgresEventStore(pool)
 
     async def append(self, rows: SettlementRows) -> int:
-        """Write one batch atomically; return its last seq. Raises :class:`SeqConflict`,
-        :class:`CommitFailed` (nothing written) or :class:`CommitOutcomeUnknown`."""
+        """Write one batch atomically; return its last seq. Raises what
+        :func:`persistence.pg_store.fenced_commit` raises: ``SeqConflict``, ``CommitFailed`` (nothing
+        written) or ``CommitOutcomeUnknown``."""
         if not rows.events:
             return 0
-        import asyncpg
 
-        phase = "write"
-        try:
-            async with self.pool.acquire() as conn:
-                tr = conn.transaction()
-                await tr.start()
-                try:
-                    committed = await conn.fetchval(_MAX_SEQ, SETTLEMENT_STREAM)
-                    check_fence(SETTLEMENT_STREAM, int(committed), [e[1] for e in rows.events])
-                    await conn.copy_records_to_table("events", records=rows.events, columns=EVENT_COLS)
-                    await write_ledger(conn, rows.transfers, rows.accounts, rows.last_seq, rows.ts)
-                    for sql, data in (
-                        (UPSERT_CONTRACTS, rows.contracts),
-                        (INSERT_DELIVERIES, rows.deliveries),
-                        (UPSERT_INVOICES, rows.invoices),
-                        (INSERT_PAYMENTS, rows.payments),
-                        (UPSERT_ML, rows.ml_settlements),
-                    ):
-                        if data:
-                            await conn.executemany(sql, data)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await tr.rollback()
-                    raise
-                phase = "commit"
-                await tr.commit()
-        except CommitFailed:
-            raise
-        except asyncpg.UniqueViolationError as exc:
-            raise SeqConflict(f"seq conflict in {SETTLEMENT_STREAM}: {exc}") from exc
-        except Exception as exc:
-            what = f"{SETTLEMENT_STREAM}: {type(exc).__name__}: {exc}"
-            if phase == "commit" and not _server_refused(exc):
-                raise CommitOutcomeUnknown(f"commit outcome unknown: {what}") from exc
-            raise CommitFailed(f"batch not written: {what}") from exc
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.copy_records_to_table("events", records=rows.events, columns=EVENT_COLS)
+            await write_ledger(conn, rows.transfers, rows.accounts, rows.last_seq, rows.ts)
+            for sql, data in (
+                (UPSERT_CONTRACTS, rows.contracts),
+                (INSERT_DELIVERIES, rows.deliveries),
+                (UPSERT_INVOICES, rows.invoices),
+                (INSERT_PAYMENTS, rows.payments),
+                (UPSERT_ML, rows.ml_settlements),
+            ):
+                if data:
+                    await conn.executemany(sql, data)
+
+        await fenced_commit(self.pool, SETTLEMENT_STREAM, [e[1] for e in rows.events], write)
         return rows.last_seq
 
     async def read_events(self, after_seq: int, limit: int = 50_000) -> list[EventRow]:
