@@ -92,11 +92,18 @@ async def _page(
     key: str,
     order_ts: str,
     p: Principal,
-    where: list[str],
-    args: list[Any],
+    filters: dict[str, Any],
     cursor: str | None,
     limit: int,
 ) -> dict[str, Any]:
+    """One keyset page of ``table`` (rows the caller is a party of; staff: all), ordered by
+    (``order_ts``, ``key``); ``filters``: column -> value, equality, None = no filter."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in filters.items():
+        if value:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
     party = _party(p)
     if party is not None:
         args.append(party)
@@ -142,15 +149,8 @@ async def list_contracts(
     limit: Limit = 100,
 ) -> Any:
     """Contracts oldest first; filter by ``allocation_id`` and ``status``."""
-    where: list[str] = []
-    args: list[Any] = []
-    if allocation_id:
-        args.append(allocation_id)
-        where.append(f"allocation_id = ${len(args)}")
-    if status:
-        args.append(status)
-        where.append(f"status = ${len(args)}")
-    return await _page(request, "contracts", "contract_id", "opened_at", p, where, args, cursor, limit)
+    filters = {"allocation_id": allocation_id, "status": status}
+    return await _page(request, "contracts", "contract_id", "opened_at", p, filters, cursor, limit)
 
 
 @router.get(
@@ -213,12 +213,7 @@ async def list_invoices(
     request: Request, p: OrderReader, status: Status = None, cursor: Cursor = None, limit: Limit = 100
 ) -> Any:
     """Invoices oldest first (as buyer or seller); filter by ``status``."""
-    where: list[str] = []
-    args: list[Any] = []
-    if status:
-        args.append(status)
-        where.append(f"status = ${len(args)}")
-    return await _page(request, "invoices", "invoice_id", "issued_at", p, where, args, cursor, limit)
+    return await _page(request, "invoices", "invoice_id", "issued_at", p, {"status": status}, cursor, limit)
 
 
 @router.get(
