@@ -124,8 +124,30 @@ class Started:
         if ray.is_initialized():
             self.add(f"Ray actors of namespace {namespace}", kill_actors)
             return False
-        self.add("Ray", ray.shutdown)
+        self.add("Ray", _shutdown_ray)
         self.add(f"Ray actors of namespace {namespace}", kill_actors)
         opts = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False, **kw}
         ray.init(address=address, namespace=namespace, **opts)
         return True
+
+
+def _shutdown_ray(wait_s: float = 15.0) -> None:
+    """``ray.shutdown()``, then wait up to ``wait_s`` for the local Ray's processes (raylet, GCS,
+    dashboard agents, workers: this process's Ray descendants) to exit, and kill any still running.
+    Ray stops its agents asynchronously, so without the wait they may outlive the benchmark."""
+    import psutil
+    import ray
+
+    procs = []
+    with contextlib.suppress(psutil.Error):
+        for p in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                cmd = " ".join(p.cmdline())
+                if "ray::" in cmd or "raylet" in cmd or "gcs_server" in cmd or "/ray/" in cmd:
+                    procs.append(p)
+    ray.shutdown()
+    _gone, alive = psutil.wait_procs(procs, timeout=wait_s)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5.0)
