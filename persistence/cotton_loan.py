@@ -15,6 +15,10 @@ each unit 70-82, 83 and above; the colour grade follows Rd) and +b of 8.5 and ab
 ``cells=True`` replaces the additive nuisance by one indicator per (staple, Rd, +b) cell, the
 grid's interaction; a step that moves between the two models is decided by the missing grades,
 not by the data. Pure computation plus reading the one file (numpy).
+
+Also the reader of ``data/cotton_quality/ams_spot_mike_differences_2025-02-06.csv``
+(:func:`load_spot_mike`): our transcription of the seven-market average micronaire differences of
+USDA AMS report MP_CN207 of 2025-02-06 (data/SOURCES.md), which the schedule carries below 3.5.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAN_FILE = ROOT / "data" / "cotton_quality" / "uga_variety_trials_2020-2024_hvi_long.csv"
+SPOT_MIKE_FILE = ROOT / "data" / "cotton_quality" / "ams_spot_mike_differences_2025-02-06.csv"
 # CCC base loan rate for upland cotton, cents/lb: 52.00 for the 2019-2024 crops (FSA news release
 # of 2020-10-01 on the 2021-crop rate; 2018 Farm Bill range 45-52 c/lb, at its cap)
 BASE_LOAN_CENTS = 52.0
@@ -134,6 +140,28 @@ def load_plots(path: Path = LOAN_FILE) -> list[Plot]:
                 )
             )
     return out
+
+
+def load_spot_mike(path: Path = SPOT_MIKE_FILE) -> tuple[tuple[float, float, Fraction, bool], ...]:
+    """The AMS seven-market average micronaire differences, file order: (low inclusive, high
+    exclusive, points per lb exactly as published, base range?). ValueError if the brackets leave a
+    gap or a base range has a difference."""
+    with path.open(encoding="utf-8") as fh:
+        rows = tuple(
+            (
+                float(r["mike_low"]),
+                float(r["mike_high"]),
+                Fraction(r["avg_points_per_lb"]),
+                r["base"] == "yes",
+            )
+            for r in csv.DictReader(fh)
+        )
+    for (_, high, _, _), (low, _, _, _) in zip(rows, rows[1:], strict=False):
+        if high != low:
+            raise ValueError(f"{path.name}: gap between {high:g} and {low:g}")
+    if any(base and pts != 0 for _, _, pts, base in rows):
+        raise ValueError(f"{path.name}: a base range with a difference")
+    return rows
 
 
 def bracket_of(param: str, value: float) -> Bracket:
