@@ -1,7 +1,8 @@
 """The cotton premium/discount schedule is the fit to the shipped loan values from micronaire 3.5 up:
 the adopted steps are the 2024-crop estimates, the others fail the adoption rule, and the schedule
 reproduces the 2024 loan values within the residuals measured when fitting (docs/post-trade.md,
-"Cotton schedule"). Below 3.5: tests/unit/test_posttrade_cotton_low_micronaire.py."""
+"Cotton schedule"). Below 3.5: tests/unit/test_posttrade_cotton_low_micronaire.py; strength and
+uniformity, which the fit does not resolve: tests/unit/test_posttrade_cotton_strength_uniformity.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from actors.core.posttrade.quality import (
     AMS_RULE,
     COTTON_POINTS,
     FSA_RULE,
+    SJV_RULE,
     adjustments,
     cotton_points,
     points_to_paise_per_kg,
@@ -82,7 +84,9 @@ def test_strength_and_uniformity_are_not_resolved() -> None:
     for param in ("strength_gtex", "uniformity_pct"):
         labels = [label for p, label in add.steps if p == param]
         assert labels and not any(_adopted(param, label) for label in labels)
-        assert param not in COTTON_POINTS
+        # so no step of the loan fit is used: the AMS San Joaquin Valley differences are
+        # (tests/unit/test_posttrade_cotton_strength_uniformity.py)
+        assert {src for *_, src in COTTON_POINTS[param]} == {SJV_RULE}
 
 
 def test_schedule_reproduces_the_2024_loan_values() -> None:
@@ -95,12 +99,8 @@ def test_schedule_reproduces_the_2024_loan_values() -> None:
     assert held.abs_residual(50) - free.abs_residual(50) <= 4.0
 
 
-def test_no_adjustment_for_strength_and_uniformity() -> None:
-    ranges = {"micronaire": (3.5, 4.9), "strength_gtex": (26.0, 28.9), "uniformity_pct": (80.0, 81.9)}
-    low = adjustments(
-        "cotton", 16000, ranges, {"micronaire": 4.0, "strength_gtex": 24.0, "uniformity_pct": 78.0}
-    )
-    assert low == []  # strength and uniformity carry no schedule; micronaire 4.0 is in range
+def test_a_high_micronaire_against_the_premium_edge() -> None:
+    assert adjustments("cotton", 16000, {"micronaire": (3.5, 4.9)}, {"micronaire": 4.0}) == []
     (high,) = adjustments("cotton", 16000, {"micronaire": (3.7, 4.2)}, {"micronaire": 5.4})
     assert high.paise_per_kg == points_to_paise_per_kg(-223 - 17) == -466
     assert "[5.3-99) -223 pts/lb vs contracted edge 4.2 17 pts/lb = -240 pts/lb" in high.rule

@@ -26,25 +26,36 @@ brackets carry the published seven-market average spot differences of USDA AMS r
 differentials from spot-market differences; the trials' 2022 and 2023 loan values below 3.5 agree
 with these within one standard error wherever a bracket holds 5 plots or more (2022: 3.3-3.4;
 2023: 3.0-3.2, 3.3-3.4), the 2021 ones sit lower (3.3-3.4: -743, se 39; docs/post-trade.md).
-Strength and length uniformity steps are not resolved by the data (standard errors 28-61 points,
-the two models differ by 19-61 points: colour and leaf grades are not in the file), so they carry
-no schedule here. The 2013-crop press figures (Southeast Farm Press, "2013 upland cotton loan
-chart now available": 5.0-5.2 = -270, 5.3 and above = -385) are kept only as a cross-check.
+The 2013-crop press figures (Southeast Farm Press, "2013 upland cotton loan chart now available":
+5.0-5.2 = -270, 5.3 and above = -385) are kept only as a cross-check.
+
+Strength and length uniformity: the loan values do not resolve their steps (standard errors 28-61
+points, the two nuisance models differ by 19-61 points: colour and leaf grades are not in the
+file), and the FSA loan table itself is not at hand, so they carry the published spot-market
+differences of USDA AMS, "SAN JOAQUIN VALLEY DIFFERENCES", Daily Spot Cotton Quotations page 10,
+report MP_CN009 of 2024-03-28 (our transcription in
+``data/cotton_quality/ams_sjv_strength_uniformity_differences_2024-03-28.csv``, data/SOURCES.md),
+points per lb. Strength g/tex: 24.0-24.9 -500, 25.0-25.9 -400, 26.0-26.9 -300, base 27.0-28.9 0,
+29.0-29.9 0, 30.0-30.9 +75, 31.0-32.9 +125, 33.0 and above +250; below 24.0 the report lists
+nothing and the schedule carries the 24.0-24.9 value (the smallest discount it can have there).
+Uniformity %: 77.9 and below -60, 78.0-78.9 -50, 79.0-79.9 -40, 80.0-80.9 0, base 81.0-81.9 0,
+82.0-82.9 +50, 83.0-83.9 +80, 84.0-84.9 +90, 85.0-85.9 +100, 86.0 and above +110. AMS's base ranges
+(27.0-28.9 g/tex, 81.0-81.9 %) only set where the table is zero: the adjustment is, as for
+micronaire, the difference between the reading's bracket and the contracted edge's bracket.
 Conversion (exact, then rounded half away from zero to whole paise/kg)::
 
     paise/kg = points x 0.0001 USD/lb x INR_PER_USD x 100 paise / 0.45359237 kg/lb
 
 with :data:`PAISE_PER_USD` = 8 800 (INR 88.00 per USD, about the RBI reference rate of November
 2025, rbi.org.in "Reference Rate Archive"; configurable). Example: -223 points -> -433 paise/kg;
--682.1 points -> -1323 paise/kg.
+-682.1 points -> -1323 paise/kg; +75 points -> +146 paise/kg.
 
 Grains and oilseeds (soybean, mustard, chana, wheat): moisture and foreign matter above the
 contracted maximum are deducted 1:1, i.e. 1 % of the contract price per percentage point above
 (the rebate rule of NCDEX agricultural futures contract specifications, e.g. soybean: moisture basis
 10 %, foreign matter basis 2 %, rebate 1:1 up to the acceptance limit). Below the range there is no
 premium. Other parameters (oil content, protein, cotton staple length, trash and moisture) carry no
-schedule here (nor do cotton strength and uniformity, above): their readings are recorded, the
-price is not changed.
+schedule here: their readings are recorded, the price is not changed.
 """
 
 from __future__ import annotations
@@ -59,11 +70,13 @@ PAISE_PER_USD = 8_800
 LB_KG = Fraction("0.45359237")
 FSA_RULE = "USDA FSA upland cotton loan premiums and discounts"
 AMS_RULE = "USDA AMS seven-market average spot differences (MP_CN207, 2025-02-06)"
+SJV_RULE = "USDA AMS SJV spot differences 2024-03-28 (San Joaquin Valley, MP_CN009)"
 NCDEX_RULE = "NCDEX 1:1 rebate"
 
 Points = int | Fraction
 # param -> brackets (low inclusive, high exclusive, points per lb, source rule), readings rounded to
-# 0.1 first: the 2024-crop fit from 3.5 up, the AMS spot differences below (module docstring)
+# 0.1 first. Micronaire: the 2024-crop fit from 3.5 up, the AMS spot differences below; strength
+# (g/tex) and uniformity (%): the AMS San Joaquin Valley differences (module docstring)
 COTTON_POINTS: Mapping[str, tuple[tuple[float, float, Points, str], ...]] = MappingProxyType(
     {
         "micronaire": (
@@ -77,6 +90,29 @@ COTTON_POINTS: Mapping[str, tuple[tuple[float, float, Points, str], ...]] = Mapp
             (4.3, 5.0, 0, FSA_RULE),
             (5.0, 5.3, -223, FSA_RULE),
             (5.3, 99.0, -223, FSA_RULE),
+        ),
+        "strength_gtex": (
+            (0.0, 24.0, -500, SJV_RULE),  # not in the report: the 24.0-24.9 value carried down
+            (24.0, 25.0, -500, SJV_RULE),
+            (25.0, 26.0, -400, SJV_RULE),
+            (26.0, 27.0, -300, SJV_RULE),
+            (27.0, 29.0, 0, SJV_RULE),
+            (29.0, 30.0, 0, SJV_RULE),
+            (30.0, 31.0, 75, SJV_RULE),
+            (31.0, 33.0, 125, SJV_RULE),
+            (33.0, 99.0, 250, SJV_RULE),
+        ),
+        "uniformity_pct": (
+            (0.0, 78.0, -60, SJV_RULE),
+            (78.0, 79.0, -50, SJV_RULE),
+            (79.0, 80.0, -40, SJV_RULE),
+            (80.0, 81.0, 0, SJV_RULE),
+            (81.0, 82.0, 0, SJV_RULE),
+            (82.0, 83.0, 50, SJV_RULE),
+            (83.0, 84.0, 80, SJV_RULE),
+            (84.0, 85.0, 90, SJV_RULE),
+            (85.0, 86.0, 100, SJV_RULE),
+            (86.0, 100.0, 110, SJV_RULE),
         ),
     }
 )
