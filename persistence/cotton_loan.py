@@ -15,6 +15,14 @@ each unit 70-82, 83 and above; the colour grade follows Rd) and +b of 8.5 and ab
 ``cells=True`` replaces the additive nuisance by one indicator per (staple, Rd, +b) cell, the
 grid's interaction; a step that moves between the two models is decided by the missing grades,
 not by the data. Pure computation plus reading the one file (numpy).
+
+Also the reader of ``data/cotton_quality/ams_spot_mike_differences_2025-02-06.csv``
+(:func:`load_spot_mike`): our transcription of the seven-market average micronaire differences of
+USDA AMS report MP_CN207 of 2025-02-06 (data/SOURCES.md), which the schedule carries below 3.5,
+and of ``data/cotton_quality/ams_sjv_strength_uniformity_differences_2024-03-28.csv``
+(:func:`load_spot_sjv`): our transcription of the strength and uniformity differences of the USDA
+AMS San Joaquin Valley spot quotations, report MP_CN009 of 2024-03-28 (data/SOURCES.md), which the
+schedule carries for strength and uniformity.
 """
 
 from __future__ import annotations
@@ -24,12 +32,15 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAN_FILE = ROOT / "data" / "cotton_quality" / "uga_variety_trials_2020-2024_hvi_long.csv"
+SPOT_MIKE_FILE = ROOT / "data" / "cotton_quality" / "ams_spot_mike_differences_2025-02-06.csv"
+SPOT_SJV_FILE = ROOT / "data" / "cotton_quality" / "ams_sjv_strength_uniformity_differences_2024-03-28.csv"
 # CCC base loan rate for upland cotton, cents/lb: 52.00 for the 2019-2024 crops (FSA news release
 # of 2020-10-01 on the 2021-crop rate; 2018 Farm Bill range 45-52 c/lb, at its cap)
 BASE_LOAN_CENTS = 52.0
@@ -134,6 +145,49 @@ def load_plots(path: Path = LOAN_FILE) -> list[Plot]:
                 )
             )
     return out
+
+
+SpotRow = tuple[float, float, Fraction, bool]
+
+
+def _checked(name: str, rows: tuple[SpotRow, ...]) -> tuple[SpotRow, ...]:
+    for (_, high, _, _), (low, _, _, _) in zip(rows, rows[1:], strict=False):
+        if high != low:
+            raise ValueError(f"{name}: gap between {high:g} and {low:g}")
+    if any(base and pts != 0 for _, _, pts, base in rows):
+        raise ValueError(f"{name}: a base range with a difference")
+    return rows
+
+
+def load_spot_mike(path: Path = SPOT_MIKE_FILE) -> tuple[SpotRow, ...]:
+    """The AMS seven-market average micronaire differences, file order: (low inclusive, high
+    exclusive, points per lb exactly as published, base range?). ValueError if the brackets leave a
+    gap or a base range has a difference."""
+    with path.open(encoding="utf-8") as fh:
+        rows = tuple(
+            (
+                float(r["mike_low"]),
+                float(r["mike_high"]),
+                Fraction(r["avg_points_per_lb"]),
+                r["base"] == "yes",
+            )
+            for r in csv.DictReader(fh)
+        )
+    return _checked(path.name, rows)
+
+
+def load_spot_sjv(path: Path = SPOT_SJV_FILE) -> dict[str, tuple[SpotRow, ...]]:
+    """The AMS San Joaquin Valley strength and uniformity differences of 2024-03-28 (MP_CN009):
+    ``{"strength_gtex" | "uniformity_pct": ((low inclusive, high exclusive, points per lb exactly as
+    published, base range?), ...)}`` in file order (g/tex, %). ValueError if a factor's brackets
+    leave a gap or a base range has a difference."""
+    out: dict[str, list[SpotRow]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            out.setdefault(r["factor"], []).append(
+                (float(r["low"]), float(r["high"]), Fraction(r["points_per_lb"]), r["base"] == "yes")
+            )
+    return {f: _checked(f"{path.name} {f}", tuple(rows)) for f, rows in out.items()}
 
 
 def bracket_of(param: str, value: float) -> Bracket:

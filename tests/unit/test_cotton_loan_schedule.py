@@ -1,12 +1,22 @@
-"""The cotton premium/discount schedule is the fit to the shipped loan values: the adopted steps are
-the 2024-crop estimates, the others fail the adoption rule, and the schedule reproduces the 2024
-loan values within the residuals measured when fitting (docs/post-trade.md, "Cotton schedule")."""
+"""The cotton premium/discount schedule is the fit to the shipped loan values from micronaire 3.5 up:
+the adopted steps are the 2024-crop estimates, the others fail the adoption rule, and the schedule
+reproduces the 2024 loan values within the residuals measured when fitting (docs/post-trade.md,
+"Cotton schedule"). Below 3.5: tests/unit/test_posttrade_cotton_low_micronaire.py; strength and
+uniformity, which the fit does not resolve: tests/unit/test_posttrade_cotton_strength_uniformity.py."""
 
 from __future__ import annotations
 
 import functools
 
-from actors.core.posttrade.quality import COTTON_POINTS, adjustments, cotton_points, points_to_paise_per_kg
+from actors.core.posttrade.quality import (
+    AMS_RULE,
+    COTTON_POINTS,
+    FSA_RULE,
+    SJV_RULE,
+    adjustments,
+    cotton_points,
+    points_to_paise_per_kg,
+)
 from persistence.cotton_loan import BRACKETS, Fit, fit_year, load_plots, staple_32nds
 
 YEAR = 2024
@@ -26,9 +36,7 @@ def _adopted(param: str, label: str) -> bool:
 
 
 def _schedule(value: float) -> float:
-    pts, _ = cotton_points("micronaire", value)
-    assert pts is not None, f"micronaire {value} has no fitted value"
-    return float(pts)
+    return float(cotton_points("micronaire", value)[0])
 
 
 def test_plots_and_the_fit_figures() -> None:
@@ -48,21 +56,20 @@ def test_plots_and_the_fit_figures() -> None:
 
 def test_schedule_steps_are_the_adopted_2024_estimates() -> None:
     add, _ = _fits()
-    table = {(lo, hi): pts for lo, hi, pts in COTTON_POINTS["micronaire"]}
+    table = {(lo, hi): (pts, src) for lo, hi, pts, src in COTTON_POINTS["micronaire"]}
     for low, high, label, base in BRACKETS["micronaire"]:
         step = add.steps.get(("micronaire", label))
+        pts, src = table[(low, high)]
         if base:
-            assert cotton_points("micronaire", low)[0] == 0
-        elif step is None:  # no 2024 plot: no value in the schedule
-            assert cotton_points("micronaire", low)[0] is None and low < 3.5
+            assert pts == 0 and src == FSA_RULE
+        elif step is None:  # no 2024 plot: the AMS spot differences (the low-micronaire test file)
+            assert low < 3.5 and src == AMS_RULE
         elif _adopted("micronaire", label):
-            assert table[(low, high)] == round(step.points), label
+            assert pts == round(step.points) and src == FSA_RULE, label
         else:  # 5.3 & above: too few plots, carries 5.0-5.2 (FSA discounts grow with micronaire)
             assert label == "5.3 & above" and step.n < MIN_N
-            carried = table[(5.0, 5.3)]
-            assert carried is not None and table[(low, high)] == carried and step.points < carried
-    assert {lo: pts for (lo, _), pts in table.items()} == {
-        0.0: None,
+            assert pts == table[(5.0, 5.3)][0] and step.points < pts
+    assert {lo: pts for (lo, _), (pts, src) in table.items() if src == FSA_RULE} == {
         3.5: 0,
         3.7: 17,
         4.3: 0,
@@ -77,7 +84,9 @@ def test_strength_and_uniformity_are_not_resolved() -> None:
     for param in ("strength_gtex", "uniformity_pct"):
         labels = [label for p, label in add.steps if p == param]
         assert labels and not any(_adopted(param, label) for label in labels)
-        assert param not in COTTON_POINTS
+        # so no step of the loan fit is used: the AMS San Joaquin Valley differences are
+        # (tests/unit/test_posttrade_cotton_strength_uniformity.py)
+        assert {src for *_, src in COTTON_POINTS[param]} == {SJV_RULE}
 
 
 def test_schedule_reproduces_the_2024_loan_values() -> None:
@@ -90,14 +99,9 @@ def test_schedule_reproduces_the_2024_loan_values() -> None:
     assert held.abs_residual(50) - free.abs_residual(50) <= 4.0
 
 
-def test_no_adjustment_where_the_schedule_has_no_value() -> None:
-    ranges = {"micronaire": (3.5, 4.9), "strength_gtex": (26.0, 28.9), "uniformity_pct": (80.0, 81.9)}
-    low = adjustments(
-        "cotton", 16000, ranges, {"micronaire": 3.2, "strength_gtex": 24.0, "uniformity_pct": 78.0}
-    )
-    assert low == []  # below 3.5 no 2024 plot; strength and uniformity carry no schedule
-    edge = adjustments("cotton", 16000, {"micronaire": (3.0, 4.9)}, {"micronaire": 2.8})
-    assert edge == []
+def test_a_high_micronaire_against_the_premium_edge() -> None:
+    assert adjustments("cotton", 16000, {"micronaire": (3.5, 4.9)}, {"micronaire": 4.0}) == []
     (high,) = adjustments("cotton", 16000, {"micronaire": (3.7, 4.2)}, {"micronaire": 5.4})
     assert high.paise_per_kg == points_to_paise_per_kg(-223 - 17) == -466
     assert "[5.3-99) -223 pts/lb vs contracted edge 4.2 17 pts/lb = -240 pts/lb" in high.rule
+    assert high.rule.startswith(FSA_RULE + ":")
