@@ -100,13 +100,15 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
                 taker: Order | None = None
                 ref = ""
                 if type(cmd) is PlaceOrder:
-                    if (cmd.party_id, cmd.client_order_id) in self.results:
+                    key = (cmd.party_id, cmd.client_order_id)
+                    if key in self.results or key in self._remembered:
                         continue
-                    if (
+                    if not v.place_ok(cmd, self.spec, self.region) and (
                         v.check_place(cmd, self._spec_of(cmd.commodity), self.region, self.commodity)
                         is not None
                     ):
                         continue
+                    self._validated[id(cmd)] = cmd  # execute() need not check it again
                     ref = batch_ref(cmd)
                     taker = self._order_from_command(cmd, ref, 0, None)
                     incoming.append((ref, taker))
@@ -187,6 +189,8 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         self._out = []
         self._verdicts = PASS_ALL
         self._refs = {}
+        self._validated = {}
+        self._remembered = {}
         return out
 
     def _dispatch(self, cmd: Any) -> dict[str, Any]:
@@ -195,13 +199,16 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         if handler is None:
             return self._reject_command(cmd, v.INVALID_COMMAND, f"unknown command type {t.__name__}")
         ts = getattr(cmd, "ts", None)
-        if (p := v.check_ts(ts)) is not None:
-            if t is PlaceOrder:
-                return self._reject_place(cmd, *p)
+        if not (ts.__class__ is int and 0 <= ts < v.MAX_TS):  # the common case of check_ts
+            if (p := v.check_ts(ts)) is not None:
+                if t is PlaceOrder:
+                    return self._reject_place(cmd, *p)
+                return self._reject_command(cmd, *p)
+            ts = int(ts)  # type: ignore[arg-type]
+        if t is not PlaceOrder and (p := v.check_text(cmd)) is not None:  # place: in _place
             return self._reject_command(cmd, *p)
-        if t is not PlaceOrder and (p := v.check_text(cmd)) is not None:  # place: in check_place
-            return self._reject_command(cmd, *p)
-        self._advance(int(ts))  # type: ignore[arg-type]
+        if self._expiries or self._holds or self.halted_until is not None:
+            self._advance(ts)  # type: ignore[arg-type]
         return handler(self, cmd)
 
     def _emit(self, etype: str, ts: int, payload: Payload) -> Event:

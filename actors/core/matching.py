@@ -30,6 +30,7 @@ from actors.core.scoring import (
 from actors.core.state import ShardState
 
 _PASS_RISK = PASS_DECISION.to_dict()
+_PT_BREAKDOWN = {"profile": "price_time"}  # shared by every price-time fill (never mutated)
 NEGOTIATE = "NEGOTIATE"
 
 
@@ -103,7 +104,7 @@ class Matching(ShardState):
             decision = self._decision(taker, resting) if decide else PASS_DECISION
             if decision is None or decision.outcome == Outcome.BLOCK:
                 continue
-            yield Fill(resting, 0, decision, 1.0, {"profile": "price_time"})
+            yield Fill(resting, 0, decision, 1.0, _PT_BREAKDOWN)
 
     def _ranked(self, taker: Order, decide: bool = True) -> Iterable[Fill]:
         """Candidates for ``taker`` best-first (qty not yet set), after hard filters and risk:
@@ -198,6 +199,15 @@ class Matching(ShardState):
             if remaining == 0:
                 break
         return plan, remaining, credit
+
+    def _crosses(self, taker: Order) -> bool:
+        """Whether the opposite side's best price crosses ``taker``'s limit (both profiles only
+        consider crossing levels, so a taker that does not cross has no candidate)."""
+        if taker.side == "BUY":
+            best = self.asks.best_price()
+            return best is not None and best <= taker.price
+        best = self.bids.best_price()
+        return best is not None and best >= taker.price
 
     def _match(self, taker: Order, ts: int, via: str) -> None:
         """Allocate (or propose, for NEGOTIATE requirements) the taker against the book."""

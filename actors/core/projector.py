@@ -62,27 +62,29 @@ class Projector(MarketControls):
     def _ap_accepted(self, ev: Event) -> None:
         p: OrderAccepted = ev.payload
         o = self._pending
-        self._pending = None
+        nkey = self._pending_near
+        self._pending = self._pending_near = None
         if o is None or o.order_id != p.order.order_id:
             o = p.order.copy()  # the event's copy stays as recorded
-        self.orders[o.order_id] = o
-        self.side_of(o).add(o)
+            nkey = None
+        oid = o.order_id
+        self.orders[oid] = o
+        (self.bids if o.side == "BUY" else self.asks).add(o)
         if o.valid_until is not None:
-            heapq.heappush(self._expiries, (o.valid_until, o.order_id))
-        res = place_result(o.order_id, None, "ACCEPTED", o.client_order_id)
-        res["seqs"].append(ev.seq)
+            heapq.heappush(self._expiries, (o.valid_until, oid))
+        res = place_result(oid, None, "ACCEPTED", o.client_order_id, [ev.seq])
         if o.near_duplicate_of is not None:
             res["near_duplicate_of"] = o.near_duplicate_of
         self.results[(o.party_id, o.client_order_id)] = res
         if self.spec.flag_near_duplicates:
-            key = near_key(o.party_id, o.side, o.price, o.quantity_kg, o.lat, o.lon)
-            self.near_dups[key] = (o.order_id, o.created_ts)
+            if nkey is None:
+                nkey = near_key(o.party_id, o.side, o.price, o.quantity_kg, o.lat, o.lon)
+            self.near_dups[nkey] = (oid, o.created_ts)
 
     def _ap_rejected(self, ev: Event) -> None:
         p: OrderRejected = ev.payload
         if p.party_id is not None and p.client_order_id is not None:
-            res = place_result(None, p, "REJECTED")
-            res["seqs"].append(ev.seq)
+            res = place_result(None, p, "REJECTED", None, [ev.seq])
             self.results[(p.party_id, p.client_order_id)] = res
 
     def _ap_noop(self, ev: Event) -> None:

@@ -70,6 +70,9 @@ class ShardState:
         self._credit_used: dict[str, int] = {}
         self._refs: dict[str, str] = {}
         self._pending: Order | None = None  # live-path order object for the next ORDER_ACCEPTED
+        self._pending_near: tuple[Any, ...] | None = None  # and its near-duplicate key
+        self._validated: dict[int, Any] = {}  # id(command) -> place command plan() found valid
+        self._remembered: dict[tuple[str, str], dict[str, Any]] = {}  # remember_result(), one batch
 
     def side_of(self, o: Order) -> BookSide:
         """The book side an order rests on (bids for BUY, asks for SELL)."""
@@ -87,6 +90,9 @@ class ShardState:
         raise NotImplementedError
 
     def _match(self, taker: Order, ts: int, via: str) -> None:
+        raise NotImplementedError
+
+    def _crosses(self, taker: Order) -> bool:
         raise NotImplementedError
 
     def _spec_of(self, commodity: Any) -> CommoditySpec | None:
