@@ -189,13 +189,16 @@ def run(profile: str, orders: int, resting: int, batch_size: int, seed: int) -> 
     events = 0
     allocations = 0
     t_total = 0.0
+    cpu_total = 0.0
     while done < orders:
         size = min(batch_size, orders - done)
         cmds = wl.batch(engine, size, resting)
         batches.append(cmds)
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         res = engine.execute(cmds)
         dt = time.perf_counter() - t0
+        cpu_total += time.thread_time() - c0
         t_total += dt
         batch_ms.append(dt * 1e3)
         per_cmd_us.append(dt * 1e6 / size)
@@ -211,6 +214,7 @@ def run(profile: str, orders: int, resting: int, batch_size: int, seed: int) -> 
         "orders": done,
         "batch_size": batch_size,
         "orders_per_s": round(done / t_total),
+        "orders_per_cpu_s": round(done / cpu_total),
         "p50_us": round(_pct(per_cmd_us, 50), 2),
         "p99_us": round(_pct(per_cmd_us, 99), 2),
         "batch_p50_ms": round(_pct(batch_ms, 50), 3),
@@ -240,8 +244,10 @@ def _baseline(
         book.place(cmd, helper, cmd.client_order_id, prio)
     per_cmd_us: list[float] = []
     t_total = 0.0
+    cpu_total = 0.0
     n = 0
     for cmds in batches:
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         for c in cmds:
             prio += 1
@@ -250,12 +256,14 @@ def _baseline(
             else:
                 book.cancel(id_map.get(c.order_id, ""))
         dt = time.perf_counter() - t0
+        cpu_total += time.thread_time() - c0
         t_total += dt
         n += len(cmds)
         per_cmd_us.append(dt * 1e6 / len(cmds))
     return {
         "name": "list_scan",
         "orders_per_s": round(n / t_total) if t_total else 0,
+        "orders_per_cpu_s": round(n / cpu_total) if cpu_total else 0,
         "p50_us": round(_pct(per_cmd_us, 50), 2),
         "p99_us": round(_pct(per_cmd_us, 99), 2),
         "resting_bids": len(book.bids),

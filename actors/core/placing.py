@@ -7,6 +7,8 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from msgspec.structs import replace
+
 from actors.core import orders as st
 from actors.core import validation as v
 from actors.core.commands import AmendOrder, CancelOrder, PlaceOrder, command_kind
@@ -31,6 +33,24 @@ from actors.core.events import (
 )
 from actors.core.orders import Order
 from actors.core.state import ShardState
+
+# An order with every optional field at its default (see Placing._order_from_command).
+_TEMPLATE = Order(
+    order_id="",
+    party_id="",
+    client_order_id="",
+    side="SELL",
+    commodity="",
+    region="",
+    quantity_kg=0,
+    open_kg=0,
+    price=0,
+    lat=0.0,
+    lon=0.0,
+    created_ts=0,
+    updated_ts=0,
+    priority=0,
+)
 
 
 def batch_ref(cmd: PlaceOrder) -> str:
@@ -192,14 +212,13 @@ class Placing(ShardState):
 
     def _order_from_command(self, cmd: PlaceOrder, order_id: str, seq: int, near_dup: str | None) -> Order:
         """A new :class:`Order` for a validated place command (``seq`` sets its time priority).
-        Enum members become their plain string values; quality values floats."""
+        Enum members become their plain string values, quality values floats; the fields a plain
+        order leaves at their defaults are taken from one template (empty dicts are never mutated,
+        so orders may share them)."""
         side = "BUY" if cmd.side == "BUY" else "SELL"
-        intent = None
-        if side == "BUY":
-            intent = "NEGOTIATE" if cmd.intent == "NEGOTIATE" else "DIRECT_BUY"
-        profile = cmd.profile
-        dist = cmd.max_distance_km
-        return Order(
+        ts = cmd.ts
+        o = replace(
+            _TEMPLATE,
             order_id=order_id,
             party_id=cmd.party_id,
             client_order_id=cmd.client_order_id,
@@ -209,34 +228,37 @@ class Placing(ShardState):
             quantity_kg=cmd.quantity_kg,
             open_kg=cmd.quantity_kg,
             price=cmd.price,
-            quality={k: float(x) for k, x in cmd.quality.items()} if cmd.quality else {},
-            quality_ranges=(
-                {k: (float(r[0]), float(r[1])) for k, r in cmd.quality_ranges.items()}
-                if cmd.quality_ranges
-                else {}
-            ),
-            quality_target=(
-                {k: float(x) for k, x in cmd.quality_target.items()} if cmd.quality_target else {}
-            ),
             lat=float(cmd.lat),
             lon=float(cmd.lon),
-            city=cmd.city,
-            district=cmd.district,
-            max_distance_km=float(dist) if dist is not None else None,
-            visibility="PUBLIC" if cmd.visibility == "PUBLIC" else "PRIVATE",
-            allow_list=tuple(sorted(set(cmd.allow_list))) if cmd.allow_list else (),
             min_order_kg=cmd.min_order_kg,
             allow_partial=cmd.allow_partial,
             valid_until=cmd.valid_until,
-            intent=intent,
-            linked_parties=tuple(sorted(set(cmd.linked_parties))) if cmd.linked_parties else (),
-            profile=str(profile) if profile is not None else None,
-            status=st.OPEN,
-            created_ts=cmd.ts,
-            updated_ts=cmd.ts,
+            intent=None if side == "SELL" else "NEGOTIATE" if cmd.intent == "NEGOTIATE" else "DIRECT_BUY",
+            created_ts=ts,
+            updated_ts=ts,
             priority=seq,
             near_duplicate_of=near_dup,
         )
+        if cmd.quality:
+            o.quality = {k: float(x) for k, x in cmd.quality.items()}
+        if cmd.quality_ranges:
+            o.quality_ranges = {k: (float(r[0]), float(r[1])) for k, r in cmd.quality_ranges.items()}
+        if cmd.quality_target:
+            o.quality_target = {k: float(x) for k, x in cmd.quality_target.items()}
+        if cmd.city is not None or cmd.district is not None:
+            o.city = cmd.city
+            o.district = cmd.district
+        if cmd.max_distance_km is not None:
+            o.max_distance_km = float(cmd.max_distance_km)
+        if cmd.visibility != "PUBLIC":
+            o.visibility = "PRIVATE"
+        if cmd.allow_list:
+            o.allow_list = tuple(sorted(set(cmd.allow_list)))
+        if cmd.linked_parties:
+            o.linked_parties = tuple(sorted(set(cmd.linked_parties)))
+        if cmd.profile is not None:
+            o.profile = str(cmd.profile)
+        return o
 
     # ---- cancel / amend
 

@@ -90,14 +90,15 @@ class Projector(MarketControls):
     def _ap_noop(self, ev: Event) -> None:
         return None
 
-    def _take(self, o: Order, qty: int, from_reserved: bool) -> None:
+    def _take(self, o: Order, qty: int, from_reserved: bool, ts: int) -> None:
         if from_reserved:
             o.reserved_kg -= qty
         else:
             o.open_kg -= qty
             if o.open_kg == 0:
-                self.side_of(o).remove(o)
+                (self.bids if o.side == "BUY" else self.asks).remove(o)
         o.allocated_kg += qty
+        o.updated_ts = ts
         o.refresh_status()
 
     def _taker_result(self, ev: Event, p: Allocated | Proposed, key: str) -> None:
@@ -111,10 +112,9 @@ class Projector(MarketControls):
         p: Allocated = ev.payload
         qty = p.quantity_kg
         from_reserved = p.reservation_id is not None
-        for oid in (p.buy_order_id, p.sell_order_id):
-            o = self.orders[oid]
-            self._take(o, qty, from_reserved)
-            o.updated_ts = ev.ts
+        orders = self.orders
+        self._take(orders[p.buy_order_id], qty, from_reserved, ev.ts)
+        self._take(orders[p.sell_order_id], qty, from_reserved, ev.ts)
         self._record_trade(ev.ts, p.price)
         if p.taker_command == "place":
             self._taker_result(ev, p, "allocations")
@@ -175,20 +175,25 @@ class Projector(MarketControls):
                 o.refresh_status()
             o.updated_ts = ev.ts
 
-    def _close_open(self, ev: Event, kg: int, kg_field: str, status: str) -> None:
-        """Move ``kg`` of the order's open quantity to ``kg_field`` and close it with ``status``."""
+    def _close_open(self, ev: Event, status: str) -> Order:
+        """Take the order out of the book and close it with ``status`` (the caller moves the kg)."""
         o = self.orders[ev.payload.order_id]
-        self.side_of(o).remove(o)
-        o.open_kg -= kg
-        setattr(o, kg_field, getattr(o, kg_field) + kg)
+        (self.bids if o.side == "BUY" else self.asks).remove(o)
         o.status = status
         o.updated_ts = ev.ts
+        return o
 
     def _ap_cancelled(self, ev: Event) -> None:
-        self._close_open(ev, ev.payload.cancelled_kg, "cancelled_kg", st.CANCELLED)
+        o = self._close_open(ev, st.CANCELLED)
+        kg = ev.payload.cancelled_kg
+        o.open_kg -= kg
+        o.cancelled_kg += kg
 
     def _ap_expired(self, ev: Event) -> None:
-        self._close_open(ev, ev.payload.expired_kg, "expired_kg", st.EXPIRED)
+        o = self._close_open(ev, st.EXPIRED)
+        kg = ev.payload.expired_kg
+        o.open_kg -= kg
+        o.expired_kg += kg
 
     def _ap_amended(self, ev: Event) -> None:
         p: Amended = ev.payload

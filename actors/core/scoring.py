@@ -10,7 +10,7 @@ from __future__ import annotations
 from actors.core.commodities import CommoditySpec
 from actors.core.geo import haversine_km
 from actors.core.orders import Order
-from actors.core.visibility import visible_to
+from actors.core.visibility import PUBLIC, visible_to
 
 
 def parties_may_trade(buy: Order, sell: Order) -> bool:
@@ -47,11 +47,27 @@ def distance_limit(buy: Order, sell: Order) -> float | None:
 def hard_filters(buy: Order, sell: Order) -> float | None:
     """None when the pair fails a hard filter, else the haversine distance in km (-1.0 when no
     distance limit applies and the distance was not needed)."""
-    if sell.price > buy.price or not parties_may_trade(buy, sell) or not quality_within(buy, sell):
+    if sell.price > buy.price:
         return None
-    limit = distance_limit(buy, sell)
-    if limit is None:
-        return -1.0
+    if (
+        buy.visibility == PUBLIC
+        and sell.visibility == PUBLIC
+        and not buy.linked_parties
+        and not sell.linked_parties
+    ):  # the common case of parties_may_trade
+        if buy.party_id == sell.party_id:
+            return None
+    elif not parties_may_trade(buy, sell):
+        return None
+    if buy.quality_ranges and not quality_within(buy, sell):
+        return None
+    a, b = buy.max_distance_km, sell.max_distance_km
+    if a is None:
+        if b is None:
+            return -1.0
+        limit = b
+    else:
+        limit = a if b is None or a < b else b
     d = haversine_km(buy.lat, buy.lon, sell.lat, sell.lon)
     return d if d <= limit else None
 
