@@ -35,18 +35,48 @@ NEGOTIATE = "NEGOTIATE"
 
 
 class Fill:
-    """A planned allocation or proposal of one taker against one resting order (``qty`` kg)."""
+    """A planned allocation or proposal of one taker against one resting order (``qty`` kg).
 
-    __slots__ = ("resting", "qty", "decision", "score", "breakdown")
+    A quality-profile candidate keeps its score components in ``parts``
+    ``(price, quality, distance, distance_km, trust, penalty, weights)`` and builds its
+    ``breakdown`` dict only when asked (most scanned candidates are never filled)."""
+
+    __slots__ = ("resting", "qty", "decision", "score", "_breakdown", "parts")
 
     def __init__(
-        self, resting: Order, qty: int, decision: RiskDecision, score: float, breakdown: dict[str, Any]
+        self,
+        resting: Order,
+        qty: int,
+        decision: RiskDecision,
+        score: float,
+        breakdown: dict[str, Any] | None,
+        parts: tuple[Any, ...] | None = None,
     ):
         self.resting = resting
         self.qty = qty
         self.decision = decision
         self.score = score
-        self.breakdown = breakdown
+        self._breakdown = breakdown
+        self.parts = parts
+
+    @property
+    def breakdown(self) -> dict[str, Any]:
+        """The score breakdown recorded with the fill (components rounded to 6 decimals, km to 3)."""
+        b = self._breakdown
+        if b is None:
+            assert self.parts is not None
+            sp, sq, sd, dist, trust, penalty, weights = self.parts
+            b = self._breakdown = {
+                "profile": "quality",
+                "price": round(sp, 6),
+                "quality": round(sq, 6),
+                "distance": round(sd, 6),
+                "distance_km": round(dist, 3),
+                "trust": round(trust, 6),
+                "penalty": round(penalty, 6),
+                "weights": list(weights),
+            }
+        return b
 
 
 def fill_qty(
@@ -129,6 +159,7 @@ class Matching(ShardState):
         w = spec.weights
         band = spec.price_band
         rest_bound = w.quality + w.distance + w.trust
+        weights = (w.price, w.quality, w.distance, w.trust)
         out: list[Fill] = []
         pruned: float | None = None
         for price, level in opposite.crossing_levels(taker.price):
@@ -160,17 +191,8 @@ class Matching(ShardState):
                 total *= 1.0 - penalty
                 if total < spec.min_score:
                     continue
-                breakdown = {
-                    "profile": "quality",
-                    "price": round(sp, 6),
-                    "quality": round(sq, 6),
-                    "distance": round(sd, 6),
-                    "distance_km": round(dist, 3),
-                    "trust": round(trust, 6),
-                    "penalty": round(penalty, 6),
-                    "weights": [w.price, w.quality, w.distance, w.trust],
-                }
-                out.append(Fill(resting, 0, decision, round(total, 6), breakdown))
+                parts = (sp, sq, sd, dist, trust, penalty, weights)
+                out.append(Fill(resting, 0, decision, round(total, 6), None, parts))
         out.sort(key=lambda f: (-f.score, f.resting.priority))
         return out, pruned
 
