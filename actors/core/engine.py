@@ -208,7 +208,7 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         if t is not PlaceOrder and (p := v.check_text(cmd)) is not None:  # place: in _place
             return self._reject_command(cmd, *p)
         if self._expiries or self._holds or self.halted_until is not None:
-            self._advance(ts)  # type: ignore[arg-type]
+            self._advance(ts)
         return handler(self, cmd)
 
     def _emit(self, etype: str, ts: int, payload: Payload) -> Event:

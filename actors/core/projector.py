@@ -41,9 +41,11 @@ from actors.core.events import (
 from actors.core.market_controls import MarketControls
 from actors.core.orders import Order
 from actors.core.placing import near_key, place_result
+from actors.core.retention import Retention
+from actors.core.state import CLOSED_RETENTION
 
 
-class Projector(MarketControls):
+class Projector(MarketControls, Retention):
     """``apply(event)``, ``snapshot()`` and ``from_snapshot(snap)``."""
 
     def apply(self, event: Event) -> None:
@@ -58,6 +60,8 @@ class Projector(MarketControls):
         if event.ts > self.clock:
             self.clock = event.ts
         _APPLY[event.type](self, event)
+        if len(self._closed) > self.closed_retention:
+            self._trim()
 
     def _ap_accepted(self, ev: Event) -> None:
         p: OrderAccepted = ev.payload
@@ -80,12 +84,15 @@ class Projector(MarketControls):
             if nkey is None:
                 nkey = near_key(o.party_id, o.side, o.price, o.quantity_kg, o.lat, o.lon)
             self.near_dups[nkey] = (oid, o.created_ts)
+            if len(self.near_dups) >= self._near_sweep_at:
+                self._near_recorded()
 
     def _ap_rejected(self, ev: Event) -> None:
         p: OrderRejected = ev.payload
         if p.party_id is not None and p.client_order_id is not None:
-            res = place_result(None, p, "REJECTED", None, [ev.seq])
-            self.results[(p.party_id, p.client_order_id)] = res
+            key = (p.party_id, p.client_order_id)
+            self.results[key] = place_result(None, p, "REJECTED", None, [ev.seq])
+            self._rejection_closed(key, ev.seq)
 
     def _ap_noop(self, ev: Event) -> None:
         return None
@@ -100,6 +107,8 @@ class Projector(MarketControls):
         o.allocated_kg += qty
         o.updated_ts = ts
         o.refresh_status()
+        if o.open_kg == 0 and o.reserved_kg == 0:
+            self._order_closed(o)
 
     def _taker_result(self, ev: Event, p: Allocated | Proposed, key: str) -> None:
         """Record a fill of a place command in that command's (idempotent) result."""
@@ -131,6 +140,7 @@ class Projector(MarketControls):
         prop["status"] = "OPEN"
         prop["ts"] = ev.ts
         self.proposals[p.proposal_id] = prop
+        self._link((p.buy_order_id, p.sell_order_id), p.proposal_id)
         if p.taker_command == "place":
             self._taker_result(ev, p, "proposals")
 
@@ -151,6 +161,7 @@ class Projector(MarketControls):
         r = p.to_dict()
         r["status"] = "ACTIVE"
         self.reservations[p.reservation_id] = r
+        self._link((p.buy_order_id, p.sell_order_id), p.reservation_id)
         self.proposals[p.proposal_id]["status"] = "ACCEPTED"
         heapq.heappush(self._holds, (p.hold_until, p.reservation_id))
 
@@ -165,8 +176,10 @@ class Projector(MarketControls):
             o.reserved_kg -= q
             if o.status == st.CANCELLED:
                 o.cancelled_kg += q
+                self._order_closed(o)
             elif o.status == st.EXPIRED:
                 o.expired_kg += q
+                self._order_closed(o)
             else:
                 was_resting = o.open_kg > 0
                 o.open_kg += q
@@ -188,12 +201,14 @@ class Projector(MarketControls):
         kg = ev.payload.cancelled_kg
         o.open_kg -= kg
         o.cancelled_kg += kg
+        self._order_closed(o)
 
     def _ap_expired(self, ev: Event) -> None:
         o = self._close_open(ev, st.EXPIRED)
         kg = ev.payload.expired_kg
         o.open_kg -= kg
         o.expired_kg += kg
+        self._order_closed(o)
 
     def _ap_amended(self, ev: Event) -> None:
         p: Amended = ev.payload
@@ -228,6 +243,7 @@ class Projector(MarketControls):
             "results": [[k[0], k[1], r] for k, r in self.results.items()],
             "near_dups": [[list(k), val[0], val[1]] for k, val in self.near_dups.items()],
             "market": self.market_snapshot(),
+            "retention": self.retention_snapshot(),
         }
 
     @classmethod
@@ -237,7 +253,8 @@ class Projector(MarketControls):
         Raises:
             KeyError / msgspec.ValidationError: a malformed snapshot.
         """
-        eng = cls(snap["region"], snap["commodity"], snap["profile"])
+        keep = snap.get("retention", {}).get("closed_retention", CLOSED_RETENTION)
+        eng = cls(snap["region"], snap["commodity"], snap["profile"], keep)
         eng.seq = snap["seq"]
         eng.clock = snap["clock"]
         live: list[Order] = []
@@ -259,6 +276,7 @@ class Projector(MarketControls):
         eng.results = {(k0, k1): r for k0, k1, r in snap["results"]}
         eng.near_dups = {tuple(k): (oid, ts) for k, oid, ts in snap["near_dups"]}
         eng.restore_market(snap.get("market"))
+        eng.restore_retention(snap.get("retention", {}))
         return eng
 
 
