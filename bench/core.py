@@ -24,7 +24,7 @@ from actors.core.engine import ShardEngine
 from actors.core.orders import Order
 from actors.core.scoring import hard_filters
 from actors.gc_tuning import tune_gc_for_matching
-from bench import JsonOut
+from bench import JsonOut, core_memory
 
 REGION = "IN-GJ"
 MID = 7_000  # paise/kg, about the Gujarat kapas modal price in the Agmarknet data (Rs 7,000/quintal)
@@ -273,9 +273,12 @@ def _baseline(
 
 def main(a: SimpleNamespace) -> int:
     """Run the benchmark with the options of :func:`command`; prints the report. Returns 0."""
-    if not a.default_gc:
-        tune_gc_for_matching()
-    res = run(a.profile, a.orders, a.resting, a.batch, a.seed)
+    if a.memory:
+        res = core_memory.run(a.orders, a.resting, a.unbounded_max)
+    else:
+        if not a.default_gc:
+            tune_gc_for_matching()
+        res = run(a.profile, a.orders, a.resting, a.batch, a.seed)
     if a.json:
         print(json.dumps(res))
     else:
@@ -294,11 +297,22 @@ def command(
     default_gc: Annotated[
         bool, typer.Option("--default-gc", help="keep CPython's default GC thresholds")
     ] = False,
+    memory: Annotated[
+        bool,
+        typer.Option(
+            "--memory", help="RSS and snapshot size: open book alone vs after --orders closed orders"
+        ),
+    ] = False,
+    unbounded_max: Annotated[
+        int, typer.Option(help="--memory: also measure an unbounded window up to this many orders")
+    ] = 200_000,
 ) -> None:
-    """Pure matching core vs a list-scan baseline (no Ray, no database)."""
+    """Pure matching core vs a list-scan baseline (no Ray, no database); ``--memory``: the core's
+    memory with and without history (bench/core_memory.py)."""
     raise typer.Exit(
         main(SimpleNamespace(profile=profile, orders=orders, resting=resting, batch=batch, seed=seed,
-                             json=json_out, default_gc=default_gc))
+                             json=json_out, default_gc=default_gc, memory=memory,
+                             unbounded_max=unbounded_max))
     )  # fmt: skip
 
 

@@ -25,7 +25,7 @@ NEAR_SWEEP_MIN = 1024  # near-duplicate keys held before the first sweep
 
 PASS_ALL = RiskVerdicts(pass_all=True)
 PROFILES = ("price_time", "quality")
-CLOSED_RETENTION = 10_000  # closed orders / rejections kept in memory (docs/matching.md, "Retention")
+CLOSED_RETENTION = 2_000  # closed orders / rejections kept in memory (docs/matching.md, "Retention")
 MIN_CLOSED_RETENTION = 2  # one event closes at most two orders: both stay until the command ends
 
 
