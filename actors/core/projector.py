@@ -60,7 +60,7 @@ class Projector(MarketControls, Retention):
         if event.ts > self.clock:
             self.clock = event.ts
         _APPLY[event.type](self, event)
-        if len(self._closed) > self.closed_retention:
+        if len(self._closed) > self._trim_at:
             self._trim()
 
     def _ap_accepted(self, ev: Event) -> None:

@@ -3,10 +3,10 @@ and old near-duplicate keys leave memory, deterministically from the events (doc
 "Retention").
 
 - **Closed window**: an order that is fully closed (FILLED, CANCELLED or EXPIRED with no open and
-  no reserved kg) and the result of a rejected place enter one FIFO; when it holds more than
-  ``closed_retention`` entries the oldest leaves: the order, its idempotency result, and every
-  proposal and reservation of that order (none is live: a live reservation holds reserved kg on
-  both of its orders). A rejection's result leaves the same way.
+  no reserved kg) and the result of a rejected place enter one FIFO; beyond ``closed_retention``
+  entries the oldest leave (in groups of up to ``closed_retention // 32``): the order, its
+  idempotency result, and every proposal and reservation of that order (none is live: a live
+  reservation holds reserved kg on both of its orders). A rejection's result leaves the same way.
 - **Near-duplicate keys** older than twice the commodity's window behind the shard clock are swept
   when the map has doubled since the last sweep.
 - **Expiry and hold heaps** drop entries of orders and reservations no longer live when they grow
@@ -31,8 +31,6 @@ from actors.core.state import NEAR_SWEEP_MIN, ShardState
 
 CLOSED_STATUSES = frozenset((st.FILLED, st.CANCELLED, st.EXPIRED))
 HEAP_SLACK = 1024  # stale heap entries tolerated beyond twice the live state
-
-ClosedEntry = str | tuple[tuple[str, str], int]  # an order id, or ((party, client order id), seq)
 
 
 class Retention(ShardState):
@@ -68,35 +66,39 @@ class Retention(ShardState):
         self._near_sweep_at = max(NEAR_SWEEP_MIN, 2 * len(self.near_dups))
 
     def _trim(self) -> None:
-        """Evict the oldest closed entries beyond ``closed_retention`` (end of every apply)."""
+        """Evict the oldest closed entries beyond ``closed_retention``. Called at the end of an
+        apply once the window holds ``closed_retention // 32`` entries more (evicting in small
+        groups costs one call per group; the group size follows from the window, so it is the
+        same live, in replay and after a restore)."""
         fifo = self._closed
-        evicted = False
-        while len(fifo) > self.closed_retention:
-            self._evict(fifo.popleft())
-            evicted = True
-        if evicted:
-            self.evicted_any = True
-            self._compact_heaps()
-
-    def _evict(self, entry: ClosedEntry) -> None:
-        if isinstance(entry, str):
-            o = self.orders.pop(entry, None)
+        keep = self.closed_retention
+        orders = self.orders
+        results = self.results
+        links = self._links
+        while len(fifo) > keep:
+            entry = fifo.popleft()
+            if entry.__class__ is not str:
+                key, seq = entry
+                res = results.get(key)
+                if res is not None and res["order_id"] is None and res["seqs"][:1] == [seq]:
+                    del results[key]
+                continue
+            o = orders.pop(entry, None)
             if o is None:
-                return
+                continue
             key = (o.party_id, o.client_order_id)
-            res = self.results.get(key)
+            res = results.get(key)
             if res is not None and res["order_id"] == entry:
-                del self.results[key]
-            for ref in self._links.pop(entry, ()):
-                if ref.startswith("P-"):
-                    self.proposals.pop(ref, None)
-                else:
-                    self.reservations.pop(ref, None)
-            return
-        key, seq = entry
-        res = self.results.get(key)
-        if res is not None and res["order_id"] is None and res["seqs"][:1] == [seq]:
-            del self.results[key]
+                del results[key]
+            if links and (refs := links.pop(entry, None)):
+                for ref in refs:
+                    if ref.startswith("P-"):
+                        self.proposals.pop(ref, None)
+                    else:
+                        self.reservations.pop(ref, None)
+        self.evicted_any = True
+        if len(self._expiries) > HEAP_SLACK or len(self._holds) > HEAP_SLACK:
+            self._compact_heaps()
 
     def _compact_heaps(self) -> None:
         """Drop expiry / hold entries whose order or reservation is gone or no longer live."""

@@ -60,6 +60,7 @@ class ShardState:
         if not isinstance(closed_retention, int) or closed_retention < MIN_CLOSED_RETENTION:
             raise ValueError(f"closed_retention must be an integer >= {MIN_CLOSED_RETENTION}")
         self.closed_retention = closed_retention
+        self._trim_at = closed_retention + closed_retention // 32  # evict in groups (retention.py)
         self.evicted_any = False
         self.seq = 0
         self.clock = 0
