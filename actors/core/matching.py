@@ -21,11 +21,12 @@ from actors.core.geo import haversine_km
 from actors.core.orders import Order
 from actors.core.risk.types import PASS_DECISION, Outcome, RiskDecision
 from actors.core.scoring import (
+    closeness,
     distance_component,
     distance_limit,
     hard_filters,
     price_component,
-    quality_closeness,
+    quality_terms,
 )
 from actors.core.state import ShardState
 
@@ -153,18 +154,23 @@ class Matching(ShardState):
         component plus full quality, distance and trust) already hold ``need_kg``: no unscanned
         candidate could then outrank them. Returns ``(candidates, pruned)``.
         """
-        opposite = self.asks if taker.side == "BUY" else self.bids
         taker_is_buy = taker.side == "BUY"
+        opposite = self.asks if taker_is_buy else self.bids
         spec = self.spec
         w = spec.weights
+        wp, wq, wd, wt = w.price, w.quality, w.distance, w.trust
         band = spec.price_band
-        rest_bound = w.quality + w.distance + w.trust
-        weights = (w.price, w.quality, w.distance, w.trust)
+        limit = taker.price
+        min_score = spec.min_score
+        rest_bound = wq + wd + wt
+        weights = (wp, wq, wd, wt)
+        terms = quality_terms(taker, spec) if taker_is_buy else None
+        pass_all = not decide or (self._verdicts.pass_all and not self._verdicts.decisions)
         out: list[Fill] = []
         pruned: float | None = None
-        for price, level in opposite.crossing_levels(taker.price):
+        for price, level in opposite.crossing_levels(limit):
             if need_kg is not None and out:
-                bound = w.price * price_component(taker, price, band) + rest_bound + 1e-6
+                bound = wp * price_component(taker, price, band) + rest_bound + 1e-6
                 cover = 0
                 for f in out:
                     if f.score > bound:
@@ -177,19 +183,21 @@ class Matching(ShardState):
                 dist = hard_filters(buy, sell)
                 if dist is None:
                     continue
-                decision = self._decision(taker, resting) if decide else PASS_DECISION
+                decision = PASS_DECISION if pass_all else self._decision(taker, resting)
                 if decision is None or decision.outcome == Outcome.BLOCK:
                     continue
                 if dist < 0:
                     dist = haversine_km(buy.lat, buy.lon, sell.lat, sell.lon)
-                sp = price_component(taker, resting.price, band)
-                sq = quality_closeness(buy, sell, spec)
+                rp = resting.price  # price_component, inlined
+                gain = (limit - rp) if taker_is_buy else (rp - limit)
+                sp = 0.0 if gain <= 0 else min(1.0, gain / (limit * band))
+                sq = closeness(terms if terms is not None else quality_terms(buy, spec), sell.quality)
                 sd = distance_component(dist, distance_limit(buy, sell), spec)
                 trust = min(1.0, max(0.0, decision.trust))
-                total = w.price * sp + w.quality * sq + w.distance * sd + w.trust * trust
+                total = wp * sp + wq * sq + wd * sd + wt * trust
                 penalty = decision.penalty if decision.outcome == Outcome.WARN else 0.0
                 total *= 1.0 - penalty
-                if total < spec.min_score:
+                if total < min_score:
                     continue
                 parts = (sp, sq, sd, dist, trust, penalty, weights)
                 out.append(Fill(resting, 0, decision, round(total, 6), None, parts))

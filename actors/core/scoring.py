@@ -72,27 +72,43 @@ def hard_filters(buy: Order, sell: Order) -> float | None:
     return d if d <= limit else None
 
 
-def quality_closeness(buy: Order, sell: Order, spec: CommoditySpec) -> float:
-    """Weighted closeness in [0, 1] of the availability's values to the requirement's targets.
+QualityTerms = tuple[tuple[tuple[str, float, float, float, float], ...], float]
 
-    Per parameter: 1 at the target (default: range midpoint), falling linearly to 0 at the range
-    edge on that side; weighted by the spec's parameter weights. 1.0 when no ranges are given.
-    """
-    if not buy.quality_ranges:
-        return 1.0
-    total = 0.0
+
+def quality_terms(buy: Order, spec: CommoditySpec) -> QualityTerms:
+    """A requirement's closeness terms ``((param, low, high, target, weight), ...)`` and their
+    weight sum, computed once per requirement (see :func:`closeness`)."""
+    terms = []
     wsum = 0.0
     target = buy.quality_target
     for name, (lo, hi) in buy.quality_ranges.items():
         param = spec.param(name)
         w = param.weight if param is not None else 1.0
-        v = sell.quality.get(name, lo)
-        t = target.get(name, (lo + hi) / 2.0)
+        terms.append((name, lo, hi, target.get(name, (lo + hi) / 2.0), w))
+        wsum += w
+    return tuple(terms), wsum
+
+
+def closeness(terms: QualityTerms, quality: dict[str, float]) -> float:
+    """Weighted closeness in [0, 1] of an availability's ``quality`` values to a requirement's
+    :func:`quality_terms`. Per parameter: 1 at the target (default: range midpoint), falling
+    linearly to 0 at the range edge on that side. 1.0 when no ranges are given."""
+    items, wsum = terms
+    if not items:
+        return 1.0
+    total = 0.0
+    for name, lo, hi, t, w in items:
+        v = quality.get(name, lo)
         span = (hi - t) if v >= t else (t - lo)
         c = 1.0 if span <= 0 else max(0.0, 1.0 - abs(v - t) / span)
         total += w * c
-        wsum += w
     return total / wsum if wsum > 0 else 1.0
+
+
+def quality_closeness(buy: Order, sell: Order, spec: CommoditySpec) -> float:
+    """Weighted closeness in [0, 1] of the availability's values to the requirement's targets,
+    weighted by the spec's parameter weights (:func:`closeness` of :func:`quality_terms`)."""
+    return closeness(quality_terms(buy, spec), sell.quality)
 
 
 def price_component(taker: Order, resting_price: int, band: float) -> float:
