@@ -40,6 +40,7 @@ from actors.core.events import Event, Payload
 from actors.core.matching import Matching
 from actors.core.negotiation import Negotiation
 from actors.core.orders import Order
+from actors.core.place_check import place_ok
 from actors.core.placing import Placing, batch_ref
 from actors.core.projector import Projector
 from actors.core.queries import Queries
@@ -103,7 +104,7 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
                     key = (cmd.party_id, cmd.client_order_id)
                     if key in self.results or key in self._remembered:
                         continue
-                    if not v.place_ok(cmd, self.spec, self.region) and (
+                    if not place_ok(cmd, self.spec, self.region) and (
                         v.check_place(cmd, self._spec_of(cmd.commodity), self.region, self.commodity)
                         is not None
                     ):

@@ -32,6 +32,7 @@ from actors.core.events import (
     Released,
 )
 from actors.core.orders import Order
+from actors.core.place_check import place_ok
 from actors.core.state import ShardState
 
 # An order with every optional field at its default (see Placing._order_from_command).
@@ -182,7 +183,7 @@ class Placing(ShardState):
             res["duplicate"] = True
             return res
         spec = self.spec
-        if not (self._validated.get(id(cmd)) is cmd or v.place_ok(cmd, spec, self.region)):
+        if not (self._validated.get(id(cmd)) is cmd or place_ok(cmd, spec, self.region)):
             problem = v.check_place(cmd, self._spec_of(cmd.commodity), self.region, self.commodity)
             if problem is not None:
                 return self._reject_place(cmd, *problem)

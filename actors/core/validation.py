@@ -18,7 +18,7 @@ import math
 import unicodedata
 from typing import Any
 
-from actors.core.commands import Intent, PlaceOrder, Profile, Side, Visibility
+from actors.core.commands import Intent, PlaceOrder, Side, Visibility
 from actors.core.commodities import CommoditySpec
 
 MAX_QUANTITY_KG = 10**10
@@ -305,100 +305,3 @@ def _check_quality(cmd: PlaceOrder, spec: CommoditySpec) -> Problem | None:
         if not is_real(v) or not lo <= v <= hi:
             return INVALID_QUALITY, f"target {k} must lie within its range"
     return None
-
-
-_SIDE_VALUES = ("BUY", "SELL")
-_VISIBILITY_VALUES = ("PUBLIC", "PRIVATE")
-_INTENT_VALUES = ("DIRECT_BUY", "NEGOTIATE")
-_PROFILE_VALUES = ("price_time", "quality")
-_NUMBER = (int, float)
-_SEQUENCE = (tuple, list)
-_SAFE_SPECS: dict[str, bool] = {}
-
-
-def _safe_names(spec: CommoditySpec) -> bool:
-    """Whether every quality parameter name of ``spec`` passes the text check (cached per spec)."""
-    ok = _SAFE_SPECS.get(spec.name)
-    if ok is None:
-        ok = _SAFE_SPECS[spec.name] = all(text_ok(n, TEXT_BOUNDS["quality"]) for n in spec.param_names)
-    return ok
-
-
-def _short_text(s: Any, bound: int) -> bool:
-    return s.__class__ is str and len(s) <= bound and s.isascii() and s.isprintable()
-
-
-def _member(x: Any, enum: type, values: tuple[str, ...]) -> bool:
-    return x.__class__ in (str, enum) and x in values
-
-
-def place_ok(cmd: PlaceOrder, spec: CommoditySpec, shard_region: str) -> bool:
-    """A quick test that a place command is valid for the shard of ``spec`` / ``shard_region``.
-
-    True only when :func:`check_place` would find no problem (a sufficient condition: plain ASCII
-    text, the shard's own commodity name and region, no allow-list or linked parties); False means
-    "ask :func:`check_place`", which then names the problem or accepts an unusual valid command. The
-    place path runs this once per order: one flat function instead of a check per field.
-    """
-    ts = cmd.ts
-    q = cmd.quantity_kg
-    price = cmd.price
-    lat = cmd.lat
-    lon = cmd.lon
-    side = cmd.side
-    if not (
-        ts.__class__ is int
-        and 0 <= ts < MAX_TS
-        and q.__class__ is int
-        and 0 < q <= MAX_QUANTITY_KG
-        and price.__class__ is int
-        and 0 < price <= MAX_PRICE
-        and lat.__class__ in _NUMBER
-        and -90 <= lat <= 90
-        and lon.__class__ in _NUMBER
-        and -180 <= lon <= 180
-        and side.__class__ in (str, Side)
-        and side in _SIDE_VALUES
-        and cmd.commodity.__class__ is str
-        and cmd.commodity == spec.name
-        and cmd.region.__class__ is str
-        and cmd.region == shard_region
-        and _short_text(cmd.party_id, MAX_ID_LEN)
-        and cmd.party_id
-        and _short_text(cmd.client_order_id, MAX_ID_LEN)
-        and cmd.client_order_id
-    ):
-        return False
-    vis = cmd.visibility
-    mn = cmd.min_order_kg
-    vu = cmd.valid_until
-    dist = cmd.max_distance_km
-    if not (
-        vis.__class__ in (str, Visibility)
-        and vis in _VISIBILITY_VALUES
-        and cmd.allow_list.__class__ in _SEQUENCE
-        and not cmd.allow_list
-        and cmd.linked_parties.__class__ in _SEQUENCE
-        and not cmd.linked_parties
-        and mn.__class__ is int
-        and 0 <= mn <= q
-        and cmd.allow_partial.__class__ is bool
-        and (vu is None or (vu.__class__ is int and ts < vu < MAX_TS))
-        and (dist is None or (dist.__class__ in _NUMBER and 0 <= dist <= MAX_DISTANCE_KM))
-        and (cmd.city is None or _short_text(cmd.city, MAX_PLACE_LEN))
-        and (cmd.district is None or _short_text(cmd.district, MAX_PLACE_LEN))
-        and (cmd.profile is None or _member(cmd.profile, Profile, _PROFILE_VALUES))
-    ):
-        return False
-    intent = cmd.intent
-    if intent is not None and not (
-        side == "BUY" and intent.__class__ in (str, Intent) and intent in _INTENT_VALUES
-    ):
-        return False
-    qual, ranges, target = cmd.quality, cmd.quality_ranges, cmd.quality_target
-    if not (qual.__class__ is dict and ranges.__class__ is dict and target.__class__ is dict):
-        return False
-    if qual or ranges or target:
-        # quality keys must be parameter names (checked below), which are plain text
-        return _safe_names(spec) and _check_quality(cmd, spec) is None
-    return True

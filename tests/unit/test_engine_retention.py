@@ -16,6 +16,7 @@ from hypothesis import strategies as s
 from actors.core import validation as v
 from actors.core.commands import AcceptProposal, CancelOrder, ConfirmReservation, Tick
 from actors.core.engine import ShardEngine
+from actors.core.place_check import place_ok
 from tests.unit.core_builders import buy, oid, sell
 from tests.unit.test_engine_properties import (
     _check_conservation,
@@ -165,6 +166,21 @@ _BAD_CHANGES: list[dict[str, Any]] = [
     {"quality": {"micronaire": 99.0}},
     {"quality": ["not", "a", "dict"]},
     {"quality_ranges": {"micronaire": (4.0, 5.0)}},  # a seller states values, not ranges
+    {"quality": {"micronaire": math.nan}},
+    {"quality": {"micronaire": "4.2"}},
+    {"quality": {1: 4.2}},
+]
+_BAD_BUY_CHANGES: list[dict[str, Any]] = [
+    {"quality_ranges": {"micronaire": (5.0, 4.0)}},
+    {"quality_ranges": {"micronaire": (4.0, math.inf)}},
+    {"quality_ranges": {"micronaire": (math.nan, 5.0)}},
+    {"quality_ranges": {"micronaire": (4.0, 4.5, 5.0)}},
+    {"quality_ranges": {"colour": (1.0, 2.0)}},
+    {"quality_ranges": {"micronaire": "4-5"}},
+    {"quality_target": {"staple_length_mm": 28.0}},  # a target needs its range
+    {"quality_ranges": {"micronaire": (4.0, 5.0)}, "quality_target": {"micronaire": 5.5}},
+    {"quality_ranges": {"micronaire": (4.0, 5.0)}, "quality": {"micronaire": 4.5}},
+    {"intent": "HAGGLE"},
 ]
 
 
@@ -172,11 +188,23 @@ _BAD_CHANGES: list[dict[str, Any]] = [
 def test_quick_place_check_never_accepts_what_the_full_check_refuses(change: dict[str, Any]) -> None:
     e = ShardEngine("IN-GJ", "cotton")
     good = sell("ok", "A", 100, 7000, 5, quality={"micronaire": 4.2})
-    assert v.place_ok(good, e.spec, e.region) and v.check_place(good, e.spec, e.region, e.commodity) is None
+    assert place_ok(good, e.spec, e.region) and v.check_place(good, e.spec, e.region, e.commodity) is None
     cmd = dataclasses.replace(good, **change)
     full = v.check_place(cmd, e._spec_of(cmd.commodity), e.region, e.commodity)
-    assert not v.place_ok(cmd, e.spec, e.region)
+    assert not place_ok(cmd, e.spec, e.region)
     if change in ({"commodity": "Kapas"}, {"linked_parties": ["B"]}):
         assert full is None  # the full check still accepts it
     else:
         assert full is not None
+
+
+@pytest.mark.parametrize("change", _BAD_BUY_CHANGES)
+def test_quick_check_of_a_requirement_never_accepts_what_check_place_refuses(
+    change: dict[str, Any],
+) -> None:
+    e = ShardEngine("IN-GJ", "cotton")
+    good = buy("ok", "A", 100, 7000, 5, quality_ranges={"micronaire": (4.0, 5.0)}, intent="NEGOTIATE")
+    assert place_ok(good, e.spec, e.region)
+    cmd = dataclasses.replace(good, **change)
+    assert not place_ok(cmd, e.spec, e.region)
+    assert v.check_place(cmd, e.spec, e.region, e.commodity) is not None
