@@ -6,7 +6,9 @@ third of them cross. Commands run in batches (``--batch``) through :meth:`ShardE
 command generation is outside the timed region. Prints throughput and per-command latency
 percentiles (batch time / batch size) and, measured in the same run on the same commands, a
 baseline: a straightforward list-scan book (scan every resting order, filter, sort, fill) with no
-events, validation or risk.
+events, validation or risk (it shares the core's hard filters and order building).
+``orders_per_cpu_s`` divides by the thread's CPU time instead of wall time: on a machine shared
+with other work it shows the code's own cost. ``--memory``: see :mod:`bench.core_memory`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bench import JsonOut, core_memory
 
 REGION = "IN-GJ"
 MID = 7_000  # paise/kg, about the Gujarat kapas modal price in the Agmarknet data (Rs 7,000/quintal)
-TARGETS = {"price_time": 100_000, "quality": 30_000}
+TARGETS = {"price_time": 120_000, "quality": 60_000}  # issue 13 (ahead of PyLOB, a pure-Python book)
 
 
 class Workload:
