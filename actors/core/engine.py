@@ -172,6 +172,8 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         """Execute a batch serially with the risk ``verdicts`` for its pairs. Never raises on bad input:
         every rejected command records a rejected event with a reason code."""
         self._out = []
+        self._in_batch = True
+        self._batch_evicted = {}
         self._verdicts = verdicts
         self._credit_left = dict(verdicts.credit_grants)
         self._credit_used = {}
@@ -192,6 +194,7 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         self._refs = {}
         self._validated = {}
         self._remembered = {}
+        self._in_batch = False
         return out
 
     def _dispatch(self, cmd: Any) -> dict[str, Any]:

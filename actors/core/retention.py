@@ -13,7 +13,9 @@ and old near-duplicate keys leave memory, deterministically from the events (doc
   past twice the state they index (a rebuild that changes no behaviour).
 
 All of it runs while events are applied (at the end of :meth:`Projector.apply`), so live, replay
-and snapshot + tail hold the same state. ``evicted_any`` tells the host whether an idempotency key
+and snapshot + tail hold the same state. Orders evicted during an :meth:`execute` stay readable
+through ``get_order`` until the next one starts (``_batch_evicted``, not state), so the host sees
+the final state of every order a batch touched. ``evicted_any`` tells the host whether an idempotency key
 may have left memory: only then must a retry's key be looked up elsewhere and handed in with
 :meth:`Retention.remember_result` before the batch runs.
 """
@@ -86,6 +88,8 @@ class Retention(ShardState):
             o = orders.pop(entry, None)
             if o is None:
                 continue
+            if self._in_batch:
+                self._batch_evicted[entry] = o
             key = (o.party_id, o.client_order_id)
             res = results.get(key)
             if res is not None and res["order_id"] == entry:

@@ -95,6 +95,8 @@ class ShardState:
         self._pending_near: tuple[Any, ...] | None = None  # and its near-duplicate key
         self._validated: dict[int, Any] = {}  # id(command) -> place command plan() found valid
         self._remembered: dict[tuple[str, str], dict[str, Any]] = {}  # remember_result(), one batch
+        self._in_batch = False  # inside execute(): evicted orders go to _batch_evicted
+        self._batch_evicted: dict[str, Order] = {}  # orders evicted by the last execute()
 
     def side_of(self, o: Order) -> BookSide:
         """The book side an order rests on (bids for BUY, asks for SELL)."""

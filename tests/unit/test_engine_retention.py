@@ -86,6 +86,25 @@ def test_a_retry_after_eviction_returns_the_remembered_original_result() -> None
     assert e._remembered == {} and ("C", "b1") not in e.results
 
 
+def test_orders_a_batch_evicts_are_readable_until_the_next_batch() -> None:
+    e = ShardEngine("IN-GJ", "cotton", profile="price_time", closed_retention=2)
+    cmds: list[Any] = []
+    for i in range(20):
+        cmds += [sell(f"s{i}", "A", 100, 7000, 10 + i), buy(f"b{i}", "C", 100, 7000, 10 + i)]
+    res = e.execute(cmds)
+    touched = {
+        x
+        for e_ in res.events
+        if e_.type == "ALLOCATED"
+        for x in (e_.payload.buy_order_id, e_.payload.sell_order_id)
+    }
+    assert len(touched) == 40 and len(e.orders) <= 2
+    docs = [e.get_order(oid_) for oid_ in sorted(touched)]
+    assert all(d is not None and d["status"] == "FILLED" and d["allocated_kg"] == 100 for d in docs)
+    e.execute([Tick(100)])
+    assert sum(e.get_order(oid_) is not None for oid_ in touched) <= 2
+
+
 def test_rejections_leave_the_window_too() -> None:
     e = ShardEngine("IN-GJ", "cotton", profile="price_time", closed_retention=3)
     first = e.execute([sell("bad", "A", 0, 7000, 1)]).results[0]
