@@ -11,16 +11,25 @@ from collections.abc import Iterator
 
 from actors.core.orders import Order
 
+COMPACT_AFTER = 32  # removals from a level before it may be compacted
+
 
 class BookSide:
-    """Price levels of one side. ``levels[price]`` maps order id -> order in priority order."""
+    """Price levels of one side. ``levels[price]`` maps order id -> order in priority order.
 
-    __slots__ = ("levels", "prices", "is_bid")
+    A level is a dict (insertion order = time priority; O(1) append, removal by id and iteration
+    from the front). A dict keeps the slots of removed entries until it grows, so a deep level
+    consumed from the front would make every walk from its front skip the removed ones; ``removed``
+    counts removals per level and the level is copied (compacted) once they outnumber its orders
+    (amortised O(1) per removal)."""
+
+    __slots__ = ("levels", "prices", "is_bid", "removed")
 
     def __init__(self, is_bid: bool):
         self.levels: dict[int, dict[str, Order]] = {}
         self.prices: list[int] = []  # ascending
         self.is_bid = is_bid
+        self.removed: dict[int, int] = {}
 
     def __len__(self) -> int:
         return sum(len(lvl) for lvl in self.levels.values())
@@ -42,12 +51,20 @@ class BookSide:
 
     def remove(self, order: Order) -> None:
         """Take ``order`` out of the book; no-op if it is not resting."""
-        lvl = self.levels.get(order.price)
+        price = order.price
+        lvl = self.levels.get(price)
         if lvl is None or lvl.pop(order.order_id, None) is None:
             return
         if not lvl:
-            del self.levels[order.price]
-            del self.prices[bisect_left(self.prices, order.price)]
+            del self.levels[price]
+            del self.prices[bisect_left(self.prices, price)]
+            self.removed.pop(price, None)
+            return
+        n = self.removed.get(price, 0) + 1
+        if n > COMPACT_AFTER and n > len(lvl):
+            self.levels[price] = dict(lvl)
+            n = 0
+        self.removed[price] = n
 
     def best_price(self) -> int | None:
         if not self.prices:

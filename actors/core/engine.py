@@ -40,6 +40,7 @@ from actors.core.events import Event, Payload
 from actors.core.matching import Matching
 from actors.core.negotiation import Negotiation
 from actors.core.orders import Order
+from actors.core.place_check import place_ok
 from actors.core.placing import Placing, batch_ref
 from actors.core.projector import Projector
 from actors.core.queries import Queries
@@ -100,13 +101,15 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
                 taker: Order | None = None
                 ref = ""
                 if type(cmd) is PlaceOrder:
-                    if (cmd.party_id, cmd.client_order_id) in self.results:
+                    key = (cmd.party_id, cmd.client_order_id)
+                    if key in self.results or key in self._remembered:
                         continue
-                    if (
+                    if not place_ok(cmd, self.spec, self.region) and (
                         v.check_place(cmd, self._spec_of(cmd.commodity), self.region, self.commodity)
                         is not None
                     ):
                         continue
+                    self._validated[id(cmd)] = cmd  # execute() need not check it again
                     ref = batch_ref(cmd)
                     taker = self._order_from_command(cmd, ref, 0, None)
                     incoming.append((ref, taker))
@@ -169,6 +172,8 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         """Execute a batch serially with the risk ``verdicts`` for its pairs. Never raises on bad input:
         every rejected command records a rejected event with a reason code."""
         self._out = []
+        self._in_batch = True
+        self._batch_evicted = {}
         self._verdicts = verdicts
         self._credit_left = dict(verdicts.credit_grants)
         self._credit_used = {}
@@ -187,6 +192,9 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         self._out = []
         self._verdicts = PASS_ALL
         self._refs = {}
+        self._validated = {}
+        self._remembered = {}
+        self._in_batch = False
         return out
 
     def _dispatch(self, cmd: Any) -> dict[str, Any]:
@@ -195,13 +203,16 @@ class ShardEngine(Placing, Matching, Negotiation, Projector, Queries):
         if handler is None:
             return self._reject_command(cmd, v.INVALID_COMMAND, f"unknown command type {t.__name__}")
         ts = getattr(cmd, "ts", None)
-        if (p := v.check_ts(ts)) is not None:
-            if t is PlaceOrder:
-                return self._reject_place(cmd, *p)
+        if not (ts.__class__ is int and 0 <= ts < v.MAX_TS):  # the common case of check_ts
+            if (p := v.check_ts(ts)) is not None:
+                if t is PlaceOrder:
+                    return self._reject_place(cmd, *p)
+                return self._reject_command(cmd, *p)
+            ts = int(ts)  # type: ignore[arg-type]
+        if t is not PlaceOrder and (p := v.check_text(cmd)) is not None:  # place: in _place
             return self._reject_command(cmd, *p)
-        if t is not PlaceOrder and (p := v.check_text(cmd)) is not None:  # place: in check_place
-            return self._reject_command(cmd, *p)
-        self._advance(int(ts))  # type: ignore[arg-type]
+        if self._expiries or self._holds or self.halted_until is not None:
+            self._advance(ts)
         return handler(self, cmd)
 
     def _emit(self, etype: str, ts: int, payload: Payload) -> Event:

@@ -21,31 +21,63 @@ from actors.core.geo import haversine_km
 from actors.core.orders import Order
 from actors.core.risk.types import PASS_DECISION, Outcome, RiskDecision
 from actors.core.scoring import (
+    closeness,
     distance_component,
     distance_limit,
     hard_filters,
     price_component,
-    quality_closeness,
+    quality_terms,
 )
 from actors.core.state import ShardState
 
 _PASS_RISK = PASS_DECISION.to_dict()
+_PT_BREAKDOWN = {"profile": "price_time"}  # shared by every price-time fill (never mutated)
 NEGOTIATE = "NEGOTIATE"
 
 
 class Fill:
-    """A planned allocation or proposal of one taker against one resting order (``qty`` kg)."""
+    """A planned allocation or proposal of one taker against one resting order (``qty`` kg).
 
-    __slots__ = ("resting", "qty", "decision", "score", "breakdown")
+    A quality-profile candidate keeps its score components in ``parts``
+    ``(price, quality, distance, distance_km, trust, penalty, weights)`` and builds its
+    ``breakdown`` dict only when asked (most scanned candidates are never filled)."""
+
+    __slots__ = ("resting", "qty", "decision", "score", "_breakdown", "parts")
 
     def __init__(
-        self, resting: Order, qty: int, decision: RiskDecision, score: float, breakdown: dict[str, Any]
+        self,
+        resting: Order,
+        qty: int,
+        decision: RiskDecision,
+        score: float,
+        breakdown: dict[str, Any] | None,
+        parts: tuple[Any, ...] | None = None,
     ):
         self.resting = resting
         self.qty = qty
         self.decision = decision
         self.score = score
-        self.breakdown = breakdown
+        self._breakdown = breakdown
+        self.parts = parts
+
+    @property
+    def breakdown(self) -> dict[str, Any]:
+        """The score breakdown recorded with the fill (components rounded to 6 decimals, km to 3)."""
+        b = self._breakdown
+        if b is None:
+            assert self.parts is not None
+            sp, sq, sd, dist, trust, penalty, weights = self.parts
+            b = self._breakdown = {
+                "profile": "quality",
+                "price": round(sp, 6),
+                "quality": round(sq, 6),
+                "distance": round(sd, 6),
+                "distance_km": round(dist, 3),
+                "trust": round(trust, 6),
+                "penalty": round(penalty, 6),
+                "weights": list(weights),
+            }
+        return b
 
 
 def fill_qty(
@@ -103,7 +135,7 @@ class Matching(ShardState):
             decision = self._decision(taker, resting) if decide else PASS_DECISION
             if decision is None or decision.outcome == Outcome.BLOCK:
                 continue
-            yield Fill(resting, 0, decision, 1.0, {"profile": "price_time"})
+            yield Fill(resting, 0, decision, 1.0, _PT_BREAKDOWN)
 
     def _ranked(self, taker: Order, decide: bool = True) -> Iterable[Fill]:
         """Candidates for ``taker`` best-first (qty not yet set), after hard filters and risk:
@@ -122,17 +154,23 @@ class Matching(ShardState):
         component plus full quality, distance and trust) already hold ``need_kg``: no unscanned
         candidate could then outrank them. Returns ``(candidates, pruned)``.
         """
-        opposite = self.asks if taker.side == "BUY" else self.bids
         taker_is_buy = taker.side == "BUY"
+        opposite = self.asks if taker_is_buy else self.bids
         spec = self.spec
         w = spec.weights
+        wp, wq, wd, wt = w.price, w.quality, w.distance, w.trust
         band = spec.price_band
-        rest_bound = w.quality + w.distance + w.trust
+        limit = taker.price
+        min_score = spec.min_score
+        rest_bound = wq + wd + wt
+        weights = (wp, wq, wd, wt)
+        terms = quality_terms(taker, spec) if taker_is_buy else None
+        pass_all = not decide or (self._verdicts.pass_all and not self._verdicts.decisions)
         out: list[Fill] = []
         pruned: float | None = None
-        for price, level in opposite.crossing_levels(taker.price):
+        for price, level in opposite.crossing_levels(limit):
             if need_kg is not None and out:
-                bound = w.price * price_component(taker, price, band) + rest_bound + 1e-6
+                bound = wp * price_component(taker, price, band) + rest_bound + 1e-6
                 cover = 0
                 for f in out:
                     if f.score > bound:
@@ -145,31 +183,24 @@ class Matching(ShardState):
                 dist = hard_filters(buy, sell)
                 if dist is None:
                     continue
-                decision = self._decision(taker, resting) if decide else PASS_DECISION
+                decision = PASS_DECISION if pass_all else self._decision(taker, resting)
                 if decision is None or decision.outcome == Outcome.BLOCK:
                     continue
                 if dist < 0:
                     dist = haversine_km(buy.lat, buy.lon, sell.lat, sell.lon)
-                sp = price_component(taker, resting.price, band)
-                sq = quality_closeness(buy, sell, spec)
+                rp = resting.price  # price_component, inlined
+                gain = (limit - rp) if taker_is_buy else (rp - limit)
+                sp = 0.0 if gain <= 0 else min(1.0, gain / (limit * band))
+                sq = closeness(terms if terms is not None else quality_terms(buy, spec), sell.quality)
                 sd = distance_component(dist, distance_limit(buy, sell), spec)
                 trust = min(1.0, max(0.0, decision.trust))
-                total = w.price * sp + w.quality * sq + w.distance * sd + w.trust * trust
+                total = wp * sp + wq * sq + wd * sd + wt * trust
                 penalty = decision.penalty if decision.outcome == Outcome.WARN else 0.0
                 total *= 1.0 - penalty
-                if total < spec.min_score:
+                if total < min_score:
                     continue
-                breakdown = {
-                    "profile": "quality",
-                    "price": round(sp, 6),
-                    "quality": round(sq, 6),
-                    "distance": round(sd, 6),
-                    "distance_km": round(dist, 3),
-                    "trust": round(trust, 6),
-                    "penalty": round(penalty, 6),
-                    "weights": [w.price, w.quality, w.distance, w.trust],
-                }
-                out.append(Fill(resting, 0, decision, round(total, 6), breakdown))
+                parts = (sp, sq, sd, dist, trust, penalty, weights)
+                out.append(Fill(resting, 0, decision, round(total, 6), None, parts))
         out.sort(key=lambda f: (-f.score, f.resting.priority))
         return out, pruned
 
@@ -198,6 +229,15 @@ class Matching(ShardState):
             if remaining == 0:
                 break
         return plan, remaining, credit
+
+    def _crosses(self, taker: Order) -> bool:
+        """Whether the opposite side's best price crosses ``taker``'s limit (both profiles only
+        consider crossing levels, so a taker that does not cross has no candidate)."""
+        if taker.side == "BUY":
+            best = self.asks.best_price()
+            return best is not None and best <= taker.price
+        best = self.bids.best_price()
+        return best is not None and best >= taker.price
 
     def _match(self, taker: Order, ts: int, via: str) -> None:
         """Allocate (or propose, for NEGOTIATE requirements) the taker against the book."""

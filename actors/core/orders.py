@@ -19,8 +19,12 @@ CANCELLED = "CANCELLED"
 EXPIRED = "EXPIRED"
 
 
-class Order(msgspec.Struct, kw_only=True):
+class Order(msgspec.Struct, kw_only=True, gc=False):
     """One order. Mutated only by the projector (:mod:`actors.core.projector`).
+
+    Not tracked by the garbage collector (``gc=False``): an order holds only strings, numbers and
+    dicts/tuples of them, so it can never be part of a reference cycle, and a book of thousands of
+    orders then costs the collector nothing (measured: about 10% of ``bench core`` time).
 
     ``quality``: availability's measured values ``{param: value}``; ``quality_ranges``: a
     requirement's accepted ``{param: (low, high)}``; ``quality_target``: its preferred values.

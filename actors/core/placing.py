@@ -7,6 +7,8 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from msgspec.structs import replace
+
 from actors.core import orders as st
 from actors.core import validation as v
 from actors.core.commands import AmendOrder, CancelOrder, PlaceOrder, command_kind
@@ -30,7 +32,26 @@ from actors.core.events import (
     Released,
 )
 from actors.core.orders import Order
+from actors.core.place_check import place_ok
 from actors.core.state import ShardState
+
+# An order with every optional field at its default (see Placing._order_from_command).
+_TEMPLATE = Order(
+    order_id="",
+    party_id="",
+    client_order_id="",
+    side="SELL",
+    commodity="",
+    region="",
+    quantity_kg=0,
+    open_kg=0,
+    price=0,
+    lat=0.0,
+    lon=0.0,
+    created_ts=0,
+    updated_ts=0,
+    priority=0,
+)
 
 
 def batch_ref(cmd: PlaceOrder) -> str:
@@ -44,7 +65,11 @@ def near_key(party: str, side: str, price: int, qty: int, lat: float, lon: float
 
 
 def place_result(
-    order_id: str | None, rejection: OrderRejected | None, status: str, coid: str | None = None
+    order_id: str | None,
+    rejection: OrderRejected | None,
+    status: str,
+    coid: str | None = None,
+    seqs: list[int] | None = None,
 ) -> dict[str, Any]:
     """The result dict of a place command (see docs/contracts.md); lists filled by the projector."""
     return {
@@ -56,7 +81,7 @@ def place_result(
         "detail": None if rejection is None else rejection.detail,
         "allocations": [],
         "proposals": [],
-        "seqs": [],
+        "seqs": [] if seqs is None else seqs,
         "duplicate": False,
     }
 
@@ -149,32 +174,52 @@ class Placing(ShardState):
         key = (cmd.party_id, cmd.client_order_id)
         try:
             prior = self.results.get(key)
+            if prior is None and self._remembered:
+                prior = self._remembered.get(key)
         except TypeError:
             prior = None
         if prior is not None:
             res = dict(prior)
             res["duplicate"] = True
             return res
-        problem = v.check_place(cmd, self._spec_of(cmd.commodity), self.region, self.commodity)
-        if problem is not None:
-            return self._reject_place(cmd, *problem)
+        spec = self.spec
+        if not (self._validated.get(id(cmd)) is cmd or place_ok(cmd, spec, self.region)):
+            problem = v.check_place(cmd, self._spec_of(cmd.commodity), self.region, self.commodity)
+            if problem is not None:
+                return self._reject_place(cmd, *problem)
         if self.halted:
             return self._reject_place(cmd, v.SHARD_HALTED, self._halt_detail())
         if self.band is not None and self._out_of_band(cmd.price):
             return self._reject_place(cmd, v.PRICE_OUT_OF_BAND, self._band_detail(cmd.price))
         seq = self.seq + 1
         order_id = f"O-{self.shard_id}-{seq}"
-        order = self._order_from_command(cmd, order_id, seq, self._near_duplicate(cmd))
+        near: str | None = None
+        nkey: tuple[Any, ...] | None = None
+        if spec.flag_near_duplicates:
+            side = "BUY" if cmd.side == "BUY" else "SELL"
+            nkey = near_key(cmd.party_id, side, cmd.price, cmd.quantity_kg, cmd.lat, cmd.lon)
+            prev = self.near_dups.get(nkey)
+            if prev is not None and 0 <= cmd.ts - prev[1] <= spec.near_duplicate_window_ms:
+                near = prev[0]
+        order = self._order_from_command(cmd, order_id, seq, near)
         self._pending = order
+        self._pending_near = nkey
         self._emit(ORDER_ACCEPTED, cmd.ts, OrderAccepted(order.copy()))
-        self._refs[order_id] = batch_ref(cmd)
-        self._match(self.orders[order_id], cmd.ts, "place")
+        if not self._verdicts.pass_all or self._verdicts.decisions:
+            self._refs[order_id] = batch_ref(cmd)
+        if self._crosses(order):
+            self._match(order, cmd.ts, "place")
         return dict(self.results[key])
 
     def _order_from_command(self, cmd: PlaceOrder, order_id: str, seq: int, near_dup: str | None) -> Order:
-        """A new :class:`Order` for a validated place command (``seq`` sets its time priority)."""
-        side = str(cmd.side)
-        return Order(
+        """A new :class:`Order` for a validated place command (``seq`` sets its time priority).
+        Enum members become their plain string values, quality values floats; the fields a plain
+        order leaves at their defaults are taken from one template (empty dicts are never mutated,
+        so orders may share them)."""
+        side = "BUY" if cmd.side == "BUY" else "SELL"
+        ts = cmd.ts
+        o = replace(
+            _TEMPLATE,
             order_id=order_id,
             party_id=cmd.party_id,
             client_order_id=cmd.client_order_id,
@@ -184,44 +229,37 @@ class Placing(ShardState):
             quantity_kg=cmd.quantity_kg,
             open_kg=cmd.quantity_kg,
             price=cmd.price,
-            quality={k: float(x) for k, x in cmd.quality.items()} if cmd.quality else {},
-            quality_ranges=(
-                {k: (float(r[0]), float(r[1])) for k, r in cmd.quality_ranges.items()}
-                if cmd.quality_ranges
-                else {}
-            ),
-            quality_target=(
-                {k: float(x) for k, x in cmd.quality_target.items()} if cmd.quality_target else {}
-            ),
             lat=float(cmd.lat),
             lon=float(cmd.lon),
-            city=cmd.city,
-            district=cmd.district,
-            max_distance_km=float(cmd.max_distance_km) if cmd.max_distance_km is not None else None,
-            visibility=str(cmd.visibility),
-            allow_list=tuple(sorted(set(cmd.allow_list))) if cmd.allow_list else (),
             min_order_kg=cmd.min_order_kg,
             allow_partial=cmd.allow_partial,
             valid_until=cmd.valid_until,
-            intent=((str(cmd.intent) if cmd.intent is not None else "DIRECT_BUY") if side == "BUY" else None),
-            linked_parties=tuple(sorted(set(cmd.linked_parties))) if cmd.linked_parties else (),
-            profile=str(cmd.profile) if cmd.profile is not None else None,
-            status=st.OPEN,
-            created_ts=cmd.ts,
-            updated_ts=cmd.ts,
+            intent=None if side == "SELL" else "NEGOTIATE" if cmd.intent == "NEGOTIATE" else "DIRECT_BUY",
+            created_ts=ts,
+            updated_ts=ts,
             priority=seq,
             near_duplicate_of=near_dup,
         )
-
-    def _near_duplicate(self, cmd: PlaceOrder) -> str | None:
-        if not self.spec.flag_near_duplicates:
-            return None
-        prev = self.near_dups.get(
-            near_key(cmd.party_id, str(cmd.side), cmd.price, cmd.quantity_kg, cmd.lat, cmd.lon)
-        )
-        if prev is not None and 0 <= cmd.ts - prev[1] <= self.spec.near_duplicate_window_ms:
-            return prev[0]
-        return None
+        if cmd.quality:
+            o.quality = {k: float(x) for k, x in cmd.quality.items()}
+        if cmd.quality_ranges:
+            o.quality_ranges = {k: (float(r[0]), float(r[1])) for k, r in cmd.quality_ranges.items()}
+        if cmd.quality_target:
+            o.quality_target = {k: float(x) for k, x in cmd.quality_target.items()}
+        if cmd.city is not None or cmd.district is not None:
+            o.city = cmd.city
+            o.district = cmd.district
+        if cmd.max_distance_km is not None:
+            o.max_distance_km = float(cmd.max_distance_km)
+        if cmd.visibility != "PUBLIC":
+            o.visibility = "PRIVATE"
+        if cmd.allow_list:
+            o.allow_list = tuple(sorted(set(cmd.allow_list)))
+        if cmd.linked_parties:
+            o.linked_parties = tuple(sorted(set(cmd.linked_parties)))
+        if cmd.profile is not None:
+            o.profile = str(cmd.profile)
+        return o
 
     # ---- cancel / amend
 

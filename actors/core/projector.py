@@ -41,9 +41,11 @@ from actors.core.events import (
 from actors.core.market_controls import MarketControls
 from actors.core.orders import Order
 from actors.core.placing import near_key, place_result
+from actors.core.retention import Retention
+from actors.core.state import CLOSED_RETENTION
 
 
-class Projector(MarketControls):
+class Projector(MarketControls, Retention):
     """``apply(event)``, ``snapshot()`` and ``from_snapshot(snap)``."""
 
     def apply(self, event: Event) -> None:
@@ -58,45 +60,55 @@ class Projector(MarketControls):
         if event.ts > self.clock:
             self.clock = event.ts
         _APPLY[event.type](self, event)
+        if len(self._closed) > self._trim_at:
+            self._trim()
 
     def _ap_accepted(self, ev: Event) -> None:
         p: OrderAccepted = ev.payload
         o = self._pending
-        self._pending = None
+        nkey = self._pending_near
+        self._pending = self._pending_near = None
         if o is None or o.order_id != p.order.order_id:
             o = p.order.copy()  # the event's copy stays as recorded
-        self.orders[o.order_id] = o
-        self.side_of(o).add(o)
+            nkey = None
+        oid = o.order_id
+        self.orders[oid] = o
+        (self.bids if o.side == "BUY" else self.asks).add(o)
         if o.valid_until is not None:
-            heapq.heappush(self._expiries, (o.valid_until, o.order_id))
-        res = place_result(o.order_id, None, "ACCEPTED", o.client_order_id)
-        res["seqs"].append(ev.seq)
+            heapq.heappush(self._expiries, (o.valid_until, oid))
+        res = place_result(oid, None, "ACCEPTED", o.client_order_id, [ev.seq])
         if o.near_duplicate_of is not None:
             res["near_duplicate_of"] = o.near_duplicate_of
         self.results[(o.party_id, o.client_order_id)] = res
         if self.spec.flag_near_duplicates:
-            key = near_key(o.party_id, o.side, o.price, o.quantity_kg, o.lat, o.lon)
-            self.near_dups[key] = (o.order_id, o.created_ts)
+            if nkey is None:
+                nkey = near_key(o.party_id, o.side, o.price, o.quantity_kg, o.lat, o.lon)
+            self.near_dups[nkey] = (oid, o.created_ts)
+            if len(self.near_dups) >= self._near_sweep_at:
+                self._near_recorded()
 
     def _ap_rejected(self, ev: Event) -> None:
         p: OrderRejected = ev.payload
         if p.party_id is not None and p.client_order_id is not None:
-            res = place_result(None, p, "REJECTED")
-            res["seqs"].append(ev.seq)
-            self.results[(p.party_id, p.client_order_id)] = res
+            key = (p.party_id, p.client_order_id)
+            self.results[key] = place_result(None, p, "REJECTED", None, [ev.seq])
+            self._rejection_closed(key, ev.seq)
 
     def _ap_noop(self, ev: Event) -> None:
         return None
 
-    def _take(self, o: Order, qty: int, from_reserved: bool) -> None:
+    def _take(self, o: Order, qty: int, from_reserved: bool, ts: int) -> None:
         if from_reserved:
             o.reserved_kg -= qty
         else:
             o.open_kg -= qty
             if o.open_kg == 0:
-                self.side_of(o).remove(o)
+                (self.bids if o.side == "BUY" else self.asks).remove(o)
         o.allocated_kg += qty
+        o.updated_ts = ts
         o.refresh_status()
+        if o.open_kg == 0 and o.reserved_kg == 0:
+            self._order_closed(o)
 
     def _taker_result(self, ev: Event, p: Allocated | Proposed, key: str) -> None:
         """Record a fill of a place command in that command's (idempotent) result."""
@@ -109,10 +121,9 @@ class Projector(MarketControls):
         p: Allocated = ev.payload
         qty = p.quantity_kg
         from_reserved = p.reservation_id is not None
-        for oid in (p.buy_order_id, p.sell_order_id):
-            o = self.orders[oid]
-            self._take(o, qty, from_reserved)
-            o.updated_ts = ev.ts
+        orders = self.orders
+        self._take(orders[p.buy_order_id], qty, from_reserved, ev.ts)
+        self._take(orders[p.sell_order_id], qty, from_reserved, ev.ts)
         self._record_trade(ev.ts, p.price)
         if p.taker_command == "place":
             self._taker_result(ev, p, "allocations")
@@ -129,6 +140,7 @@ class Projector(MarketControls):
         prop["status"] = "OPEN"
         prop["ts"] = ev.ts
         self.proposals[p.proposal_id] = prop
+        self._link((p.buy_order_id, p.sell_order_id), p.proposal_id)
         if p.taker_command == "place":
             self._taker_result(ev, p, "proposals")
 
@@ -149,6 +161,7 @@ class Projector(MarketControls):
         r = p.to_dict()
         r["status"] = "ACTIVE"
         self.reservations[p.reservation_id] = r
+        self._link((p.buy_order_id, p.sell_order_id), p.reservation_id)
         self.proposals[p.proposal_id]["status"] = "ACCEPTED"
         heapq.heappush(self._holds, (p.hold_until, p.reservation_id))
 
@@ -163,8 +176,10 @@ class Projector(MarketControls):
             o.reserved_kg -= q
             if o.status == st.CANCELLED:
                 o.cancelled_kg += q
+                self._order_closed(o)
             elif o.status == st.EXPIRED:
                 o.expired_kg += q
+                self._order_closed(o)
             else:
                 was_resting = o.open_kg > 0
                 o.open_kg += q
@@ -173,20 +188,27 @@ class Projector(MarketControls):
                 o.refresh_status()
             o.updated_ts = ev.ts
 
-    def _close_open(self, ev: Event, kg: int, kg_field: str, status: str) -> None:
-        """Move ``kg`` of the order's open quantity to ``kg_field`` and close it with ``status``."""
+    def _close_open(self, ev: Event, status: str) -> Order:
+        """Take the order out of the book and close it with ``status`` (the caller moves the kg)."""
         o = self.orders[ev.payload.order_id]
-        self.side_of(o).remove(o)
-        o.open_kg -= kg
-        setattr(o, kg_field, getattr(o, kg_field) + kg)
+        (self.bids if o.side == "BUY" else self.asks).remove(o)
         o.status = status
         o.updated_ts = ev.ts
+        return o
 
     def _ap_cancelled(self, ev: Event) -> None:
-        self._close_open(ev, ev.payload.cancelled_kg, "cancelled_kg", st.CANCELLED)
+        o = self._close_open(ev, st.CANCELLED)
+        kg = ev.payload.cancelled_kg
+        o.open_kg -= kg
+        o.cancelled_kg += kg
+        self._order_closed(o)
 
     def _ap_expired(self, ev: Event) -> None:
-        self._close_open(ev, ev.payload.expired_kg, "expired_kg", st.EXPIRED)
+        o = self._close_open(ev, st.EXPIRED)
+        kg = ev.payload.expired_kg
+        o.open_kg -= kg
+        o.expired_kg += kg
+        self._order_closed(o)
 
     def _ap_amended(self, ev: Event) -> None:
         p: Amended = ev.payload
@@ -221,6 +243,7 @@ class Projector(MarketControls):
             "results": [[k[0], k[1], r] for k, r in self.results.items()],
             "near_dups": [[list(k), val[0], val[1]] for k, val in self.near_dups.items()],
             "market": self.market_snapshot(),
+            "retention": self.retention_snapshot(),
         }
 
     @classmethod
@@ -230,7 +253,8 @@ class Projector(MarketControls):
         Raises:
             KeyError / msgspec.ValidationError: a malformed snapshot.
         """
-        eng = cls(snap["region"], snap["commodity"], snap["profile"])
+        keep = snap.get("retention", {}).get("closed_retention", CLOSED_RETENTION)
+        eng = cls(snap["region"], snap["commodity"], snap["profile"], keep)
         eng.seq = snap["seq"]
         eng.clock = snap["clock"]
         live: list[Order] = []
@@ -252,6 +276,7 @@ class Projector(MarketControls):
         eng.results = {(k0, k1): r for k0, k1, r in snap["results"]}
         eng.near_dups = {tuple(k): (oid, ts) for k, oid, ts in snap["near_dups"]}
         eng.restore_market(snap.get("market"))
+        eng.restore_retention(snap.get("retention", {}))
         return eng
 
 

@@ -61,8 +61,10 @@ class Queries(ShardState):
         return [o.to_dict() for o in self.orders.values() if o.party_id == party_id and o.is_live]
 
     def get_order(self, order_id: str) -> dict[str, Any] | None:
-        """The order dict (:meth:`actors.core.orders.Order.to_dict`) or None when unknown."""
-        o = self.orders.get(order_id)
+        """The order dict (:meth:`actors.core.orders.Order.to_dict`) or None when unknown or gone
+        from memory (docs/matching.md, "Retention"); an order the last batch evicted is still
+        answered, so the host can record the final state of every order the batch touched."""
+        o = self.orders.get(order_id) or self._batch_evicted.get(order_id)
         return o.to_dict() if o is not None else None
 
     def search(self, query: PlaceOrder, limit: int = 20) -> dict[str, Any]:

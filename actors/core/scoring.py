@@ -10,7 +10,7 @@ from __future__ import annotations
 from actors.core.commodities import CommoditySpec
 from actors.core.geo import haversine_km
 from actors.core.orders import Order
-from actors.core.visibility import visible_to
+from actors.core.visibility import PUBLIC, visible_to
 
 
 def parties_may_trade(buy: Order, sell: Order) -> bool:
@@ -47,36 +47,68 @@ def distance_limit(buy: Order, sell: Order) -> float | None:
 def hard_filters(buy: Order, sell: Order) -> float | None:
     """None when the pair fails a hard filter, else the haversine distance in km (-1.0 when no
     distance limit applies and the distance was not needed)."""
-    if sell.price > buy.price or not parties_may_trade(buy, sell) or not quality_within(buy, sell):
+    if sell.price > buy.price:
         return None
-    limit = distance_limit(buy, sell)
-    if limit is None:
-        return -1.0
+    if (
+        buy.visibility == PUBLIC
+        and sell.visibility == PUBLIC
+        and not buy.linked_parties
+        and not sell.linked_parties
+    ):  # the common case of parties_may_trade
+        if buy.party_id == sell.party_id:
+            return None
+    elif not parties_may_trade(buy, sell):
+        return None
+    if buy.quality_ranges and not quality_within(buy, sell):
+        return None
+    a, b = buy.max_distance_km, sell.max_distance_km
+    if a is None:
+        if b is None:
+            return -1.0
+        limit = b
+    else:
+        limit = a if b is None or a < b else b
     d = haversine_km(buy.lat, buy.lon, sell.lat, sell.lon)
     return d if d <= limit else None
 
 
-def quality_closeness(buy: Order, sell: Order, spec: CommoditySpec) -> float:
-    """Weighted closeness in [0, 1] of the availability's values to the requirement's targets.
+QualityTerms = tuple[tuple[tuple[str, float, float, float, float], ...], float]
 
-    Per parameter: 1 at the target (default: range midpoint), falling linearly to 0 at the range
-    edge on that side; weighted by the spec's parameter weights. 1.0 when no ranges are given.
-    """
-    if not buy.quality_ranges:
-        return 1.0
-    total = 0.0
+
+def quality_terms(buy: Order, spec: CommoditySpec) -> QualityTerms:
+    """A requirement's closeness terms ``((param, low, high, target, weight), ...)`` and their
+    weight sum, computed once per requirement (see :func:`closeness`)."""
+    terms = []
     wsum = 0.0
     target = buy.quality_target
     for name, (lo, hi) in buy.quality_ranges.items():
         param = spec.param(name)
         w = param.weight if param is not None else 1.0
-        v = sell.quality.get(name, lo)
-        t = target.get(name, (lo + hi) / 2.0)
+        terms.append((name, lo, hi, target.get(name, (lo + hi) / 2.0), w))
+        wsum += w
+    return tuple(terms), wsum
+
+
+def closeness(terms: QualityTerms, quality: dict[str, float]) -> float:
+    """Weighted closeness in [0, 1] of an availability's ``quality`` values to a requirement's
+    :func:`quality_terms`. Per parameter: 1 at the target (default: range midpoint), falling
+    linearly to 0 at the range edge on that side. 1.0 when no ranges are given."""
+    items, wsum = terms
+    if not items:
+        return 1.0
+    total = 0.0
+    for name, lo, hi, t, w in items:
+        v = quality.get(name, lo)
         span = (hi - t) if v >= t else (t - lo)
         c = 1.0 if span <= 0 else max(0.0, 1.0 - abs(v - t) / span)
         total += w * c
-        wsum += w
     return total / wsum if wsum > 0 else 1.0
+
+
+def quality_closeness(buy: Order, sell: Order, spec: CommoditySpec) -> float:
+    """Weighted closeness in [0, 1] of the availability's values to the requirement's targets,
+    weighted by the spec's parameter weights (:func:`closeness` of :func:`quality_terms`)."""
+    return closeness(quality_terms(buy, spec), sell.quality)
 
 
 def price_component(taker: Order, resting_price: int, band: float) -> float:

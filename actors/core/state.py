@@ -21,8 +21,12 @@ from actors.core.orders import Order
 from actors.core.regions import normalize_region
 from actors.core.risk.types import RiskVerdicts
 
+NEAR_SWEEP_MIN = 1024  # near-duplicate keys held before the first sweep
+
 PASS_ALL = RiskVerdicts(pass_all=True)
 PROFILES = ("price_time", "quality")
+CLOSED_RETENTION = 2_000  # closed orders / rejections kept in memory (docs/matching.md, "Retention")
+MIN_CLOSED_RETENTION = 2  # one event closes at most two orders: both stay until the command ends
 
 
 class ShardState:
@@ -31,12 +35,21 @@ class ShardState:
     ``results``: ``(party_id, client_order_id) -> place result dict`` (idempotent retries);
     ``proposals`` / ``reservations``: id -> dict (the event payload's fields plus ``status``);
     ``near_dups``: near-duplicate key -> ``(order_id, ts)``. Per-batch fields start with ``_``.
+    ``closed_retention``: how many fully closed orders and rejected places stay in memory
+    (:mod:`actors.core.retention`); ``evicted_any``: whether any has left.
 
     Raises:
-        KeyError: unknown commodity. ValueError: unknown profile.
+        KeyError: unknown commodity. ValueError: unknown profile, ``closed_retention`` below
+        :data:`MIN_CLOSED_RETENTION`.
     """
 
-    def __init__(self, region: str, commodity: str, profile: str | None = None):
+    def __init__(
+        self,
+        region: str,
+        commodity: str,
+        profile: str | None = None,
+        closed_retention: int = CLOSED_RETENTION,
+    ):
         self.spec: CommoditySpec = get_spec(commodity)
         self.region = normalize_region(region)
         self.commodity = self.spec.name
@@ -44,6 +57,11 @@ class ShardState:
         self.profile = profile or self.spec.default_profile
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}")
+        if not isinstance(closed_retention, int) or closed_retention < MIN_CLOSED_RETENTION:
+            raise ValueError(f"closed_retention must be an integer >= {MIN_CLOSED_RETENTION}")
+        self.closed_retention = closed_retention
+        self._trim_at = closed_retention + closed_retention // 32  # evict in groups (retention.py)
+        self.evicted_any = False
         self.seq = 0
         self.clock = 0
         self.orders: dict[str, Order] = {}
@@ -55,6 +73,10 @@ class ShardState:
         self.near_dups: dict[tuple[Any, ...], tuple[str, int]] = {}
         self._expiries: list[tuple[int, str]] = []
         self._holds: list[tuple[int, str]] = []
+        # retention windows (actors/core/retention.py)
+        self._closed: deque[Any] = deque()
+        self._links: dict[str, list[str]] = {}  # order id -> its proposal and reservation ids
+        self._near_sweep_at = NEAR_SWEEP_MIN
         # market controls (actors/core/market_controls.py): halt, band rule, reference, trade window
         self.halted = False
         self.halted_until: int | None = None
@@ -70,6 +92,11 @@ class ShardState:
         self._credit_used: dict[str, int] = {}
         self._refs: dict[str, str] = {}
         self._pending: Order | None = None  # live-path order object for the next ORDER_ACCEPTED
+        self._pending_near: tuple[Any, ...] | None = None  # and its near-duplicate key
+        self._validated: dict[int, Any] = {}  # id(command) -> place command plan() found valid
+        self._remembered: dict[tuple[str, str], dict[str, Any]] = {}  # remember_result(), one batch
+        self._in_batch = False  # inside execute(): evicted orders go to _batch_evicted
+        self._batch_evicted: dict[str, Order] = {}  # orders evicted by the last execute()
 
     def side_of(self, o: Order) -> BookSide:
         """The book side an order rests on (bids for BUY, asks for SELL)."""
@@ -87,6 +114,24 @@ class ShardState:
         raise NotImplementedError
 
     def _match(self, taker: Order, ts: int, via: str) -> None:
+        raise NotImplementedError
+
+    def _crosses(self, taker: Order) -> bool:
+        raise NotImplementedError
+
+    def _order_closed(self, o: Order) -> None:
+        raise NotImplementedError
+
+    def _rejection_closed(self, key: tuple[str, str], seq: int) -> None:
+        raise NotImplementedError
+
+    def _link(self, order_ids: Any, ref: str) -> None:
+        raise NotImplementedError
+
+    def _near_recorded(self) -> None:
+        raise NotImplementedError
+
+    def _trim(self) -> None:
         raise NotImplementedError
 
     def _spec_of(self, commodity: Any) -> CommoditySpec | None:

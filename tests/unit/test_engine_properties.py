@@ -29,6 +29,7 @@ from actors.core.engine import ShardEngine
 from actors.core.events import Event
 from actors.core.geo import haversine_km
 from actors.core.scoring import distance_limit, parties_may_trade, quality_within
+from actors.core.state import CLOSED_RETENTION
 from tests.unit.core_builders import buy, sell
 
 PARTIES = ["A", "B", "C", "D"]
@@ -141,9 +142,9 @@ def _commands(engine: ShardEngine, ops: list[tuple[Any, ...]], start_ts: int) ->
 
 
 def _run(
-    ops: list[tuple[Any, ...]], sizes: list[int], profile: str
+    ops: list[tuple[Any, ...]], sizes: list[int], profile: str, keep: int = CLOSED_RETENTION
 ) -> tuple[ShardEngine, list[Event], list[dict[str, Any]]]:
-    engine = ShardEngine("IN-GJ", "cotton", profile=profile)
+    engine = ShardEngine("IN-GJ", "cotton", profile=profile, closed_retention=keep)
     events: list[Event] = []
     snaps: list[dict[str, Any]] = []
     i = 0
@@ -210,6 +211,26 @@ def _check_conservation(engine: ShardEngine, events: list[Event]) -> None:
     }
 
 
+def _check_replay_and_snapshots(
+    engine: ShardEngine,
+    events: list[Event],
+    snaps: list[dict[str, Any]],
+    profile: str,
+    keep: int = CLOSED_RETENTION,
+) -> None:
+    """apply(all events) == live state, and snapshot + later events == live state from every
+    batch boundary."""
+    replayed = ShardEngine("IN-GJ", "cotton", profile=profile, closed_retention=keep)
+    for ev in events:
+        replayed.apply(Event.from_dict(ev.to_dict()))
+    assert replayed.snapshot() == engine.snapshot()
+    for snap in snaps:
+        restored = ShardEngine.from_snapshot(snap)
+        for ev in events[snap["seq"] :]:
+            restored.apply(ev)
+        assert restored.snapshot() == engine.snapshot()
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=ops_strategy, sizes=batching, profile=s.sampled_from(["price_time", "quality"]))
 def test_invariants_hold_for_random_command_sequences(ops: list[Any], sizes: list[int], profile: str) -> None:
@@ -222,18 +243,7 @@ def test_invariants_hold_for_random_command_sequences(ops: list[Any], sizes: lis
     again, events2, _ = _run(ops, sizes, profile)
     assert [e.to_dict() for e in events2] == [e.to_dict() for e in events]
 
-    # apply(all events) == live state
-    replayed = ShardEngine("IN-GJ", "cotton", profile=profile)
-    for ev in events:
-        replayed.apply(Event.from_dict(ev.to_dict()))
-    assert replayed.snapshot() == engine.snapshot()
-
-    # snapshot + later events == live state, from every batch boundary
-    for snap in snaps:
-        restored = ShardEngine.from_snapshot(snap)
-        for ev in events[snap["seq"] :]:
-            restored.apply(ev)
-        assert restored.snapshot() == engine.snapshot()
+    _check_replay_and_snapshots(engine, events, snaps, profile)
     # and the restored engine behaves the same afterwards
     restored = ShardEngine.from_snapshot(snaps[len(snaps) // 2])
     for ev in events[snaps[len(snaps) // 2]["seq"] :]:
