@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from actors.core.commands import SetMarketReference
+from actors.core.commands import PlaceOrder, SetMarketReference
 from actors.core.engine import ShardEngine
 from actors.core.ids import shard_id_for
 from actors.core.risk.types import RiskRequest
@@ -47,14 +47,7 @@ from actors.shard_outcomes import (
     merge_refused,
 )
 from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store
-from persistence.event_store import (
-    BatchRows,
-    batch_rows,
-    decode_snapshot,
-    encode_snapshot,
-    event_row,
-    order_ids_of,
-)
+from persistence.event_store import BatchRows, batch_rows, decode_snapshot, encode_snapshot, event_row
 from persistence.storable import command_problem, rows_problem
 from persistence.store import CommitFailed, EventStore
 
@@ -121,7 +114,7 @@ class ShardService:
         self.counters = dict.fromkeys(
             ("batches", "commands", "failures", "unknown", "unstorable", "recoveries", "recovered_events"), 0
         )
-        self.secs = dict.fromkeys(("match_s", "rows_s", "commit_s", "recovery_s"), 0.0)
+        self.secs = dict.fromkeys(("match_s", "rows_s", "commit_s", "recovery_s", "recall_s"), 0.0)
         self.recovery_source = ""
         self._lock: asyncio.Lock | None = None
         self._last: asyncio.Future[bool] | None = None  # commit outcome of the last matched batch
@@ -253,6 +246,7 @@ class ShardService:
             reference = self._reference_command(engine)
             if reference is not None:
                 good = [reference, *good]
+            await self._recall_results(engine, good)
             decider = self.decider
             request = engine.plan(good) if decider.needs_queries else RiskRequest()
             verdicts = await decide_in_loop(decider, request)
@@ -269,9 +263,7 @@ class ShardService:
             self.secs["match_s"] += t1 - t0
             if not result.events:
                 return results
-            touched = dict.fromkeys(oid for e in result.events for oid in order_ids_of(e))
-            docs = [d for d in map(engine.get_order, touched) if d is not None]
-            batch = _Batch(batch_rows(self.shard_id, result.events, docs), dict(result.credit_used), {})
+            batch = _Batch(batch_rows(self.shard_id, result.events), dict(result.credit_used), {})
             batch.freed = released_credit(result.events)
             batch.snap = self._snapshot_if_due(engine)
             self.secs["rows_s"] += time.perf_counter() - t1
@@ -283,6 +275,38 @@ class ShardService:
         else:
             self._spawn(commit)
         return results
+
+    async def _recall_results(self, engine: ShardEngine, commands: Sequence[object]) -> None:
+        """Bounded idempotency: once the engine has evicted results (``engine.evicted_any``), the place
+        commands whose (party_id, client_order_id) it no longer holds are looked up in the store's
+        ``client_orders`` projection in one query, and the results found are handed back to the
+        engine (``engine.remember_result``), so a retry of a long-closed order answers its original
+        result. Safe because eviction never outruns the projector (docs/contracts.md)."""
+        remember = getattr(engine, "remember_result", None)
+        lookup = getattr(self.store, "place_results", None)
+        if not getattr(engine, "evicted_any", False) or remember is None or lookup is None:
+            return
+        held = engine.results
+        keys = list(
+            dict.fromkeys(
+                (c.party_id, c.client_order_id)
+                for c in commands
+                if isinstance(c, PlaceOrder)
+                and type(c.party_id) is str
+                and type(c.client_order_id) is str
+                and (c.party_id, c.client_order_id) not in held
+            )
+        )
+        if not keys:
+            return
+        t = time.perf_counter()
+        try:
+            found = await lookup(keys)
+        except Exception as exc:  # answering a retry as a new order would place it twice
+            raise ShardUnavailable(f"shard {self.shard_id}: idempotency lookup failed: {exc}") from exc
+        for (party, coid), res in found.items():
+            remember(party, coid, res)
+        self.secs["recall_s"] += time.perf_counter() - t
 
     async def _commit(
         self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]

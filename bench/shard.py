@@ -38,6 +38,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from actors.core.commands import PlaceOrder
+from actors.core.ids import shard_id_for
 from bench import BENCH_REGIONS, JsonOut
 from bench.cleanup import Started
 
@@ -123,15 +124,29 @@ def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[
             events[i] += sum(len(r["seqs"]) for r in res)
 
     threads = [threading.Thread(target=drive, args=(i,)) for i in range(k)]
+    lag = _LagSampler(rt.dsn, [shard_id_for(r, "cotton") for r in regions])
+    proj0 = ray.get(rt.projector.ping.remote())
+    lag.start()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    lag.stop_when_caught_up()
+    proj1 = ray.get(rt.projector.ping.remote())
     all_lat = [x for xs in lat for x in xs]
     infos = ray.get([h.info.remote() for h in handles])
+    proj_events = proj1["events"] - proj0["events"]
+    proj_s = proj1["project_s"] - proj0["project_s"]
     return {
+        "projector_events": proj_events,
+        "projector_busy_events_per_s": round(proj_events / proj_s, 1) if proj_s > 0 else None,
+        "projector_wall_events_per_s": round(proj_events / lag.caught_up_s, 1) if lag.caught_up_s else None,
+        "projector_caught_up_after_s": round(lag.caught_up_s - wall, 3) if lag.caught_up_s else None,
+        "projector_lag_events_max": lag.max_events,
+        "projector_lag_s_max": round(lag.max_s, 3),
+        "projector_lag_s_p50": round(percentile(lag.samples, 50), 3),
         "shard_match_s": [i["match_s"] for i in infos],
         "shard_rows_s": [i["rows_s"] for i in infos],
         "shard_commit_s": [i["commit_s"] for i in infos],
@@ -148,15 +163,61 @@ def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[
     }
 
 
+class _LagSampler(threading.Thread):
+    """Samples the projector's lag of ``shard_ids`` every 50 ms (own asyncpg connection) until
+    :meth:`stop_when_caught_up`: ``max_events``, ``max_s``, ``samples`` (lag s), ``caught_up_s``
+    (seconds from start until every shard's projection reached its head after the load ended)."""
+
+    def __init__(self, dsn: str, shard_ids: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.shard_ids = dsn, shard_ids
+        self.max_events, self.max_s = 0, 0.0
+        self.samples: list[float] = []
+        self.caught_up_s = 0.0
+        self._stop_at_catch_up = threading.Event()
+
+    def run(self) -> None:
+        import asyncio
+
+        asyncio.run(self._poll())
+
+    async def _poll(self) -> None:
+        import asyncio
+
+        import asyncpg
+
+        from persistence.projection_store import positions
+
+        conn = await asyncpg.connect(self.dsn)
+        t0 = time.perf_counter()
+        try:
+            while True:
+                pos = {s: p for s, p in (await positions(conn)).items() if s in self.shard_ids}
+                behind = sum(p["projector_lag_events"] for p in pos.values())
+                lag_s = max((p["projector_lag_s"] for p in pos.values()), default=0.0)
+                self.max_events, self.max_s = max(self.max_events, behind), max(self.max_s, lag_s)
+                self.samples.append(lag_s)
+                if self._stop_at_catch_up.is_set() and behind == 0:
+                    self.caught_up_s = time.perf_counter() - t0
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    def stop_when_caught_up(self, timeout: float = 600) -> None:
+        self._stop_at_catch_up.set()
+        self.join(timeout)
+
+
 def _baseline(dsn: str, n: int) -> dict[str, Any]:
-    """The old design: one call per order, one transaction per order (single-row insert of its
-    event and projection row), through one connection."""
+    """The old design: one call per order, one transaction per order (single-row inserts of its
+    events), through one connection."""
     import asyncio
 
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, order_ids_of
+    from persistence.event_store import batch_rows
 
     async def run() -> float:
         conn = await asyncpg.connect(dsn)
@@ -181,12 +242,7 @@ def _baseline(dsn: str, n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         for c in cmds:
             res = eng.process([c])
-            ids: dict[str, None] = {}
-            for e in res.events:
-                for oid in order_ids_of(e):
-                    ids[oid] = None
-            rows = batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
-            await store.append(rows)
+            await store.append(batch_rows(eng.shard_id, res.events))
         dt = time.perf_counter() - t0
         await conn.close()
         return dt
@@ -202,7 +258,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, order_ids_of
+    from persistence.event_store import batch_rows
     from persistence.pg_store import PostgresEventStore, init_connection
 
     out: dict[str, Any] = {}
@@ -212,11 +268,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
         prepared = []
         for j in range(0, len(cmds), batch):
             res = eng.process(cmds[j : j + batch])
-            ids: dict[str, None] = {}
-            for e in res.events:
-                for oid in order_ids_of(e):
-                    ids[oid] = None
-            prepared.append(batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d]))
+            prepared.append(batch_rows(eng.shard_id, res.events))
 
         async def run(method: str = method, prepared: list[Any] = prepared) -> tuple[float, int]:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=init_connection)
@@ -242,7 +294,7 @@ def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: 
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, encode_snapshot, order_ids_of
+    from persistence.event_store import batch_rows, encode_snapshot
     from persistence.pg_store import PostgresEventStore, init_connection
 
     async def run() -> int:
@@ -256,13 +308,7 @@ def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: 
             cmds = make_orders(region, "cotton", chunk, seed=1000 + i, prefix=f"r{i}-", ts0=T0 + i * chunk)
             for j in range(0, len(cmds), batch):
                 res = eng.process(cmds[j : j + batch])
-                ids: dict[str, None] = {}
-                for e in res.events:
-                    for oid in order_ids_of(e):
-                        ids[oid] = None
-                await store.append(
-                    batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
-                )
+                await store.append(batch_rows(eng.shard_id, res.events))
                 if eng.seq >= n_events:  # the tail after the last snapshot is replayed from events
                     break
                 if snapshot_every and eng.seq // snapshot_every > last_snap // snapshot_every:
