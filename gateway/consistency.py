@@ -11,6 +11,9 @@ client has just been answered. Decision (docs/contracts.md, "Read-your-writes"):
   shard the party wrote to has reached that seq (:meth:`ReadYourWrites.wait`), polling every 5 ms
   for at most ``wait_s`` (2 s); past that it answers 503 ``projection-behind`` with ``Retry-After: 1``.
   Nothing to wait for costs no database call;
+- a read of one entity by id (``GET /v1/allocations/{id}``) also waits for the seq the id carries
+  (``X-<shard>-<seq>``: the event that created it), so any party that learned an id (the buyer of a
+  reservation the seller confirmed) reads it, through any gateway process;
 - ``GET /v1/orders/{id}`` answers from the shard itself (the shard holds every recent order) and
   falls back to the projection for orders the shard no longer holds.
 
@@ -26,6 +29,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from actors.core.ids import shard_of
 from gateway.problems import Problem
 from persistence.projection_store import positions, wait_projected
 
@@ -65,17 +69,31 @@ class ReadYourWrites:
         if mine.get(shard_id, 0) < top:
             mine[shard_id] = top
 
-    def targets(self, party_id: str | None, shard_ids: Iterable[str] | None = None) -> dict[str, int]:
-        """``{shard_id: seq}`` the party's reads must wait for (only shards not known projected)."""
+    def targets(
+        self,
+        party_id: str | None,
+        shard_ids: Iterable[str] | None = None,
+        at_least: dict[str, int] | None = None,
+    ) -> dict[str, int]:
+        """``{shard_id: seq}`` the party's reads must wait for (only shards not known projected);
+        ``at_least``: further ``{shard_id: seq}`` to reach."""
         mine = self.acked.get(party_id or "") or {}
-        want = mine if shard_ids is None else {s: mine[s] for s in shard_ids if s in mine}
+        want = dict(mine) if shard_ids is None else {s: mine[s] for s in shard_ids if s in mine}
+        for s, q in (at_least or {}).items():
+            want[s] = max(want.get(s, 0), q)
         return {s: q for s, q in want.items() if self.projected.get(s, 0) < q}
 
-    async def wait(self, pool: Any, party_id: str | None, shard_ids: Iterable[str] | None = None) -> None:
+    async def wait(
+        self,
+        pool: Any,
+        party_id: str | None,
+        shard_ids: Iterable[str] | None = None,
+        at_least: dict[str, int] | None = None,
+    ) -> None:
         """Wait until the projections hold the party's acknowledged writes (all shards, or
-        ``shard_ids``). Raises a 503 ``projection-behind`` problem (``Retry-After: 1``) after
-        :attr:`wait_s` seconds."""
-        want = self.targets(party_id, shard_ids)
+        ``shard_ids``) and the ``at_least`` seqs. Raises a 503 ``projection-behind`` problem
+        (``Retry-After: 1``) after :attr:`wait_s` seconds."""
+        want = self.targets(party_id, shard_ids, at_least)
         if not want:
             return
         t0 = time.monotonic()
@@ -91,6 +109,13 @@ class ReadYourWrites:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
                 retry_after_s=RETRY_AFTER_S,
             )
+
+
+def id_position(entity_id: str) -> dict[str, int]:
+    """``{shard_id: seq}`` an entity id ``X-<shard>-<seq>`` names (empty for another shape)."""
+    sid = shard_of(entity_id)
+    seq = entity_id.rpartition("-")[2]
+    return {sid: int(seq)} if sid is not None and seq.isdigit() else {}
 
 
 class LagGauges:

@@ -437,6 +437,9 @@ class ShardOut(Out):
     halt_reason: str | None = None
     halted_until: int | None = Field(None, description="epoch ms; null for an operator halt")
     price_band: dict[str, Any] | None = Field(None, description="band and reference, paise/kg")
+    projector_seq: int | None = Field(None, description="last seq in the read models (projections)")
+    projector_lag_events: int | None = Field(None, description="committed events not yet projected")
+    projector_lag_s: float | None = Field(None, description="age of the oldest unprojected event, s")
 
 
 class ShardPage(Out):

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, Query, Request
 
 from actors.core.commands import ConfirmReservation, RejectProposal, ReleaseReservation
 from gateway.auth import STAFF, BuyerPrincipal, OrderReader, SellerPrincipal, TraderPrincipal
+from gateway.consistency import id_position
 from gateway.edge.text import EntityId, TextRule
 from gateway.problems import Problem
 from gateway.responses import (
@@ -218,7 +219,7 @@ async def get_allocation(allocation_id: EntityId, request: Request, p: OrderRead
     acceptance, the proposal/reservation (if negotiated) and the allocation event itself, in seq
     order, with the score breakdown, risk decision (outcome, reasons, tiers, model versions)."""
     g = gw(request)
-    await g.rw.wait(g.pool, p.party_id, [g.shard_for_id(allocation_id)])
+    await g.rw.wait(g.pool, p.party_id, [g.shard_for_id(allocation_id)], id_position(allocation_id))
     r = await g.pool.fetchrow(
         f"SELECT {_ALLOC_COLS} FROM allocations WHERE allocation_id = $1", allocation_id
     )
