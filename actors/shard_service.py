@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from actors.core.commands import PlaceOrder, SetMarketReference
+from actors.core.commands import SetMarketReference
 from actors.core.engine import ShardEngine
 from actors.core.ids import shard_id_for
 from actors.core.risk.types import RiskRequest
@@ -48,6 +48,7 @@ from actors.shard_outcomes import (
 )
 from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store
 from persistence.event_store import BatchRows, batch_rows, decode_snapshot, encode_snapshot, event_row
+from persistence.projections import forgotten_places
 from persistence.storable import command_problem, rows_problem
 from persistence.store import CommitFailed, EventStore
 
@@ -114,7 +115,7 @@ class ShardService:
         self.counters = dict.fromkeys(
             ("batches", "commands", "failures", "unknown", "unstorable", "recoveries", "recovered_events"), 0
         )
-        self.secs = dict.fromkeys(("match_s", "rows_s", "commit_s", "recovery_s", "recall_s"), 0.0)
+        self.secs = dict.fromkeys(("match_s", "rows_s", "commit_s", "recovery_s"), 0.0)
         self.recovery_source = ""
         self._lock: asyncio.Lock | None = None
         self._last: asyncio.Future[bool] | None = None  # commit outcome of the last matched batch
@@ -277,36 +278,21 @@ class ShardService:
         return results
 
     async def _recall_results(self, engine: ShardEngine, commands: Sequence[object]) -> None:
-        """Bounded idempotency: once the engine has evicted results (``engine.evicted_any``), the place
-        commands whose (party_id, client_order_id) it no longer holds are looked up in the store's
-        ``client_orders`` projection in one query, and the results found are handed back to the
-        engine (``engine.remember_result``), so a retry of a long-closed order answers its original
-        result. Safe because eviction never outruns the projector (docs/contracts.md)."""
+        """Bounded idempotency: once the engine has evicted results, the place commands it has
+        forgotten are looked up in the ``client_orders`` projection in one query and their results
+        handed back (:func:`persistence.projections.forgotten_places`), so a retry of a long-closed
+        order answers its original result. Eviction never outruns the projector (docs/contracts.md)."""
         remember = getattr(engine, "remember_result", None)
         lookup = getattr(self.store, "place_results", None)
-        if not getattr(engine, "evicted_any", False) or remember is None or lookup is None:
+        keys = forgotten_places(engine, commands)
+        if not keys or remember is None or lookup is None:
             return
-        held = engine.results
-        keys = list(
-            dict.fromkeys(
-                (c.party_id, c.client_order_id)
-                for c in commands
-                if isinstance(c, PlaceOrder)
-                and type(c.party_id) is str
-                and type(c.client_order_id) is str
-                and (c.party_id, c.client_order_id) not in held
-            )
-        )
-        if not keys:
-            return
-        t = time.perf_counter()
         try:
             found = await lookup(keys)
         except Exception as exc:  # answering a retry as a new order would place it twice
             raise ShardUnavailable(f"shard {self.shard_id}: idempotency lookup failed: {exc}") from exc
         for (party, coid), res in found.items():
             remember(party, coid, res)
-        self.secs["recall_s"] += time.perf_counter() - t
 
     async def _commit(
         self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from actors.core import events as ev
+from actors.core.commands import PlaceOrder
 
 _ALLOCATING = frozenset({ev.ALLOCATED, ev.CONFIRMED})
 _CLOSING = frozenset({ev.ALLOCATED, ev.CONFIRMED, ev.CANCELLED, ev.AMENDED, ev.EXPIRED})
@@ -157,6 +158,20 @@ def order_row(shard_id: str, doc: dict[str, Any], last_seq: int) -> tuple[Any, .
         last_seq,
         dumps(doc),
     )
+
+
+def forgotten_places(engine: Any, commands: Sequence[Any]) -> list[tuple[str, str]]:
+    """(party_id, client_order_id) of the place commands among ``commands`` whose result ``engine``
+    no longer holds, once it has evicted any (``engine.evicted_any``; none before that). Pure."""
+    if not getattr(engine, "evicted_any", False):
+        return []
+    held = engine.results
+    keys = (
+        (c.party_id, c.client_order_id)
+        for c in commands
+        if isinstance(c, PlaceOrder) and type(c.party_id) is str and type(c.client_order_id) is str
+    )
+    return [k for k in dict.fromkeys(keys) if k not in held]
 
 
 def _place_key(engine: Any, e: ev.Event, accepted: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
