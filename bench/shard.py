@@ -14,7 +14,11 @@ batches outstanding (the shard matches batch N+1 while batch N commits), and rep
   (written straight through the event store, snapshot every ``--snapshot-every``) is started, then
   killed and restarted; ``recovery_s`` is the restarted actor's load time (snapshot + later events),
   ``recovery_restart_wall_s`` the client-side time from kill to first answered call;
-- ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time.
+- ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time;
+- ``projector_*``: the asynchronous projections under that load (``--projector live``, the default:
+  projecting during the run on the same machine; ``after``: paused during the run, then timed
+  catching up alone): events projected, events/s over its busy time and over the wall time until it
+  caught up, seconds it needed after the load ended, lag (events, seconds) sampled every 50 ms.
 
 Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
 each run creates and drops its own database, and stops and deletes the embedded server
@@ -96,7 +100,11 @@ def _dsn(args: SimpleNamespace, started: Started) -> str:
     return started.database(base)
 
 
-def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[str, Any]:
+def _throughput(
+    rt: Any, k: int, n: int, batch: int, inflight: int = 2, projector: str = "live"
+) -> dict[str, Any]:
+    """Drive the shards; ``projector``: ``live`` (projecting during the run, sharing the machine) or
+    ``after`` (paused during the run, then timed catching up alone)."""
     import ray
 
     regions = list(BENCH_REGIONS[:k])
@@ -126,13 +134,22 @@ def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[
     threads = [threading.Thread(target=drive, args=(i,)) for i in range(k)]
     lag = _LagSampler(rt.dsn, [shard_id_for(r, "cotton") for r in regions])
     proj0 = ray.get(rt.projector.ping.remote())
-    lag.start()
+    if projector == "after":
+        ray.get(rt.projector.pause.remote())
+    else:
+        lag.start()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    if projector == "after":
+        lag.start()
+        ray.get(rt.projector.resume.remote())
+        wall_proj = 0.0
+    else:
+        wall_proj = wall
     lag.stop_when_caught_up()
     proj1 = ray.get(rt.projector.ping.remote())
     all_lat = [x for xs in lat for x in xs]
@@ -143,7 +160,8 @@ def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[
         "projector_events": proj_events,
         "projector_busy_events_per_s": round(proj_events / proj_s, 1) if proj_s > 0 else None,
         "projector_wall_events_per_s": round(proj_events / lag.caught_up_s, 1) if lag.caught_up_s else None,
-        "projector_caught_up_after_s": round(lag.caught_up_s - wall, 3) if lag.caught_up_s else None,
+        "projector": projector,
+        "projector_caught_up_after_s": round(lag.caught_up_s - wall_proj, 3) if lag.caught_up_s else None,
         "projector_lag_events_max": lag.max_events,
         "projector_lag_s_max": round(lag.max_s, 3),
         "projector_lag_s_p50": round(percentile(lag.samples, 50), 3),
@@ -374,7 +392,7 @@ def main(args: SimpleNamespace) -> int:
         settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
-        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight))
+        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight, args.projector))
         if args.baseline_orders:
             out.update(_baseline(dsn, args.baseline_orders))
             out["speedup_vs_baseline"] = round(out["orders_per_s"] / out["baseline_orders_per_s"], 1)
@@ -403,6 +421,10 @@ def command(
     dsn: Annotated[
         str | None, typer.Option(help="PostgreSQL URL (default TRADEDESK_DATABASE_URL or embedded)")
     ] = None,
+    projector: Annotated[
+        Literal["live", "after"],
+        typer.Option(help="live: projections built during the run; after: paused, then timed alone"),
+    ] = "live",
     json_out: JsonOut = False,
 ) -> None:
     """One shard actor, PostgreSQL commit included, vs a one-order-per-transaction baseline."""
@@ -410,7 +432,7 @@ def command(
         main(SimpleNamespace(shards=shards, orders=orders, batch=batch, inflight=inflight,
                              baseline_orders=baseline_orders, method_orders=method_orders,
                              recovery_events=recovery_events, snapshot_every=snapshot_every,
-                             profile=profile, dsn=dsn, json=json_out))
+                             profile=profile, dsn=dsn, projector=projector, json=json_out))
     )  # fmt: skip
 
 
