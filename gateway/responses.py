@@ -57,7 +57,8 @@ _DESCRIPTIONS: dict[int, str] = {
     415: "The body is not application/json (unsupported-media-type)",
     422: "Invalid fields (validation-error with errors[]), rejected command, reused Idempotency-Key",
     429: "Rate limit exceeded (rate-limited, Retry-After)",
-    503: "Shard queue full or a backing service unavailable (overloaded/unavailable, Retry-After)",
+    503: "Shard queue full, a backing service unavailable, or the read model not yet at the caller's last "
+    "write (overloaded/unavailable/projection-behind, Retry-After)",
 }
 
 #: Errors any authenticated route can answer: no/invalid key, rate limit, Redis/PostgreSQL down.
