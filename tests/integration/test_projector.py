@@ -125,3 +125,78 @@ def test_retry_of_a_forgotten_client_order_id_returns_the_original_result(td_run
     ]
     assert retried[-1]["status"] == "REJECTED" and retried[-1]["order_id"] is None
     assert [r["duplicate"] for r in fresh] == [False, False]  # unknown keys are placed as new
+
+
+def test_upgrade_of_a_database_projected_synchronously():
+    """A database at 0008 with events and the projection rows the synchronous path wrote: 0009 starts
+    its shards at checkpoint 0 and the projector re-projects the log over the old rows (same values)
+    and fills ``client_orders``."""
+    from alembic import command
+
+    from actors.core.engine import ShardEngine
+    from persistence import projections as pj
+    from persistence.event_store import batch_rows
+    from persistence.migrate import _config, apply_migrations
+    from persistence.pg_store import PostgresEventStore
+    from persistence.projection_store import init_connection
+    from persistence.projector import Projector
+    from tests.conftest import create_database, drop_database
+
+    name, dsn = create_database()
+    region = unique_region()
+    try:
+        command.upgrade(_config(dsn), "0008")
+
+        async def old_writer() -> str:
+            import asyncpg
+
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+            try:
+                store = PostgresEventStore(pool)
+                eng, mirror = ShardEngine(region, "cotton"), ShardEngine(region, "cotton")
+                await store.upsert_shard(eng.shard_id, region, "cotton")
+                cmds = make_orders(region, "cotton", 600, seed=12, prefix="up", parties=10)
+                for j in range(0, len(cmds), 150):
+                    res = eng.process(cmds[j : j + 150])
+                    await store.append(batch_rows(eng.shard_id, res.events))
+                    rows = pj.project_page(mirror, res.events)
+                    async with pool.acquire() as conn, conn.transaction():  # what 0008's append wrote
+                        for table, cols, recs in (
+                            ("orders", pj.ORDER_COLS, rows.orders),
+                            ("allocations", pj.ALLOCATION_COLS, rows.allocations),
+                            ("proposals", pj.PROPOSAL_COLS, rows.proposals),
+                            ("reservations", pj.RESERVATION_COLS, rows.reservations),
+                        ):
+                            marks = ", ".join(f"${i + 1}" for i in range(len(cols)))
+                            sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols[1:])
+                            sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"
+                            await conn.executemany(
+                                f"{sql} ON CONFLICT ({cols[0]}) DO UPDATE SET {sets}", recs
+                            )
+                return eng.shard_id
+            finally:
+                await pool.close()
+
+        sid = asyncio.run(old_writer())
+        before = {t: db_rows(dsn, q, sid) for t, q in _TABLES.items() if t != "client_orders"}
+        assert before["orders"] and before["allocations"]
+        assert apply_migrations(dsn) == ["0009_projections"]
+        assert db_rows(dsn, "SELECT seq FROM projector_checkpoints WHERE shard_id = %s", sid) == [{"seq": 0}]
+
+        async def project() -> None:
+            import asyncpg
+
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
+            try:
+                proj = Projector(pool, page=250)
+                while await proj.step():
+                    pass
+            finally:
+                await pool.close()
+
+        asyncio.run(project())
+        after = _projections(dsn, sid)
+        assert {t: after[t] for t in before} == before
+        assert len(after["client_orders"]) == 600
+    finally:
+        drop_database(name)
