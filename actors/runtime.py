@@ -1,5 +1,5 @@
 """Start (or attach to) the Ray runtime of tradedesk: migrations, persistence actor, shard directory,
-settlement host.
+settlement host, projector.
 
 ``tradedesk serve`` calls :func:`start_runtime` once Ray is initialised; the gateway then asks the
 directory for shard handles. Everything is named in ``settings.ray_namespace``, so a second process
@@ -29,6 +29,7 @@ class Runtime:
     directory: Any
     redis_url: str | None = None
     settlement: Any = None
+    projector: Any = None
 
     def shard(self, region: str, commodity: str) -> Any:
         """Handle of the shard actor for (region, commodity), created if new: an operator's call, so
@@ -41,8 +42,12 @@ class Runtime:
         return result
 
     def flush_all(self) -> list[dict[str, Any]]:
-        """Flush and snapshot every running shard, keeping their statuses (shutdown)."""
+        """Flush and snapshot every running shard, keeping their statuses, then let the projector
+        catch up with the committed logs (shutdown: the read models are complete when it returns,
+        unless the projector needs more than 120 s)."""
         result: list[dict[str, Any]] = ray.get(self.directory.flush_all.remote(), timeout=300)
+        if self.projector is not None:
+            ray.get(self.projector.catch_up.remote(120.0), timeout=150)
         return result
 
 
@@ -55,12 +60,13 @@ def start_runtime(
     detached: bool = False,
     profile: str | None = None,
 ) -> Runtime:
-    """Apply migrations to ``dsn``, then get or create the ``persistence`` and ``shard-directory``
-    actors in ``settings.ray_namespace``; the directory follows the settings' shard policy
-    (``shard_creation``, ``max_shards_per_node``, ``shard_idle_timeout_s``). ``decider``: a risk
-    decider or picklable factory of one handed to every shard (None = pass-all). Requires
-    ``ray.init`` to have been called."""
+    """Apply migrations to ``dsn``, then get or create the ``persistence``, ``shard-directory``,
+    ``settlement`` and ``projector`` actors in ``settings.ray_namespace``; the directory follows the
+    settings' shard policy (``shard_creation``, ``max_shards_per_node``, ``shard_idle_timeout_s``).
+    ``decider``: a risk decider or picklable factory of one handed to every shard (None = pass-all).
+    Requires ``ray.init`` to have been called."""
     from actors.directory import get_or_create_directory
+    from actors.projector_actor import get_or_create_projector
     from actors.settlement_actor import get_or_create_settlement
     from actors.shard_policy import ShardPolicy
 
@@ -91,8 +97,10 @@ def start_runtime(
         tail_s=settings.settlement_tail_s,
         sweep_s=settings.settlement_sweep_s,
     )
+    projector = get_or_create_projector(dsn, namespace=ns, detached=detached)
     ray.get(persistence.ping.remote())
     ray.get(settlement.ping.remote())
+    ray.get(projector.ping.remote())
     return Runtime(
         dsn=dsn,
         namespace=ns,
@@ -100,4 +108,5 @@ def start_runtime(
         directory=directory,
         redis_url=redis_url,
         settlement=settlement,
+        projector=projector,
     )

@@ -47,14 +47,7 @@ from actors.shard_outcomes import (
     merge_refused,
 )
 from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store
-from persistence.event_store import (
-    BatchRows,
-    batch_rows,
-    decode_snapshot,
-    encode_snapshot,
-    event_row,
-    order_ids_of,
-)
+from persistence.event_store import BatchRows, batch_rows, decode_snapshot, encode_snapshot, event_row
 from persistence.storable import command_problem, rows_problem
 from persistence.store import CommitFailed, EventStore
 
@@ -253,6 +246,7 @@ class ShardService:
             reference = self._reference_command(engine)
             if reference is not None:
                 good = [reference, *good]
+            await self._recall_results(engine, good)
             decider = self.decider
             request = engine.plan(good) if decider.needs_queries else RiskRequest()
             verdicts = await decide_in_loop(decider, request)
@@ -269,9 +263,7 @@ class ShardService:
             self.secs["match_s"] += t1 - t0
             if not result.events:
                 return results
-            touched = dict.fromkeys(oid for e in result.events for oid in order_ids_of(e))
-            docs = [d for d in map(engine.get_order, touched) if d is not None]
-            batch = _Batch(batch_rows(self.shard_id, result.events, docs), dict(result.credit_used), {})
+            batch = _Batch(batch_rows(self.shard_id, result.events), dict(result.credit_used), {})
             batch.freed = released_credit(result.events)
             batch.snap = self._snapshot_if_due(engine)
             self.secs["rows_s"] += time.perf_counter() - t1
@@ -283,6 +275,23 @@ class ShardService:
         else:
             self._spawn(commit)
         return results
+
+    async def _recall_results(self, engine: ShardEngine, commands: Sequence[object]) -> None:
+        """Bounded idempotency: once the engine has evicted results, the place commands it has
+        forgotten are looked up in the ``client_orders`` projection in one query and their results
+        handed back (:meth:`~actors.core.retention.Retention.result_lookups`, then
+        ``remember_result``), so a retry of a long-closed order answers its original result.
+        Eviction never outruns the projector (docs/contracts.md)."""
+        lookup = getattr(self.store, "place_results", None)
+        keys = engine.result_lookups(commands)
+        if not keys or lookup is None:
+            return
+        try:
+            found = await lookup(keys)
+        except Exception as exc:  # answering a retry as a new order would place it twice
+            raise ShardUnavailable(f"shard {self.shard_id}: idempotency lookup failed: {exc}") from exc
+        for (party, coid), res in found.items():
+            engine.remember_result(party, coid, res)
 
     async def _commit(
         self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]

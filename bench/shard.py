@@ -14,7 +14,11 @@ batches outstanding (the shard matches batch N+1 while batch N commits), and rep
   (written straight through the event store, snapshot every ``--snapshot-every``) is started, then
   killed and restarted; ``recovery_s`` is the restarted actor's load time (snapshot + later events),
   ``recovery_restart_wall_s`` the client-side time from kill to first answered call;
-- ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time.
+- ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time;
+- ``projector_*``: the asynchronous projections under that load (``--projector live``, the default:
+  projecting during the run on the same machine; ``after``: paused during the run, then timed
+  catching up alone): events projected, events/s over its busy time and over the wall time until it
+  caught up, seconds it needed after the load ended, lag (events, seconds) sampled every 50 ms.
 
 Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
 each run creates and drops its own database, and stops and deletes the embedded server
@@ -38,6 +42,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from actors.core.commands import PlaceOrder
+from actors.core.ids import shard_id_for
 from bench import BENCH_REGIONS, JsonOut
 from bench.cleanup import Started
 
@@ -95,7 +100,11 @@ def _dsn(args: SimpleNamespace, started: Started) -> str:
     return started.database(base)
 
 
-def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[str, Any]:
+def _throughput(
+    rt: Any, k: int, n: int, batch: int, inflight: int = 2, projector: str = "live"
+) -> dict[str, Any]:
+    """Drive the shards; ``projector``: ``live`` (projecting during the run, sharing the machine) or
+    ``after`` (paused during the run, then timed catching up alone)."""
     import ray
 
     regions = list(BENCH_REGIONS[:k])
@@ -123,15 +132,39 @@ def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[
             events[i] += sum(len(r["seqs"]) for r in res)
 
     threads = [threading.Thread(target=drive, args=(i,)) for i in range(k)]
+    lag = _LagSampler(rt.dsn, [shard_id_for(r, "cotton") for r in regions])
+    proj0 = ray.get(rt.projector.ping.remote())
+    if projector == "after":
+        ray.get(rt.projector.pause.remote())
+    else:
+        lag.start()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    if projector == "after":
+        lag.start()
+        ray.get(rt.projector.resume.remote())
+        wall_proj = 0.0
+    else:
+        wall_proj = wall
+    lag.stop_when_caught_up()
+    proj1 = ray.get(rt.projector.ping.remote())
     all_lat = [x for xs in lat for x in xs]
     infos = ray.get([h.info.remote() for h in handles])
+    proj_events = proj1["events"] - proj0["events"]
+    proj_s = proj1["project_s"] - proj0["project_s"]
     return {
+        "projector_events": proj_events,
+        "projector_busy_events_per_s": round(proj_events / proj_s, 1) if proj_s > 0 else None,
+        "projector_wall_events_per_s": round(proj_events / lag.caught_up_s, 1) if lag.caught_up_s else None,
+        "projector": projector,
+        "projector_caught_up_after_s": round(lag.caught_up_s - wall_proj, 3) if lag.caught_up_s else None,
+        "projector_lag_events_max": lag.max_events,
+        "projector_lag_s_max": round(lag.max_s, 3),
+        "projector_lag_s_p50": round(percentile(lag.samples, 50), 3),
         "shard_match_s": [i["match_s"] for i in infos],
         "shard_rows_s": [i["rows_s"] for i in infos],
         "shard_commit_s": [i["commit_s"] for i in infos],
@@ -148,15 +181,61 @@ def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[
     }
 
 
+class _LagSampler(threading.Thread):
+    """Samples the projector's lag of ``shard_ids`` every 50 ms (own asyncpg connection) until
+    :meth:`stop_when_caught_up`: ``max_events``, ``max_s``, ``samples`` (lag s), ``caught_up_s``
+    (seconds from start until every shard's projection reached its head after the load ended)."""
+
+    def __init__(self, dsn: str, shard_ids: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.shard_ids = dsn, shard_ids
+        self.max_events, self.max_s = 0, 0.0
+        self.samples: list[float] = []
+        self.caught_up_s = 0.0
+        self._stop_at_catch_up = threading.Event()
+
+    def run(self) -> None:
+        import asyncio
+
+        asyncio.run(self._poll())
+
+    async def _poll(self) -> None:
+        import asyncio
+
+        import asyncpg
+
+        from persistence.projection_store import positions
+
+        conn = await asyncpg.connect(self.dsn)
+        t0 = time.perf_counter()
+        try:
+            while True:
+                pos = {s: p for s, p in (await positions(conn)).items() if s in self.shard_ids}
+                behind = sum(p["projector_lag_events"] for p in pos.values())
+                lag_s = max((p["projector_lag_s"] for p in pos.values()), default=0.0)
+                self.max_events, self.max_s = max(self.max_events, behind), max(self.max_s, lag_s)
+                self.samples.append(lag_s)
+                if self._stop_at_catch_up.is_set() and behind == 0:
+                    self.caught_up_s = time.perf_counter() - t0
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    def stop_when_caught_up(self, timeout: float = 600) -> None:
+        self._stop_at_catch_up.set()
+        self.join(timeout)
+
+
 def _baseline(dsn: str, n: int) -> dict[str, Any]:
-    """The old design: one call per order, one transaction per order (single-row insert of its
-    event and projection row), through one connection."""
+    """The old design: one call per order, one transaction per order (single-row inserts of its
+    events), through one connection."""
     import asyncio
 
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, order_ids_of
+    from persistence.event_store import batch_rows
 
     async def run() -> float:
         conn = await asyncpg.connect(dsn)
@@ -181,12 +260,7 @@ def _baseline(dsn: str, n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         for c in cmds:
             res = eng.process([c])
-            ids: dict[str, None] = {}
-            for e in res.events:
-                for oid in order_ids_of(e):
-                    ids[oid] = None
-            rows = batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
-            await store.append(rows)
+            await store.append(batch_rows(eng.shard_id, res.events))
         dt = time.perf_counter() - t0
         await conn.close()
         return dt
@@ -202,7 +276,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, order_ids_of
+    from persistence.event_store import batch_rows
     from persistence.pg_store import PostgresEventStore, init_connection
 
     out: dict[str, Any] = {}
@@ -212,11 +286,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
         prepared = []
         for j in range(0, len(cmds), batch):
             res = eng.process(cmds[j : j + batch])
-            ids: dict[str, None] = {}
-            for e in res.events:
-                for oid in order_ids_of(e):
-                    ids[oid] = None
-            prepared.append(batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d]))
+            prepared.append(batch_rows(eng.shard_id, res.events))
 
         async def run(method: str = method, prepared: list[Any] = prepared) -> tuple[float, int]:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=init_connection)
@@ -242,7 +312,7 @@ def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: 
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, encode_snapshot, order_ids_of
+    from persistence.event_store import batch_rows, encode_snapshot
     from persistence.pg_store import PostgresEventStore, init_connection
 
     async def run() -> int:
@@ -256,13 +326,7 @@ def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: 
             cmds = make_orders(region, "cotton", chunk, seed=1000 + i, prefix=f"r{i}-", ts0=T0 + i * chunk)
             for j in range(0, len(cmds), batch):
                 res = eng.process(cmds[j : j + batch])
-                ids: dict[str, None] = {}
-                for e in res.events:
-                    for oid in order_ids_of(e):
-                        ids[oid] = None
-                await store.append(
-                    batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
-                )
+                await store.append(batch_rows(eng.shard_id, res.events))
                 if eng.seq >= n_events:  # the tail after the last snapshot is replayed from events
                     break
                 if snapshot_every and eng.seq // snapshot_every > last_snap // snapshot_every:
@@ -328,7 +392,7 @@ def main(args: SimpleNamespace) -> int:
         settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
-        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight))
+        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight, args.projector))
         if args.baseline_orders:
             out.update(_baseline(dsn, args.baseline_orders))
             out["speedup_vs_baseline"] = round(out["orders_per_s"] / out["baseline_orders_per_s"], 1)
@@ -357,6 +421,10 @@ def command(
     dsn: Annotated[
         str | None, typer.Option(help="PostgreSQL URL (default TRADEDESK_DATABASE_URL or embedded)")
     ] = None,
+    projector: Annotated[
+        Literal["live", "after"],
+        typer.Option(help="live: projections built during the run; after: paused, then timed alone"),
+    ] = "live",
     json_out: JsonOut = False,
 ) -> None:
     """One shard actor, PostgreSQL commit included, vs a one-order-per-transaction baseline."""
@@ -364,7 +432,7 @@ def command(
         main(SimpleNamespace(shards=shards, orders=orders, batch=batch, inflight=inflight,
                              baseline_orders=baseline_orders, method_orders=method_orders,
                              recovery_events=recovery_events, snapshot_every=snapshot_every,
-                             profile=profile, dsn=dsn, json=json_out))
+                             profile=profile, dsn=dsn, projector=projector, json=json_out))
     )  # fmt: skip
 
 

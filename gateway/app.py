@@ -35,6 +35,7 @@ from actors.settings import Settings
 from gateway import problems
 from gateway.allow import AllowMiddleware
 from gateway.auth import Authenticator
+from gateway.consistency import refresh_lag_metrics
 from gateway.edge.body_limit import BodyLimitMiddleware
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.ratelimit import RateLimiter, default_limits
@@ -257,6 +258,8 @@ def create_app(
             for sid, d in gw.batcher.depths().items():
                 gw.metrics.queue_depth.labels(sid).set(d)
         gw.metrics.ws_clients.set(request.app.state.hub.clients)
+        with contextlib.suppress(Exception):  # a database outage must not break the scrape
+            await refresh_lag_metrics(gw.pool, gw.lag)
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

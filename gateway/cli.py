@@ -7,6 +7,7 @@ Commands:
   replay FILES     drive real Agmarknet data through the HTTP API
   shards           list | add | drain | resume | halt | band shards (operator, over the admin API)
   parties          kill-switch PARTY: cancel a party's open orders in every shard (operator)
+  projections      rebuild [--shard S]: rebuild the read models from the event log (operator)
   bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | ledger | webhooks | console
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
@@ -28,7 +29,7 @@ from bench import risk as bench_risk
 from bench import rollback as bench_rollback
 from bench import shard as bench_shard
 from bench import webhooks as bench_webhooks
-from gateway import quickstart
+from gateway import projections_cli, quickstart
 from gateway import serve as serve_cmd
 from gateway.replay import cli as replay_cli
 
@@ -53,6 +54,7 @@ bench_app.command("webhooks")(bench_webhooks.command)
 bench_app.command("ledger")(bench_ledger.command)
 bench_app.command("console")(bench_console.command)
 app.add_typer(bench_app, name="bench")
+app.add_typer(projections_cli.app, name="projections")
 
 _PASS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 

@@ -55,7 +55,7 @@ def _default_key_file() -> str:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     cols = ["shard_id", "status", "node_id", "seq", "committed_seq", "book_size", "queue_depth", "draining"]
-    cols += ["halted", "halted_until"]
+    cols += ["halted", "halted_until", "projector_lag_events", "projector_lag_s"]
     data = [[str(r.get(c, "") if r.get(c) is not None else "-")[:16] for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in data)) if data else len(c) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]

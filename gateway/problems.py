@@ -48,6 +48,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "overloaded": (503, "Shard queue full, retry later"),
     "unavailable": (503, "A backing service is unavailable"),
     "outcome-unknown": (503, "Commit outcome unknown"),
+    "projection-behind": (503, "Read model not yet at your last write, retry"),
     "overpayment": (409, "Payment exceeds the invoice's outstanding amount"),
     "settlement-rejected": (422, "Command rejected by the settlement host"),
     "internal-error": (500, "Internal error"),

@@ -57,7 +57,8 @@ _DESCRIPTIONS: dict[int, str] = {
     415: "The body is not application/json (unsupported-media-type)",
     422: "Invalid fields (validation-error with errors[]), rejected command, reused Idempotency-Key",
     429: "Rate limit exceeded (rate-limited, Retry-After)",
-    503: "Shard queue full or a backing service unavailable (overloaded/unavailable, Retry-After)",
+    503: "Shard queue full, a backing service unavailable, or the read model not yet at the caller's last "
+    "write (overloaded/unavailable/projection-behind, Retry-After)",
 }
 
 #: Errors any authenticated route can answer: no/invalid key, rate limit, Redis/PostgreSQL down.
@@ -437,6 +438,9 @@ class ShardOut(Out):
     halt_reason: str | None = None
     halted_until: int | None = Field(None, description="epoch ms; null for an operator halt")
     price_band: dict[str, Any] | None = Field(None, description="band and reference, paise/kg")
+    projector_seq: int | None = Field(None, description="last seq in the read models (projections)")
+    projector_lag_events: int | None = Field(None, description="committed events not yet projected")
+    projector_lag_s: float | None = Field(None, description="age of the oldest unprojected event, s")
 
 
 class ShardPage(Out):

@@ -86,7 +86,9 @@ async def trades(
     trades whose orders the caller may see (``gateway.visibility``): a deal with a PRIVATE order
     shows to its parties and the parties on that order's allow-list."""
     sid = _shard(region, commodity)
-    return {"shard_id": sid, "items": await visible_trades(gw(request).pool, sid, _p.party_id, limit)}
+    g = gw(request)
+    await g.rw.wait(g.pool, _p.party_id, [sid])  # the caller's own trades are in the read model
+    return {"shard_id": sid, "items": await visible_trades(g.pool, sid, _p.party_id, limit)}
 
 
 @router.post(

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, Query, Request
 
 from actors.core.commands import ConfirmReservation, RejectProposal, ReleaseReservation
 from gateway.auth import STAFF, BuyerPrincipal, OrderReader, SellerPrincipal, TraderPrincipal
+from gateway.consistency import id_position
 from gateway.edge.text import EntityId, TextRule
 from gateway.problems import Problem
 from gateway.responses import (
@@ -65,6 +66,7 @@ async def list_proposals(order_id: EntityId, request: Request, p: TraderPrincipa
     """``{"items": [{proposal_id, buy_order_id, sell_order_id, quantity_kg, price, status, score,
     breakdown, risk, ...}]}`` newest last."""
     g = gw(request)
+    await g.rw.wait(g.pool, p.party_id, [g.shard_for_id(order_id)])
     owner = await g.pool.fetchval("SELECT party_id FROM orders WHERE order_id = $1", order_id)
     if owner is None or owner != p.party_id:
         raise Problem("not-found", "no such order")
@@ -191,6 +193,7 @@ async def list_allocations(
         args.extend([int(cur[0]), str(cur[1])])
         where.append(f"(ts, allocation_id) > (${len(args) - 1}, ${len(args)})")
     args.append(limit + 1)
+    await g.rw.wait(g.pool, p.party_id, [shard_id] if shard_id else None)
     rows = await g.pool.fetch(
         f"SELECT {_ALLOC_COLS} FROM allocations WHERE {' AND '.join(where)} ORDER BY ts, allocation_id "
         f"LIMIT ${len(args)}",
@@ -216,6 +219,7 @@ async def get_allocation(allocation_id: EntityId, request: Request, p: OrderRead
     acceptance, the proposal/reservation (if negotiated) and the allocation event itself, in seq
     order, with the score breakdown, risk decision (outcome, reasons, tiers, model versions)."""
     g = gw(request)
+    await g.rw.wait(g.pool, p.party_id, [g.shard_for_id(allocation_id)], id_position(allocation_id))
     r = await g.pool.fetchrow(
         f"SELECT {_ALLOC_COLS} FROM allocations WHERE allocation_id = $1", allocation_id
     )

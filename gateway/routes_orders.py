@@ -206,10 +206,15 @@ def _owned(doc: dict[str, Any] | None, p: Principal) -> dict[str, Any]:
     responses=errors(*AUTHED, 403, 404, 422),
 )
 async def get_order(order_id: EntityId, request: Request, p: OrderReader) -> Any:
-    """The order's current state (quantities kg: open, reserved, allocated, cancelled, expired)."""
+    """The order's current state (quantities kg: open, reserved, allocated, cancelled, expired),
+    from the shard itself; an order the shard no longer holds (closed past its retention window)
+    from the orders projection."""
     g = gw(request)
     sid = g.shard_for_id(order_id)
     doc = await g.query(sid, "get_order", order_id=order_id)
+    if doc is None:
+        raw = await g.pool.fetchval("SELECT doc::text FROM orders WHERE order_id = $1", order_id)
+        doc = json.loads(raw) if raw is not None else None
     return to_jsonable(_owned(doc, p))
 
 
@@ -264,6 +269,7 @@ async def list_orders(
         args.extend([int(cur[0]), str(cur[1])])
         where.append(f"(coalesce(created_ts, 0), order_id) > (${len(args) - 1}, ${len(args)})")
     args.append(limit + 1)
+    await g.rw.wait(g.pool, p.party_id)
     sql = (
         "SELECT order_id, coalesce(created_ts, 0) AS cts, status, open_kg, reserved_kg, allocated_kg, "
         f"cancelled_kg, expired_kg, quantity_kg, price, doc FROM orders WHERE {' AND '.join(where)} "

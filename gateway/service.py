@@ -19,6 +19,7 @@ from actors.core.ids import DIRECTORY_ACTOR, KEY_PREFIX, shard_actor_name, shard
 from actors.settings import Settings
 from actors.shard_outcomes import OUTCOME_UNKNOWN, CommitUnknown
 from gateway.batching import BatchFailed, MicroBatcher, Overloaded
+from gateway.consistency import LagGauges, ReadYourWrites
 from gateway.problems import Problem
 
 DIRECTORY_NAME = DIRECTORY_ACTOR
@@ -98,6 +99,8 @@ class GatewayService:
         self.handles: dict[str, Any] = {}
         self.batcher: MicroBatcher | None = None
         self.metrics = Metrics()
+        self.lag = LagGauges(self.metrics.registry)
+        self.rw = ReadYourWrites()  # read-your-writes over the asynchronous projections
         self._linked: dict[str, tuple[tuple[str, ...], float]] = {}
         self.started = time.time()
 
@@ -211,6 +214,10 @@ class GatewayService:
         return h
 
     async def list_shards(self) -> list[dict[str, Any]]:
+        """The directory's shard rows plus the projector's position and lag of each
+        (``projector_seq``, ``projector_lag_events``, ``projector_lag_s``)."""
+        from gateway.consistency import refresh_lag_metrics, with_lag
+
         rows = await self.directory.list.remote()
         out = []
         for r in rows or []:
@@ -219,7 +226,11 @@ class GatewayService:
                 out.append({"shard_id": r, "region": region, "commodity": commodity})
             else:
                 out.append(dict(r))
-        return out
+        try:
+            pos = await refresh_lag_metrics(self.pool, self.lag)
+        except Exception:  # the list still answers while PostgreSQL is down (lag fields null)
+            pos = {}
+        return with_lag(out, pos)
 
     def shard_for_id(self, entity_id: str) -> str:
         sid = shard_of(entity_id)
@@ -258,9 +269,11 @@ class GatewayService:
             if cause is not None and "Draining" in type(cause).__name__ + str(cause)[:200]:
                 msg = f"shard {shard_id} is draining"
             raise Problem("unavailable", msg, headers={"Retry-After": "1"}) from None
-        for r in results:
-            if isinstance(r, dict) and r.get("status") == "REJECTED":
-                self.metrics.rejects.labels(str(r.get("reason"))).inc()
+        for c, r in zip(commands, results, strict=False):
+            if isinstance(r, dict):
+                if r.get("status") == "REJECTED":
+                    self.metrics.rejects.labels(str(r.get("reason"))).inc()
+                self.rw.note(getattr(c, "party_id", None), shard_id, (r,))
         return results
 
     async def query(self, shard_id: str, name: str, **kw: Any) -> Any:

@@ -1,7 +1,7 @@
 """The persistence actor: an async Ray actor that owns an asyncpg pool and the event store.
 
 Shard actors hand it one :class:`persistence.event_store.BatchRows` per command batch; it commits the
-batch (events + projections) in one transaction and returns the batch's last seq. After the commit
+batch's events in one transaction and returns the batch's last seq. After the commit
 it publishes the events, in seq order, to the Redis channel ``td:events:<shard_id>`` as JSON
 ``{"shard_id", "seq", "type", "ts", "payload"}`` when a Redis URL was given (publishing never delays
 the acknowledgement and a Redis failure never fails a commit).
@@ -72,7 +72,7 @@ class PersistenceService:
         return self._store
 
     async def append(self, rows: BatchRows) -> int:
-        """Commit one batch (events + projections) in one transaction; return its last seq.
+        """Commit one batch's events in one transaction; return its last seq.
         Raises on any database error (nothing of the batch is then committed)."""
         store = await self._get_store()
         try:
@@ -124,6 +124,10 @@ class PersistenceService:
     async def max_seq(self, shard_id: str) -> int:
         """Highest committed seq of a shard."""
         return await (await self._get_store()).max_seq(shard_id)
+
+    async def place_results(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Results of past place commands (see :meth:`PostgresEventStore.place_results`)."""
+        return await (await self._get_store()).place_results(keys)
 
     async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
         """Store a snapshot of a shard's engine after ``seq`` (JSON text or zlib-compressed JSON)."""
@@ -192,6 +196,11 @@ class PersistenceClient:
     async def max_seq(self, shard_id: str) -> int:
         """See :meth:`persistence.store.EventStore.max_seq`."""
         return int(await _call(self.handle.max_seq.remote(shard_id)))
+
+    async def place_results(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """See :meth:`persistence.pg_store.PostgresEventStore.place_results`."""
+        got: dict[tuple[str, str], dict[str, Any]] = await _call(self.handle.place_results.remote(keys))
+        return got
 
     async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
         """See :meth:`persistence.store.EventStore.save_snapshot`."""

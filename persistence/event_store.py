@@ -1,12 +1,12 @@
-"""Event store on PostgreSQL: append a shard's event batch and its projections in one transaction,
-read events back for recovery, save and load snapshots.
+"""Event store on PostgreSQL: append a shard's event batch in one transaction, read events back
+for recovery, save and load snapshots. The projections (orders, allocations, ...) follow the log
+asynchronously (:mod:`persistence.projector`).
 
 Two halves:
 
-- :func:`batch_rows` is pure (no I/O): it turns a batch of :class:`actors.core.events.Event` plus the current
-  state of the orders the batch touched into row tuples for each table (:class:`BatchRows`). The shard
-  actor runs it, so the JSON encoding happens in the shard's process and the persistence actor only
-  moves rows.
+- :func:`batch_rows` is pure (no I/O): it turns a batch of :class:`actors.core.events.Event` into
+  event row tuples (:class:`BatchRows`). The shard actor runs it, so the encoding happens in the
+  shard's process and the persistence actor only moves rows.
 - :class:`persistence.pg_store.PostgresEventStore` (the :class:`persistence.store.EventStore`
   protocol on PostgreSQL) owns nothing but an asyncpg pool and writes :class:`BatchRows` with
   binary ``COPY`` (``method="copy"``, the default; measured faster, see ``bench/shard.py``) or
@@ -22,225 +22,35 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.core import events as ev
 from persistence.store import EventRow
 
-CONFIRMED = ev.CONFIRMED
-_ALLOCATING = frozenset({ev.ALLOCATED, CONFIRMED})
-
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 EVENT_COLS = ("shard_id", "seq", "type", "schema_version", "payload", "ts")
-ORDER_COLS = (
-    "order_id",
-    "shard_id",
-    "party_id",
-    "client_order_id",
-    "side",
-    "commodity",
-    "region",
-    "quantity_kg",
-    "open_kg",
-    "reserved_kg",
-    "allocated_kg",
-    "cancelled_kg",
-    "expired_kg",
-    "price",
-    "status",
-    "created_ts",
-    "updated_ts",
-    "last_seq",
-    "doc",
-)
-ALLOCATION_COLS = (
-    "allocation_id",
-    "shard_id",
-    "seq",
-    "ts",
-    "buy_order_id",
-    "sell_order_id",
-    "buyer_id",
-    "seller_id",
-    "taker_order_id",
-    "quantity_kg",
-    "price",
-    "score",
-    "breakdown",
-    "risk",
-    "model_versions",
-    "reservation_id",
-)
-PROPOSAL_COLS = (
-    "proposal_id",
-    "shard_id",
-    "seq",
-    "ts",
-    "buy_order_id",
-    "sell_order_id",
-    "buyer_id",
-    "seller_id",
-    "quantity_kg",
-    "price",
-    "status",
-    "doc",
-)
-RESERVATION_COLS = (
-    "reservation_id",
-    "proposal_id",
-    "shard_id",
-    "seq",
-    "buy_order_id",
-    "sell_order_id",
-    "quantity_kg",
-    "price",
-    "hold_until",
-    "status",
-    "release_reason",
-)
 
 
 @dataclass(slots=True)
 class BatchRows:
-    """Row tuples for one shard batch, in the column order of the ``*_COLS`` constants.
-
-    ``proposal_status``: ``(proposal_id, status)``; ``reservation_status``: ``(reservation_id,
-    status, release_reason)`` for rows created in earlier batches (or this one: applied after inserts).
-    ``last_seq`` is the highest event seq of the batch (0 when empty).
-    """
+    """Event row tuples of one shard batch, in the column order of :data:`EVENT_COLS`; ``last_seq``
+    is the highest event seq of the batch (0 when empty)."""
 
     shard_id: str
     events: list[tuple[Any, ...]] = field(default_factory=list)
-    orders: list[tuple[Any, ...]] = field(default_factory=list)
-    allocations: list[tuple[Any, ...]] = field(default_factory=list)
-    proposals: list[tuple[Any, ...]] = field(default_factory=list)
-    reservations: list[tuple[Any, ...]] = field(default_factory=list)
-    proposal_status: list[tuple[Any, ...]] = field(default_factory=list)
-    reservation_status: list[tuple[Any, ...]] = field(default_factory=list)
     last_seq: int = 0
 
 
-def order_ids_of(event: ev.Event) -> list[str]:
-    """Order ids an event changes (for the ``orders`` projection)."""
-    p = event.payload
-    if event.type == ev.ORDER_ACCEPTED:
-        return [p.order.order_id]
-    if event.type in _ALLOCATING or event.type == ev.RESERVED:
-        return [p.buy_order_id, p.sell_order_id]
-    if event.type in (ev.CANCELLED, ev.AMENDED, ev.EXPIRED):
-        return [p.order_id]
-    return []
-
-
-def order_row(shard_id: str, doc: dict[str, Any], last_seq: int) -> tuple[Any, ...]:
-    """One ``orders`` projection row from an order dict (``actors.core.orders.Order.to_dict``)."""
-    return (
-        doc["order_id"],
-        shard_id,
-        doc["party_id"],
-        doc["client_order_id"],
-        str(doc["side"]),
-        doc["commodity"],
-        doc["region"],
-        int(doc["quantity_kg"]),
-        int(doc["open_kg"]),
-        int(doc.get("reserved_kg") or 0),
-        int(doc.get("allocated_kg") or 0),
-        int(doc.get("cancelled_kg") or 0),
-        int(doc.get("expired_kg") or 0),
-        int(doc["price"]),
-        str(doc["status"]),
-        doc.get("created_ts"),
-        doc.get("updated_ts"),
-        last_seq,
-        _dumps(doc),
-    )
-
-
-def batch_rows(
-    shard_id: str,
-    events: Sequence[ev.Event],
-    order_docs: Iterable[dict[str, Any]],
-) -> BatchRows:
-    """Rows for one batch: every event, the final state of each touched order (``order_docs``, one
-    dict per order, current after the batch), new allocations/proposals/reservations and status
-    changes of earlier ones. Pure."""
+def batch_rows(shard_id: str, events: Sequence[ev.Event]) -> BatchRows:
+    """Rows for one batch: every event (the only synchronous write; the projections follow the log,
+    :mod:`persistence.projector`). Pure."""
     rows = BatchRows(shard_id)
-    last = 0
     for e in events:
-        p = e.payload
-        rows.events.append((shard_id, e.seq, e.type, e.schema_version, ev.payload_to_json(p), e.ts))
-        last = e.seq
-        t = e.type
-        if t in _ALLOCATING:
-            risk = p.risk
-            mv = risk.get("model_versions") if isinstance(risk, dict) else None
-            rows.allocations.append(
-                (
-                    p.allocation_id,
-                    shard_id,
-                    e.seq,
-                    e.ts,
-                    p.buy_order_id,
-                    p.sell_order_id,
-                    p.buyer_id,
-                    p.seller_id,
-                    p.taker_order_id,
-                    int(p.quantity_kg),
-                    int(p.price),
-                    p.score,
-                    _dumps(p.breakdown),
-                    _dumps(risk),
-                    _dumps(mv or {}),
-                    p.reservation_id,
-                )
-            )
-            if p.reservation_id or t == CONFIRMED:
-                rows.reservation_status.append((p.reservation_id, "CONFIRMED", None))
-        elif t == ev.PROPOSED:
-            rows.proposals.append(
-                (
-                    p.proposal_id,
-                    shard_id,
-                    e.seq,
-                    e.ts,
-                    p.buy_order_id,
-                    p.sell_order_id,
-                    p.buyer_id,
-                    p.seller_id,
-                    int(p.quantity_kg),
-                    int(p.price),
-                    "PROPOSED",
-                    rows.events[-1][4],
-                )
-            )
-        elif t == ev.PROPOSAL_REJECTED:
-            rows.proposal_status.append((p.proposal_id, "REJECTED"))
-        elif t == ev.RESERVED:
-            rows.reservations.append(
-                (
-                    p.reservation_id,
-                    p.proposal_id,
-                    shard_id,
-                    e.seq,
-                    p.buy_order_id,
-                    p.sell_order_id,
-                    int(p.quantity_kg),
-                    int(p.price),
-                    p.hold_until,
-                    "RESERVED",
-                    None,
-                )
-            )
-            if p.proposal_id:
-                rows.proposal_status.append((p.proposal_id, "ACCEPTED"))
-        elif t == ev.RELEASED:
-            rows.reservation_status.append((p.reservation_id, "RELEASED", p.reason))
-    rows.last_seq = last
-    rows.orders = [order_row(shard_id, d, last) for d in order_docs]
+        rows.events.append((shard_id, e.seq, e.type, e.schema_version, ev.payload_to_json(e.payload), e.ts))
+    rows.last_seq = events[-1].seq if events else 0
     return rows
 
 

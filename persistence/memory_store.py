@@ -15,14 +15,13 @@ from persistence.store import CommitFailed, EventRow, Snapshot, check_fence
 
 
 class MemoryEventStore:
-    """Event logs, ``orders`` projection (order docs by id), snapshots and shards in dicts.
+    """Event logs, snapshots and shards in dicts.
 
     One ``asyncio.Lock`` serialises appends, so two writers racing for the same seq see the same
     fencing as on PostgreSQL."""
 
     def __init__(self) -> None:
         self.events: dict[str, list[EventRow]] = {}
-        self.orders: dict[str, tuple[Any, ...]] = {}
         self.snapshots: dict[str, dict[int, str | bytes]] = {}
         self.shards: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
@@ -40,8 +39,6 @@ class MemoryEventStore:
             if problem is not None:
                 raise CommitFailed(f"batch not written: {rows.shard_id}: {problem}")
             log.extend(event_row(e) for e in rows.events)
-            for o in rows.orders:
-                self.orders[o[0]] = o
         return rows.last_seq
 
     async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:

@@ -1,5 +1,6 @@
-"""The :class:`persistence.store.EventStore` on PostgreSQL (asyncpg): a shard batch's events and its
-projections in one transaction, events read back for recovery, snapshots and the shards registry.
+"""The :class:`persistence.store.EventStore` on PostgreSQL (asyncpg): a shard batch's events in one
+transaction (the projections follow the log, :mod:`persistence.projector`), events read back for
+recovery, snapshots and the shards registry.
 
 Rows come from :func:`persistence.event_store.batch_rows`; this module only moves them. Fencing is on
 ``(shard_id, seq)``: the batch's first seq must follow the committed max seq (checked inside the
@@ -15,14 +16,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from persistence.event_store import (
-    ALLOCATION_COLS,
-    EVENT_COLS,
-    ORDER_COLS,
-    PROPOSAL_COLS,
-    RESERVATION_COLS,
-    BatchRows,
-)
+from persistence.event_store import EVENT_COLS, BatchRows
 from persistence.store import (
     CommitFailed,
     CommitOutcomeUnknown,
@@ -35,17 +29,6 @@ from persistence.store import (
 if TYPE_CHECKING:
     import asyncpg
 
-_ORDER_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in ORDER_COLS if c not in ("order_id", "shard_id"))
-_UPSERT_ORDERS_FROM_STAGE = (
-    f"INSERT INTO orders ({', '.join(ORDER_COLS)}) SELECT {', '.join(ORDER_COLS)} FROM orders_stage "
-    f"ON CONFLICT (order_id) DO UPDATE SET {_ORDER_UPDATE}"
-)
-_UPSERT_ORDER = (
-    f"INSERT INTO orders ({', '.join(ORDER_COLS)}) VALUES "
-    f"({', '.join(f'${i + 1}' for i in range(len(ORDER_COLS)))}) "
-    f"ON CONFLICT (order_id) DO UPDATE SET {_ORDER_UPDATE}"
-)
-
 
 def _insert_sql(table: str, cols: Sequence[str]) -> str:
     return (
@@ -54,12 +37,11 @@ def _insert_sql(table: str, cols: Sequence[str]) -> str:
 
 
 _MAX_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
-STAGE_SQL = "CREATE TEMP TABLE IF NOT EXISTS orders_stage (LIKE orders) ON COMMIT DELETE ROWS"
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """asyncpg pool ``init`` hook: the per-connection staging table used by COPY upserts."""
-    await conn.execute(STAGE_SQL)
+    """asyncpg pool ``init`` hook (kept for the pools that pass it; nothing to prepare now)."""
+    return None
 
 
 class PostgresEventStore:
@@ -74,7 +56,7 @@ class PostgresEventStore:
         self.method = method
 
     async def append(self, rows: BatchRows) -> int:
-        """Append one batch and its projections in a single transaction; return its last seq.
+        """Append one batch's events in a single transaction; return its last seq.
 
         Raises :class:`~persistence.store.SeqConflict` when the batch's first seq is not the shard's
         committed seq + 1 or any seq already exists (stale or concurrent writer),
@@ -90,46 +72,15 @@ class PostgresEventStore:
                 await self._append_copy(conn, rows)
             else:
                 await self._append_executemany(conn, rows)
-            await self._status_updates(conn, rows)
 
         await fenced_commit(self.pool, rows.shard_id, [e[1] for e in rows.events], write)
         return rows.last_seq
 
     async def _append_copy(self, conn: asyncpg.Connection, rows: BatchRows) -> None:
         await conn.copy_records_to_table("events", records=rows.events, columns=EVENT_COLS)
-        if rows.orders:
-            await conn.copy_records_to_table("orders_stage", records=rows.orders, columns=ORDER_COLS)
-            await conn.execute(_UPSERT_ORDERS_FROM_STAGE)
-        if rows.allocations:
-            await conn.copy_records_to_table("allocations", records=rows.allocations, columns=ALLOCATION_COLS)
-        if rows.proposals:
-            await conn.copy_records_to_table("proposals", records=rows.proposals, columns=PROPOSAL_COLS)
-        if rows.reservations:
-            await conn.copy_records_to_table(
-                "reservations", records=rows.reservations, columns=RESERVATION_COLS
-            )
 
     async def _append_executemany(self, conn: asyncpg.Connection, rows: BatchRows) -> None:
         await conn.executemany(_insert_sql("events", EVENT_COLS), rows.events)
-        if rows.orders:
-            await conn.executemany(_UPSERT_ORDER, rows.orders)
-        if rows.allocations:
-            await conn.executemany(_insert_sql("allocations", ALLOCATION_COLS), rows.allocations)
-        if rows.proposals:
-            await conn.executemany(_insert_sql("proposals", PROPOSAL_COLS), rows.proposals)
-        if rows.reservations:
-            await conn.executemany(_insert_sql("reservations", RESERVATION_COLS), rows.reservations)
-
-    async def _status_updates(self, conn: asyncpg.Connection, rows: BatchRows) -> None:
-        if rows.proposal_status:
-            await conn.executemany(
-                "UPDATE proposals SET status = $2 WHERE proposal_id = $1", rows.proposal_status
-            )
-        if rows.reservation_status:
-            await conn.executemany(
-                "UPDATE reservations SET status = $2, release_reason = $3 WHERE reservation_id = $1",
-                rows.reservation_status,
-            )
 
     async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
         """Events of ``shard_id`` with ``seq > after_seq``, oldest first, at most ``limit``, as
@@ -143,6 +94,13 @@ class PostgresEventStore:
                 limit,
             )
         return [(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in recs]
+
+    async def place_results(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Results of past place commands by (party_id, client_order_id), from the ``client_orders``
+        projection (:func:`persistence.projection_store.place_results`); missing keys are left out."""
+        from persistence.projection_store import place_results
+
+        return await place_results(self.pool, keys)
 
     async def max_seq(self, shard_id: str) -> int:
         """Highest committed seq of a shard (0 when none)."""

@@ -62,7 +62,10 @@ _UPSERT_ACCOUNTS_FROM_STAGE = (
 )
 TAIL_SQL = (
     "SELECT seq, type, ts, schema_version, payload::text FROM events WHERE shard_id = $1 AND seq > $2"
-    " AND type IN ('ALLOCATED', 'CONFIRMED') ORDER BY seq LIMIT $3"
+    " AND type IN ('ALLOCATED', 'CONFIRMED')"
+    # only what the projector has passed: the contract reads both orders from the orders projection
+    " AND seq <= (SELECT coalesce(max(c.seq), 0) FROM projector_checkpoints c WHERE c.shard_id = $1)"
+    " ORDER BY seq LIMIT $3"
 )
 
 
@@ -138,7 +141,8 @@ class PostgresSettlementStore:
         return [(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in recs]
 
     async def order_docs(self, order_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """``{order_id: order dict}`` from the orders projection (written with the shard's events)."""
+        """``{order_id: order dict}`` from the orders projection (the tail reads only allocations the
+        projector has passed, :data:`TAIL_SQL`)."""
         if not order_ids:
             return {}
         async with self.pool.acquire() as conn:

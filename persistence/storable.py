@@ -101,7 +101,7 @@ def rows_problem(rows: BatchRows) -> str | None:
     """First value in a :class:`persistence.event_store.BatchRows` that PostgreSQL would refuse:
     NUL or lone surrogates in text, ``\\u0000`` in JSON text, integers outside ``bigint``. None when
     the whole batch is storable. Cost: C substring checks per string, a regex only on suspect text."""
-    for table in ("events", "orders", "allocations", "proposals", "reservations"):
+    for table in ("events",):
         for row in getattr(rows, table):
             for v in row:
                 if type(v) is str:

@@ -8,7 +8,8 @@ third, forwarding one.
 
 Semantics every implementation keeps:
 
-- ``append(rows)`` writes one batch atomically: all of its events and projections, or nothing.
+- ``append(rows)`` writes one batch atomically: all of its events, or nothing (the projections
+  follow the log asynchronously, :mod:`persistence.projector`).
 - Fencing on ``(shard_id, seq)``: a batch's event seqs must be contiguous and start at the shard's
   committed ``max_seq + 1``; otherwise (a stale instance, a concurrent writer, a replayed batch)
   :class:`SeqConflict` is raised and nothing is written.
@@ -57,7 +58,9 @@ class CommitOutcomeUnknown(StoreError):
 
 
 class EventStore(Protocol):
-    """Storage of shard event logs, their projections, snapshots and the shards registry."""
+    """Storage of shard event logs, snapshots and the shards registry. A store may also answer
+    ``place_results(keys)`` (the PostgreSQL one does, from the ``client_orders`` projection): the
+    shard's bounded idempotency asks it for keys it has forgotten."""
 
     async def append(self, rows: BatchRows) -> int:
         """Write one batch atomically; return its last seq (0 for an empty batch).

@@ -26,6 +26,7 @@ DIRECTORY_ACTOR = "shard-directory"
 PERSISTENCE_ACTOR = "persistence"
 SHARD_ACTOR_PREFIX = "shard:"
 SETTLEMENT_ACTOR = "settlement"
+PROJECTOR_ACTOR = "projector"
 SETTLEMENT_STREAM = "settlement"  # stream id (events.shard_id) of the settlement host's log
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from actors.core.engine import ShardEngine
 from bench.shard import make_orders
-from persistence.event_store import BatchRows, batch_rows, encode_snapshot, order_ids_of
+from persistence.event_store import BatchRows, batch_rows, encode_snapshot
 from persistence.store import CommitFailed, CommitOutcomeUnknown, SeqConflict, StoreError
 
 
@@ -24,8 +24,7 @@ def _batches(region: str, n: int, size: int) -> tuple[ShardEngine, list[BatchRow
     cmds = make_orders(region, "cotton", n, seed=11, prefix="c")
     for j in range(0, n, size):
         res = eng.process(cmds[j : j + size])
-        ids = dict.fromkeys(oid for e in res.events for oid in order_ids_of(e))
-        out.append(batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d]))
+        out.append(batch_rows(eng.shard_id, res.events))
     return eng, out
 
 
@@ -70,12 +69,7 @@ async def test_fencing_rejects_stale_duplicate_and_gap(store: Any, region: str) 
     await store.append(batches[1])
     before = await store.read_events(sid, 0)
     # a stale writer re-sends batch 1 glued to batch 2: the overlap fails the whole batch
-    stale = BatchRows(
-        sid,
-        events=batches[1].events + batches[2].events,
-        orders=batches[2].orders,
-        last_seq=batches[2].last_seq,
-    )
+    stale = BatchRows(sid, events=batches[1].events + batches[2].events, last_seq=batches[2].last_seq)
     with pytest.raises(SeqConflict):
         await store.append(stale)
     with pytest.raises(SeqConflict):  # the very same batch again
@@ -107,8 +101,7 @@ async def test_unstorable_batch_fails_definitely_and_writes_nothing(store: Any, 
     nul_json = payload.replace('"cotton"', '"cot\\u0000ton"', 1)
     assert nul_json != payload
     bad_payload = dataclasses.replace(b, events=[(sid_, seq, typ, sv, nul_json, ts), *b.events[1:]])
-    order = b.orders[0]
-    bad_text = dataclasses.replace(b, orders=[(order[0], order[1], "party\x00x", *order[3:]), *b.orders[1:]])
+    bad_text = dataclasses.replace(b, events=[(sid_, seq, "TYPE\x00", sv, payload, ts), *b.events[1:]])
     for bad in (bad_payload, bad_text):
         with pytest.raises(CommitFailed) as info:
             await store.append(bad)

@@ -120,9 +120,33 @@ def assert_gap_free(events: list[Event]) -> None:
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
+_BEHIND_SQL = (
+    "SELECT h.shard_id, h.head, coalesce(c.seq, 0) AS seq FROM (SELECT e.shard_id, max(e.seq) AS head"
+    " FROM events e JOIN shards s ON s.shard_id = e.shard_id GROUP BY 1) h"
+    " LEFT JOIN projector_checkpoints c ON c.shard_id = h.shard_id"
+    " WHERE coalesce(c.seq, 0) < h.head AND (%s::text IS NULL OR h.shard_id = %s)"
+)
+
+
+def wait_projected(dsn: str, shard_id: str | None = None, timeout_s: float = 60.0) -> None:
+    """Wait until the projector has passed every committed event of ``shard_id`` (None: of every
+    shard); fails the test after ``timeout_s``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        behind = db_rows(dsn, _BEHIND_SQL, shard_id, shard_id)
+        if not behind:
+            return
+        assert time.monotonic() < deadline, f"projector behind: {behind}"
+        time.sleep(0.02)
+
+
 def assert_projection_matches(dsn: str, shard_id: str, snapshot: dict[str, Any]) -> None:
-    """The ``orders`` projection of a shard equals the engine's orders, field by field (the
-    projection also keeps the closed orders that left the engine's retention window)."""
+    """The ``orders`` projection of a shard (once the projector has passed its log) equals the
+    engine's orders, field by field (the projection also keeps the closed orders that left the
+    engine's retention window)."""
+    wait_projected(dsn, shard_id)
     rows = db_rows(
         dsn,
         "SELECT order_id, open_kg, allocated_kg, reserved_kg, cancelled_kg, expired_kg, "

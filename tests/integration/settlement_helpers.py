@@ -8,7 +8,9 @@ from typing import Any
 
 from actors.core.engine import ShardEngine
 from persistence import event_store as es
-from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.pg_store import PostgresEventStore
+from persistence.projection_store import init_connection, wait_projected
+from persistence.projector import Projector
 from tests.unit.core_builders import buy, sell
 
 RANGES = {"micronaire": (3.5, 4.9), "strength_gtex": (26.0, 45.0)}
@@ -29,7 +31,7 @@ async def write_allocations(
     region: str = "IN-GJ",
 ) -> ShardEngine:
     """Place a sell and a matching DIRECT_BUY per ``(seller, buyer, kg, price paise/kg)`` on a
-    Gujarat cotton shard and commit the batch (events + orders + allocations) like a shard does."""
+    Gujarat cotton shard, commit the batch's events like a shard does and project them."""
     eng = engine or ShardEngine(region, "cotton")
     store = PostgresEventStore(pool)
     await store.upsert_shard(eng.shard_id, eng.region, "cotton")
@@ -41,14 +43,19 @@ async def write_allocations(
             buy(f"b{n}", buyer, kg, price, ts + 2 * i + 1, quality_ranges=RANGES, intent="DIRECT_BUY")
         )
     res = eng.process([dataclasses.replace(c, region=eng.region) for c in cmds])
-    ids: dict[str, None] = {}
-    for e in res.events:
-        for oid in es.order_ids_of(e):
-            ids[oid] = None
-    rows = es.batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
-    assert rows.allocations, [e.type for e in res.events]
-    await store.append(rows)
+    assert "ALLOCATED" in {e.type for e in res.events}, [e.type for e in res.events]
+    await store.append(es.batch_rows(eng.shard_id, res.events))
+    await project(pool, eng.shard_id, eng.region, "cotton")
     return eng
+
+
+async def project(pool: Any, shard_id: str, region: str, commodity: str) -> None:
+    """Bring the shard's projections up to its committed head (what the projector actor does)."""
+    proj = Projector(pool)
+    while await proj.project_shard(shard_id, region, commodity):
+        pass
+    head = await PostgresEventStore(pool).max_seq(shard_id)  # a live projector may hold the shard
+    assert await wait_projected(pool, {shard_id: head}, 30) == {}
 
 
 async def db_ledger_check(pool: Any) -> None:

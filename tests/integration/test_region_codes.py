@@ -15,7 +15,7 @@ from actors.core.engine import ShardEngine
 from actors.core.events import Event, payload_to_json
 from persistence.agmarknet import read_file
 from tests.conftest import create_database, drop_database
-from tests.integration.conftest import assert_gap_free, db_events, db_rows, replay
+from tests.integration.conftest import assert_gap_free, db_events, db_rows, replay, wait_projected
 from tests.integration.gateway_server import Gateway
 
 pytestmark = pytest.mark.integration
@@ -75,6 +75,7 @@ def test_replayed_telangana_row_meets_an_api_order_sent_as_in_ts(gw: Gateway, pg
         old = r.json()
         assert old["shard_id"] == "IN-TS.cotton" and old["allocations"][0]["quantity_kg"] == 100
         assert b_old.get(f"/v1/orders/{old['order_id']}").json()["region"] == "IN-TS"
+    wait_projected(pg_dsn, "IN-TS.cotton")
     rows = db_rows(pg_dsn, "SELECT DISTINCT region FROM orders WHERE shard_id = 'IN-TS.cotton'")
     assert rows == [{"region": "IN-TS"}]
 
