@@ -190,6 +190,8 @@ def project_page(engine: Any, events: Sequence[ev.Event]) -> ProjectionRows:
     touched: dict[str, int] = {}  # order id -> seq of the last event that changed it
     places: dict[tuple[str, str], int] = {}
     accepted: dict[str, tuple[str, str]] = {}
+    results = engine.results
+    taken: dict[tuple[str, str], dict[str, Any] | None] = {}
     for e in events:
         engine.apply(e)
         t, p = e.type, e.payload
@@ -205,6 +207,7 @@ def project_page(engine: Any, events: Sequence[ev.Event]) -> ProjectionRows:
         key = _place_key(engine, e, accepted)
         if key is not None:
             places[key] = e.seq
+            taken[key] = results.get(key)  # the result may leave memory later in the page
         if t in _ALLOCATING:
             _allocation(rows, e)
         elif t == ev.PROPOSED:
@@ -253,9 +256,8 @@ def project_page(engine: Any, events: Sequence[ev.Event]) -> ProjectionRows:
         doc = now if now is not None else doc
         if doc is not None:
             rows.orders.append(order_row(sid, doc, touched[oid]))
-    results = getattr(engine, "results", {})
     for key, seq in places.items():
-        res = results.get(key)
+        res = results.get(key) or taken.get(key)
         if res is not None:
             rows.client_orders.append(
                 (key[0], key[1], res.get("order_id"), sid, seq, str(res.get("status")), dumps(res))

@@ -73,7 +73,10 @@ def test_projector_killed_mid_stream_resumes_and_equals_rebuild(td_runtime, pg_d
     res = CliRunner().invoke(_cli(), ["projections", "rebuild", "--shard", sid, "--dsn", pg_dsn, "--json"])
     assert res.exit_code == 0, res.output
     assert f'"{sid}": {head}' in res.output
-    assert _projections(pg_dsn, sid) == live
+    rebuilt = _projections(pg_dsn, sid)
+    for table, rows in live.items():
+        diff = [(a, b) for a, b in zip(rows, rebuilt[table], strict=False) if a != b]
+        assert len(rows) == len(rebuilt[table]) and not diff, (table, diff[:2])
     res = CliRunner().invoke(_cli(), ["projections", "rebuild", "--shard", "XX-YY.cotton", "--dsn", pg_dsn])
     assert res.exit_code == 2 and "no shard" in res.output
 
