@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -42,8 +42,13 @@ class Principal:
     party_id: str | None
     roles: tuple[str, ...]
 
+    role_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role_set", frozenset(self.roles))  # built once; principals are cached
+
     def has(self, *roles: str) -> bool:
-        return any(r in self.roles for r in roles)
+        return not self.role_set.isdisjoint(roles)
 
     def can_place(self, side: str) -> bool:
         """SELL needs seller/trader, BUY needs buyer/trader; staff keys never trade."""

@@ -5,10 +5,10 @@ request's commands stay together; one larger than ``max_batch`` is cut into ``ma
 The window adapts to load: when no call to the shard is in flight, a request is sent at once (no
 added wait when idle); while every slot is taken, requests queue and the next call takes everything
 queued, up to ``max_batch`` commands, as soon as a slot frees. When a slot is free while another
-call is still in flight, the next call waits at most ``window_ms`` for company (0 = not at all). Up to ``max_inflight`` calls per shard may be outstanding (Ray runs one
-caller's calls to an actor in submission order, so order is kept while transfer overlaps
-execution). One ``submit(shard_id, commands) -> results`` call per batch; ``results[i]`` answers
-``commands[i]``.
+call is still in flight, the next call waits at most ``window_ms`` for company (0 = not at all).
+Up to ``max_inflight`` calls per shard may be outstanding (Ray runs one caller's calls to an actor
+in submission order, so order is kept while transfer overlaps execution). One
+``submit(shard_id, commands) -> results`` call per batch; ``results[i]`` answers ``commands[i]``.
 
 Back-pressure: a lane never holds more than ``queue_max`` commands (queued + in flight); beyond that
 :class:`Overloaded` is raised at once and the gateway answers 503 with ``Retry-After``.
