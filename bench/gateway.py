@@ -19,8 +19,11 @@ a resting availability), spread over ``--shards`` regions. A batch request is on
 alternate: ``--batch-size`` availabilities of one party, then the requirements of the other that
 cross them (the book is then up to half a batch deep per shard; ``quality`` ranking scores every
 candidate, ``price_time`` walks price levels: ``--profile`` selects which the orders ask for).
-Durability is the settings' (``sync``: every answer comes after the PostgreSQL commit). Prints one
-JSON object with ``--json``.
+Durability is the settings' (``sync``: every answer comes after the PostgreSQL commit). The gateway
+runs as ``--workers`` processes (``python -m gateway.workers``, what ``serve --workers`` runs; 0 = a
+thread of the benchmark process); each phase reports the gateway processes' CPU microseconds per
+request (per order for batches), the load generator's, and the 1-minute load average, so that runs on
+a shared machine can be compared by cost as well as by rate. Prints one JSON object with ``--json``.
 
 Targets on a 2-core machine: >= 2,000 single-order req/s, p99 <= 25 ms at 1,000 req/s offered,
 >= 20,000 orders/s through batches. Example::
