@@ -19,8 +19,11 @@ a resting availability), spread over ``--shards`` regions. A batch request is on
 alternate: ``--batch-size`` availabilities of one party, then the requirements of the other that
 cross them (the book is then up to half a batch deep per shard; ``quality`` ranking scores every
 candidate, ``price_time`` walks price levels: ``--profile`` selects which the orders ask for).
-Durability is the settings' (``sync``: every answer comes after the PostgreSQL commit). Prints one
-JSON object with ``--json``.
+Durability is the settings' (``sync``: every answer comes after the PostgreSQL commit). The gateway
+runs as ``--workers`` processes (``python -m gateway.workers``, what ``serve --workers`` runs; 0 = a
+thread of the benchmark process); each phase reports the gateway processes' CPU microseconds per
+request (per order for batches), the load generator's, and the 1-minute load average, so that runs on
+a shared machine can be compared by cost as well as by rate. Prints one JSON object with ``--json``.
 
 Targets on a 2-core machine: >= 2,000 single-order req/s, p99 <= 25 ms at 1,000 req/s offered,
 >= 20,000 orders/s through batches. Example::
@@ -47,13 +50,49 @@ from bench.cleanup import Started
 from bench.load import Orders, closed_loop, open_loop
 
 
+class _Cpu:
+    """CPU seconds (user + system) of the gateway processes and of this load generator."""
+
+    def __init__(self, pids: list[int]) -> None:
+        import psutil
+
+        self.procs = [psutil.Process(p) for p in pids]
+        self.me = psutil.Process()
+
+    def now(self) -> tuple[float, float]:
+        def cpu(p: Any) -> float:
+            try:
+                t = p.cpu_times()
+            except Exception:  # a worker that exited
+                return 0.0
+            return float(t.user + t.system)
+
+        return sum(cpu(p) for p in self.procs), cpu(self.me)
+
+
+async def _measured(cpu: _Cpu, units: str, phase: Any) -> dict[str, Any]:
+    """Run ``phase`` (a coroutine giving a load summary); add the gateway's and the load generator's
+    CPU microseconds per ``units`` (``ok`` requests, or ``orders`` when set) and the load average."""
+    g0, l0 = cpu.now()
+    res: dict[str, Any] = await phase
+    g1, l1 = cpu.now()
+    n = max(1, res.get(units) or res["ok"])
+    res["gateway_cpu_us_per_" + units] = round(1e6 * (g1 - g0) / n, 1)
+    res["loadgen_cpu_us_per_" + units] = round(1e6 * (l1 - l0) / n, 1)
+    res["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    return res
+
+
 async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
     port = cfg["port"]
     orders = Orders(cfg["regions"], cfg["tokens"], cfg["tag"], cfg.get("profile"))
     out: dict[str, Any] = {}
+    cpu = _Cpu(cfg["gateway_pids"])
     health = ("GET", "/healthz", None, "")
-    out["baseline_healthz"] = await closed_loop(
-        port, cfg["concurrency"], cfg["baseline_requests"], cfg["max_phase_s"], lambda: health
+    out["baseline_healthz"] = await _measured(
+        cpu,
+        "ok",
+        closed_loop(port, cfg["concurrency"], cfg["baseline_requests"], cfg["max_phase_s"], lambda: health),
     )
 
     def single() -> tuple[str, str, bytes, str]:
@@ -61,10 +100,12 @@ async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
         return "POST", path, body, head
 
     out["warmup"] = await closed_loop(port, cfg["concurrency"], 400, cfg["max_phase_s"], single)
-    out["single_max"] = await closed_loop(
-        port, cfg["concurrency"], cfg["single_requests"], cfg["max_phase_s"], single
+    out["single_max"] = await _measured(
+        cpu, "ok", closed_loop(port, cfg["concurrency"], cfg["single_requests"], cfg["max_phase_s"], single)
     )
-    out["single_fixed"] = await open_loop(port, cfg["rate"], cfg["fixed_seconds"], cfg["open_conns"], single)
+    out["single_fixed"] = await _measured(
+        cpu, "ok", open_loop(port, cfg["rate"], cfg["fixed_seconds"], cfg["open_conns"], single)
+    )
     if orders.i % 2:
         orders.i += 1
 
@@ -72,10 +113,15 @@ async def _load(cfg: dict[str, Any]) -> dict[str, Any]:
         body, head = orders.next_side_batch(cfg["batch_size"])
         return "POST", "/v1/orders/batch", body, head
 
-    res = await closed_loop(port, cfg["batch_concurrency"], cfg["batch_requests"], cfg["max_phase_s"], batch)
-    res["orders"] = res["ok"] * cfg["batch_size"]
-    res["orders_per_s"] = round(res["orders"] / res["elapsed_s"], 1) if res["elapsed_s"] else 0.0
-    out["batch"] = res
+    async def batches() -> dict[str, Any]:
+        res = await closed_loop(
+            port, cfg["batch_concurrency"], cfg["batch_requests"], cfg["max_phase_s"], batch
+        )
+        res["orders"] = res["ok"] * cfg["batch_size"]
+        res["orders_per_s"] = round(res["orders"] / res["elapsed_s"], 1) if res["elapsed_s"] else 0.0
+        return res
+
+    out["batch"] = await _measured(cpu, "orders", batches())
     out.pop("warmup")
     return out
 
@@ -112,10 +158,15 @@ def _server(args: SimpleNamespace, started: Started) -> tuple[dict[str, Any], An
     asyncio.run(ensure_admin_key_async(dsn, key_file))
     with open(key_file, encoding="utf-8") as f:
         admin_token = f.read().strip()
-    app = create_app(s, dsn, args.redis, key_prefix=f"tdbench:{ns}:", directory=rt.directory)
-    srv = ServerThread(app)
-    base = srv.start()
-    started.add("gateway server thread", srv.stop)
+    if args.workers > 0:
+        port, gateway_pids = _start_workers(args, started, s, dsn, f"tdbench:{ns}:")
+    else:
+        app = create_app(s, dsn, args.redis, key_prefix=f"tdbench:{ns}:", directory=rt.directory)
+        srv = ServerThread(app)
+        srv.start()
+        started.add("gateway server thread", srv.stop)
+        port, gateway_pids = srv.port, [os.getpid()]
+    base = f"http://127.0.0.1:{port}"
     import httpx
 
     tokens = []
@@ -130,7 +181,7 @@ def _server(args: SimpleNamespace, started: Started) -> tuple[dict[str, Any], An
         for reg in regions:  # start the shard actors before timing
             c.post("/v1/admin/shards", json={"region": reg, "commodity": "cotton"}).raise_for_status()
     cfg = {
-        "port": srv.port,
+        "port": port,
         "regions": regions,
         "tokens": tokens,
         "trader": tokens[0],
@@ -149,7 +200,56 @@ def _server(args: SimpleNamespace, started: Started) -> tuple[dict[str, Any], An
     }
 
     cfg["_runtime"] = rt
+    cfg["_gateway_pids"] = gateway_pids
     return cfg, s
+
+
+def _start_workers(
+    args: SimpleNamespace, started: Started, s: Any, dsn: str, prefix: str
+) -> tuple[int, list[int]]:
+    """``args.workers`` gateway processes (``python -m gateway.workers``, as ``serve --workers``) on a
+    free port; returns (port, their pids: the process manager and its workers)."""
+    import socket
+    import urllib.request
+
+    import psutil
+    import ray
+
+    from gateway.workers import worker_env
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, **worker_env(s, dsn, args.redis, ray.get_runtime_context().gcs_address, prefix)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.workers", "--port", str(port), "--workers", str(args.workers)],
+        env=env,
+    )
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    started.add("gateway worker processes", stop)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the gateway worker processes did not start")
+        time.sleep(0.25)
+    kids: list[Any] = []
+    while args.workers > 1 and len(kids) < args.workers and time.monotonic() < deadline:
+        kids = psutil.Process(proc.pid).children(recursive=False)
+        time.sleep(0.1)
+    return port, [proc.pid, *(k.pid for k in kids)]
 
 
 def _direct_shards(rt: Any, regions: list[str], n: int, batch: int, profile: str | None) -> dict[str, Any]:
@@ -194,6 +294,7 @@ def main(args: SimpleNamespace) -> int:
     with Started() as started:
         cfg, s = _server(args, started)
         rt = cfg.pop("_runtime")
+        cfg["gateway_pids"] = cfg.pop("_gateway_pids")
         proc = subprocess.run(
             [sys.executable, "-m", "bench.gateway", "--load", json.dumps(cfg)],
             capture_output=True,
@@ -213,6 +314,7 @@ def main(args: SimpleNamespace) -> int:
         "shards": args.shards,
         "profile": args.profile or "commodity default (quality)",
         "window_ms": args.window_ms,
+        "workers": args.workers,
         "cpus": os.cpu_count(),
         "single_order_req_per_s": phases["single_max"]["ok_per_s"],
         "single_max_p50_ms": phases["single_max"]["p50_ms"],
@@ -225,6 +327,10 @@ def main(args: SimpleNamespace) -> int:
         "baseline_healthz_req_per_s": phases["baseline_healthz"]["ok_per_s"],
         "baseline_healthz_p99_ms": phases["baseline_healthz"]["p99_ms"],
         "baseline_direct_shard_orders_per_s": phases["direct_shards"]["orders_per_s"],
+        "gateway_cpu_us_per_healthz": phases["baseline_healthz"]["gateway_cpu_us_per_ok"],
+        "gateway_cpu_us_per_single_order": phases["single_max"]["gateway_cpu_us_per_ok"],
+        "gateway_cpu_us_per_batch_order": phases["batch"]["gateway_cpu_us_per_orders"],
+        "loadavg_1m": {k: v["loadavg_1m"] for k, v in phases.items() if "loadavg_1m" in v},
         "targets": {"single_order_req_per_s": 2000, "fixed_rate_p99_ms": 25, "batch_orders_per_s": 20000},
         "phases": phases,
     }
@@ -258,6 +364,9 @@ def command(
         ),
     ] = None,
     window_ms: Annotated[float, typer.Option(help="gateway micro-batch window")] = 1.5,
+    workers: Annotated[
+        int, typer.Option(help="gateway processes (as serve --workers); 0 = a thread of this process")
+    ] = 1,
     durability: Annotated[Literal["sync", "async"], typer.Option()] = "sync",
     dsn: AdminDsn = ADMIN_DSN,
     redis: RedisUrl = REDIS_URL,
@@ -271,8 +380,8 @@ def command(
                              single_requests=single_requests, batch_size=batch_size,
                              batch_requests=batch_requests, batch_concurrency=batch_concurrency,
                              max_phase_s=max_phase_s, direct_orders=direct_orders, profile=profile,
-                             window_ms=window_ms, durability=durability, dsn=dsn, redis=redis,
-                             ray_address=ray_address, load=load))
+                             window_ms=window_ms, workers=workers, durability=durability, dsn=dsn,
+                             redis=redis, ray_address=ray_address, load=load))
     )  # fmt: skip
 
 

@@ -17,13 +17,16 @@ from gateway import problems
 
 #: Methods probed for ``Allow`` (OPTIONS is always allowed on an existing path).
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+#: (method, path) pairs remembered as fully matched (the set is emptied when it is full).
+MAX_REMEMBERED = 4096
 
 
 def _match(routes: Iterable[Any], scope: Scope, method: str) -> Match:
     """Best match of any route for ``scope`` with ``method`` (routers nest, so ask each route)."""
     best = Match.NONE
+    probe = {**scope, "method": method}
     for route in routes:
-        m, _ = route.matches({**scope, "method": method})
+        m, _ = route.matches(probe)
         if m is Match.FULL:
             return m
         if m is Match.PARTIAL:
@@ -44,6 +47,8 @@ class AllowMiddleware:
     def __init__(self, app: ASGIApp, get_routes: Callable[[], Iterable[Any]]) -> None:
         self.app = app
         self.get_routes = get_routes
+        # (route count, method, path) of requests a route takes as they are: passed on unchecked
+        self._full: set[tuple[int, str, str]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,8 +56,15 @@ class AllowMiddleware:
             return
         method = scope["method"]
         routes = list(self.get_routes())
+        seen = (len(routes), method, scope.get("root_path", "") + scope["path"])
+        if seen in self._full:  # the hot path: a (method, path) already matched in full
+            await self.app(scope, receive, send)
+            return
         first = _match(routes, scope, method)
-        if first is Match.FULL and method != "OPTIONS":  # the hot path: one pass, as the router does
+        if first is Match.FULL and method != "OPTIONS":
+            if len(self._full) >= MAX_REMEMBERED:
+                self._full.clear()
+            self._full.add(seen)
             await self.app(scope, receive, send)
             return
         methods = allowed_methods(routes, scope) if first is not Match.NONE else set()

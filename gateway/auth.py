@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from actors.core.roles import ALL_ROLES, STAFF_ROLES, TRADING_ROLES
+from gateway.edge.singleflight import SingleFlight
 from gateway.problems import Problem
 from persistence.api_keys import ApiKeyRepo, hash_token
 
@@ -41,8 +42,13 @@ class Principal:
     party_id: str | None
     roles: tuple[str, ...]
 
+    role_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role_set", frozenset(self.roles))  # built once; principals are cached
+
     def has(self, *roles: str) -> bool:
-        return any(r in self.roles for r in roles)
+        return not self.role_set.isdisjoint(roles)
 
     def can_place(self, side: str) -> bool:
         """SELL needs seller/trader, BUY needs buyer/trader; staff keys never trade."""
@@ -65,26 +71,34 @@ class Authenticator:
         self.cache_ttl_s = cache_ttl_s
         self.max_entries = max_entries
         self._cache: dict[str, tuple[Principal | None, float]] = {}
+        self._lookups: SingleFlight[str, Principal | None] = SingleFlight()
+        self._generation = 0  # bumped by forget(): a lookup that began before it is not cached
 
     async def resolve(self, token: str | None) -> Principal | None:
-        """The principal for ``token`` or None (missing, malformed, unknown or revoked)."""
+        """The principal for ``token`` or None (missing, malformed, unknown or revoked). Concurrent
+        misses for one token share one PostgreSQL lookup."""
         if not token or len(token) > 200:
             return None
         h = hash_token(token)
-        now = time.monotonic()
         hit = self._cache.get(h)
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > time.monotonic():
             return hit[0]
+        return await self._lookups.run(h, lambda: self._lookup(h, token))
+
+    async def _lookup(self, h: str, token: str) -> Principal | None:
+        generation = self._generation
         key = await self.repo.lookup(token)
         p = Principal(key.key_id, key.party_id, key.roles) if key else None
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        # unknown tokens are cached briefly too, so guessing cannot hammer the database
-        self._cache[h] = (p, now + (self.cache_ttl_s if p else 1.0))
+        if generation == self._generation:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            # unknown tokens are cached briefly too, so guessing cannot hammer the database
+            self._cache[h] = (p, time.monotonic() + (self.cache_ttl_s if p else 1.0))
         return p
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop ``key_id``'s cached entries (after its revocation), or the whole cache when None."""
+        self._generation += 1
         if key_id is None:
             self._cache.clear()
             return

@@ -1,10 +1,14 @@
 """Micro-batching of shard commands: many concurrent requests, one actor call per batch.
 
-Each shard has a lane: a bounded FIFO of ``(command, future)``. A lane's worker waits for the first
-command, then collects more for at most ``window_ms`` (or until ``max_batch`` are queued) and sends
-them as one ``submit(shard_id, commands) -> results`` call; ``results[i]`` resolves the future of
-``commands[i]``. Up to ``max_inflight`` calls per shard may be outstanding (Ray runs one caller's calls
-to a synchronous actor in submission order, so order is kept while transfer overlaps execution).
+Each shard has a lane: a bounded FIFO of chunks ``(commands, future)`` (one chunk per request, a
+request's commands stay together; one larger than ``max_batch`` is cut into ``max_batch`` pieces).
+The window adapts to load: when no call to the shard is in flight, a request is sent at once (no
+added wait when idle); while every slot is taken, requests queue and the next call takes everything
+queued, up to ``max_batch`` commands, as soon as a slot frees. When a slot is free while another
+call is still in flight, the next call waits at most ``window_ms`` for company (0 = not at all).
+Up to ``max_inflight`` calls per shard may be outstanding (Ray runs one caller's calls to an actor
+in submission order, so order is kept while transfer overlaps execution). One
+``submit(shard_id, commands) -> results`` call per batch; ``results[i]`` answers ``commands[i]``.
 
 Back-pressure: a lane never holds more than ``queue_max`` commands (queued + in flight); beyond that
 :class:`Overloaded` is raised at once and the gateway answers 503 with ``Retry-After``.
@@ -38,12 +42,14 @@ class BatchFailed(Exception):
 
 
 class _Lane:
-    __slots__ = ("items", "wake", "depth", "task", "inflight")
+    __slots__ = ("items", "wake", "depth", "queued", "calls", "task", "inflight")
 
     def __init__(self, max_inflight: int) -> None:
-        self.items: deque[tuple[Any, asyncio.Future[Any]]] = deque()
+        self.items: deque[tuple[list[Any], asyncio.Future[list[Any]]]] = deque()
         self.wake = asyncio.Event()
-        self.depth = 0  # queued + in flight
+        self.depth = 0  # commands queued + in flight
+        self.queued = 0  # commands queued
+        self.calls = 0  # actor calls in flight
         self.task: asyncio.Task[None] | None = None
         self.inflight = asyncio.Semaphore(max_inflight)
 
@@ -93,43 +99,56 @@ class MicroBatcher:
         if lane is None:
             lane = self.lanes[shard_id] = _Lane(self.max_inflight)
             lane.task = asyncio.get_running_loop().create_task(self._run(shard_id, lane))
-        if lane.depth + len(commands) > self.queue_max:
+        n = len(commands)
+        if lane.depth + n > self.queue_max:
             raise Overloaded(shard_id, lane.depth)
         loop = asyncio.get_running_loop()
         futs = []
-        for c in commands:
-            f: asyncio.Future[Any] = loop.create_future()
-            lane.items.append((c, f))
+        for i in range(0, n, self.max_batch):
+            f: asyncio.Future[list[Any]] = loop.create_future()
+            lane.items.append((commands[i : i + self.max_batch] if n > self.max_batch else commands, f))
             futs.append(f)
-        lane.depth += len(commands)
+        lane.depth += n
+        lane.queued += n
         lane.wake.set()
-        return list(await asyncio.gather(*futs))
+        if len(futs) == 1:
+            return await futs[0]
+        return [r for part in await asyncio.gather(*futs) for r in part]
 
     async def _run(self, shard_id: str, lane: _Lane) -> None:
+        loop = asyncio.get_running_loop()
         while not self._closed:
             if not lane.items:
                 lane.wake.clear()
                 await lane.wake.wait()
-                if len(lane.items) < self.max_batch and self.window_s > 0:
-                    await asyncio.sleep(self.window_s)
             await lane.inflight.acquire()
-            n = min(len(lane.items), self.max_batch)
-            if n == 0:
+            if lane.calls and lane.queued < self.max_batch and self.window_s > 0:
+                # a slot is free but the shard is still busy with another call: let the batch grow
+                await asyncio.sleep(self.window_s)
+            batch: list[tuple[list[Any], asyncio.Future[list[Any]]]] = []
+            size = 0
+            while lane.items and (not batch or size + len(lane.items[0][0]) <= self.max_batch):
+                chunk = lane.items.popleft()
+                batch.append(chunk)
+                size += len(chunk[0])
+            if not batch:
                 lane.inflight.release()
                 continue
-            batch = [lane.items.popleft() for _ in range(n)]
-            t = asyncio.get_running_loop().create_task(self._call(shard_id, lane, batch))
+            lane.queued -= size
+            lane.calls += 1
+            t = loop.create_task(self._call(shard_id, lane, batch, size))
             self._calls.add(t)
             t.add_done_callback(self._calls.discard)
 
-    async def _call(self, shard_id: str, lane: _Lane, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    async def _call(
+        self, shard_id: str, lane: _Lane, batch: list[tuple[list[Any], asyncio.Future[list[Any]]]], size: int
+    ) -> None:
         t0 = time.perf_counter()
+        commands = batch[0][0] if len(batch) == 1 else [c for cmds, _ in batch for c in cmds]
         try:
-            results = await asyncio.wait_for(
-                self.submit_fn(shard_id, [c for c, _ in batch]), timeout=self.call_timeout_s
-            )
-            if len(results) != len(batch):
-                raise RuntimeError(f"shard returned {len(results)} results for {len(batch)} commands")
+            results = await asyncio.wait_for(self.submit_fn(shard_id, commands), timeout=self.call_timeout_s)
+            if len(results) != size:
+                raise RuntimeError(f"shard returned {len(results)} results for {size} commands")
         except BaseException as exc:  # noqa: BLE001 - routed to every waiter
             err = BatchFailed(f"shard {shard_id} call failed")
             err.__cause__ = exc
@@ -139,13 +158,17 @@ class MicroBatcher:
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            for (_, f), r in zip(batch, results, strict=True):
+            at = 0
+            for cmds, f in batch:
+                k = len(cmds)
                 if not f.done():
-                    f.set_result(r)
+                    f.set_result(results if len(batch) == 1 else results[at : at + k])
+                at += k
             if self.on_batch:
-                self.on_batch(shard_id, len(batch), time.perf_counter() - t0)
+                self.on_batch(shard_id, size, time.perf_counter() - t0)
         finally:
-            lane.depth -= len(batch)
+            lane.depth -= size
+            lane.calls -= 1
             lane.inflight.release()
 
     async def close(self) -> None:
@@ -158,6 +181,7 @@ class MicroBatcher:
                     await lane.task
             while lane.items:
                 _, f = lane.items.popleft()
+                lane.queued = 0
                 if not f.done():
                     f.set_exception(Overloaded(shard_id, 0))
         if self._calls:

@@ -9,6 +9,7 @@ most generous of them. When the bucket is empty the caller answers 429 with ``Re
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ class RateLimiter:
     and spends them locally for at most ``lease_ttl_s``. A lease that cannot be had in full falls
     back to taking exactly what the request needs, so a key is never refused while its bucket holds
     enough tokens; at worst a process holds one unspent lease, i.e. the limit is exceeded by at most
-    one lease per process for ``lease_ttl_s``.
+    one lease per process for ``lease_ttl_s``. One lease is fetched at a time per key: requests that
+    find the lease spent while another request is fetching the next one wait for it instead of each
+    asking Redis (a burst of concurrent requests costs one round trip, not one per request).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class RateLimiter:
         self.lease_ttl_s = lease_ttl_s
         self._script = redis.register_script(LUA_TOKEN_BUCKET)
         self._local: dict[str, tuple[int, float]] = {}
+        self._fetching: dict[str, asyncio.Future[None]] = {}
 
     def limit_for(self, roles: tuple[str, ...] | list[str]) -> RoleLimit:
         known = [self.limits[r] for r in roles if r in self.limits]
@@ -116,16 +120,27 @@ class RateLimiter:
         A cost above the bucket capacity is charged as the capacity (a full bucket admits it)."""
         lim = self.limit_for(roles)
         cost = max(1, min(cost, lim.burst))
-        now = time.monotonic()
-        have, until = self._local.get(key_id, (0, 0.0))
-        if have >= cost and until > now:
-            self._local[key_id] = (have - cost, until)
-            return Decision(True, 0)
+        while True:
+            now = time.monotonic()
+            have, until = self._local.get(key_id, (0, 0.0))
+            if have >= cost and until > now:
+                self._local[key_id] = (have - cost, until)
+                return Decision(True, 0)
+            fetching = self._fetching.get(key_id)
+            if fetching is None:
+                break
+            await asyncio.shield(fetching)  # another request is fetching this key's next lease
         lease = max(1, min(self.max_lease, int(lim.burst * self.lease_fraction)))
         if lease > cost:
-            allowed, _ = await self._take(key_id, lim, lease)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._fetching[key_id] = done
+            try:
+                allowed, _ = await self._take(key_id, lim, lease)
+            finally:
+                del self._fetching[key_id]
+                done.set_result(None)
             if allowed:
-                self._local[key_id] = (lease - cost, now + self.lease_ttl_s)
+                self._local[key_id] = (lease - cost, time.monotonic() + self.lease_ttl_s)
                 return Decision(True, 0)
         allowed, wait_ms = await self._take(key_id, lim, cost)
         if allowed:

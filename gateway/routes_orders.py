@@ -15,11 +15,11 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from actors.core.commands import CancelOrder
 from actors.core.ids import shard_id_for
 from gateway.auth import STAFF, OrderReader, Principal, TraderPrincipal, charge
+from gateway.edge.encode import FastJSON
 from gateway.edge.text import MAX_ID, EntityId, TextRule, clean_text
 from gateway.problems import Problem
 from gateway.responses import (
@@ -68,7 +68,8 @@ def command_result(r: dict[str, Any]) -> dict[str, Any]:
 
 def place_view(r: dict[str, Any], shard_id: str) -> dict[str, Any]:
     """Response body of a place: ``{order_id, client_order_id, shard_id, status, duplicate,
-    allocations: [...], proposals: [...], reason, detail}``."""
+    allocations: [...], proposals: [...], reason, detail}``, for :class:`FastJSON` (which encodes
+    actor values the way ``to_jsonable`` would, without copying them first)."""
     out = {
         "order_id": r.get("order_id"),
         "client_order_id": r.get("client_order_id"),
@@ -81,12 +82,12 @@ def place_view(r: dict[str, Any], shard_id: str) -> dict[str, Any]:
     if r.get("status") == "REJECTED":
         out["reason"] = r.get("reason")
         out["detail"] = r.get("detail")
-    return to_jsonable(out)
+    return out
 
 
 async def _place(
     request: Request, response: Response, p: Principal, body: AvailabilityIn | RequirementIn
-) -> JSONResponse:
+) -> FastJSON:
     if not p.can_place(body.side):
         raise Problem("forbidden", f"this API key may not place {body.side} orders")
     g = gw(request)
@@ -97,7 +98,7 @@ async def _place(
     (r,) = await g.run(sid, [cmd])
     if r.get("status") == "REJECTED":
         command_result(r)
-    return JSONResponse(place_view(r, sid), status_code=200 if r.get("duplicate") else 201)
+    return FastJSON(place_view(r, sid), status_code=200 if r.get("duplicate") else 201)
 
 
 _PLACE_RESPONSES = {
@@ -115,7 +116,7 @@ _PLACE_RESPONSES = {
 )
 async def place_availability(
     body: AvailabilityIn, request: Request, response: Response, p: TraderPrincipal
-) -> JSONResponse:
+) -> FastJSON:
     """Place a seller's availability. 201 new, 200 duplicate client_order_id (original result)."""
     return await _place(request, response, p, body)
 
@@ -129,7 +130,7 @@ async def place_availability(
 )
 async def place_requirement(
     body: RequirementIn, request: Request, response: Response, p: TraderPrincipal
-) -> JSONResponse:
+) -> FastJSON:
     """Place a buyer's requirement. DIRECT_BUY allocates now; NEGOTIATE returns proposals."""
     return await _place(request, response, p, body)
 
@@ -140,7 +141,7 @@ async def place_requirement(
     response_model=BatchResult,
     responses=errors(*AUTHED, *BODY, 403),
 )
-async def place_batch(body: BatchIn, request: Request, p: TraderPrincipal) -> JSONResponse:
+async def place_batch(body: BatchIn, request: Request, p: TraderPrincipal) -> FastJSON:
     """``{"orders": [...]}`` (each with ``side``) -> ``{"results": [place result per order, same order]}``.
 
     Rejections are per order (``status`` REJECTED with ``reason``); the request itself succeeds.
@@ -155,8 +156,10 @@ async def place_batch(body: BatchIn, request: Request, p: TraderPrincipal) -> JS
     linked = await g.linked_parties(p.party_id)
     results: list[Any] = [None] * len(body.orders)
     groups: dict[str, list[tuple[int, Any]]] = {}
+    may = {side: p.can_place(side) for side in ("SELL", "BUY")}
+    shard_ids: dict[tuple[str, str], str] = {}
     for i, o in enumerate(body.orders):
-        if not p.can_place(o.side):
+        if not may[o.side]:
             results[i] = {
                 "status": "REJECTED",
                 "reason": "FORBIDDEN",
@@ -166,9 +169,12 @@ async def place_batch(body: BatchIn, request: Request, p: TraderPrincipal) -> JS
             }
             continue
         cmd = o.to_command(ts, p.party_id, linked)
-        sid = shard_id_for(cmd.region, cmd.commodity)
-        if sid not in groups:
-            await g.handle_for(cmd.region, cmd.commodity)
+        key = (cmd.region, cmd.commodity)
+        sid = shard_ids.get(key)
+        if sid is None:
+            sid = shard_ids[key] = shard_id_for(cmd.region, cmd.commodity)
+            if sid not in groups:
+                await g.handle_for(cmd.region, cmd.commodity)
         groups.setdefault(sid, []).append((i, cmd))
 
     async def one(sid: str, items: list[tuple[int, Any]]) -> None:
@@ -190,7 +196,7 @@ async def place_batch(body: BatchIn, request: Request, p: TraderPrincipal) -> JS
     await asyncio.gather(*(one(s, it) for s, it in groups.items()))
     if results and all(r.get("reason") == "OVERLOADED" for r in results):
         raise Problem("overloaded", "shard queues are full", headers={"Retry-After": "1"}, retry_after_s=1)
-    return JSONResponse({"results": to_jsonable(results)})
+    return FastJSON({"results": results})
 
 
 def _owned(doc: dict[str, Any] | None, p: Principal) -> dict[str, Any]:

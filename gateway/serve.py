@@ -9,7 +9,9 @@ Start-up, in order:
 5. migrations, persistence actor and shard directory (``actors.runtime.start_runtime``), the risk
    pool (``actors.risk_pool.deploy_risk_pool``; rules-only pass-through when it is not installed);
 6. an admin API key written to ``<data_dir>/admin.key`` (mode 0600; the key itself is never printed);
-7. the FastAPI gateway (``gateway.app.create_app``) under uvicorn on 127.0.0.1:8000.
+7. the FastAPI gateway (``gateway.app.create_app``) under uvicorn on 127.0.0.1:8000; with
+   ``--workers N`` (N > 1), N gateway processes on that port, each attached to the same Ray cluster
+   (:mod:`gateway.workers`).
 
 Shutdown (Ctrl-C or SIGTERM): uvicorn stops accepting requests and finishes those in flight, then
 every running shard is drained (stops taking commands, flushes its pending events to PostgreSQL,
@@ -39,6 +41,11 @@ import typer
 from gateway.logfiles import LogFiles, LogToTerminal, configure_logging, where_lines
 
 log = logging.getLogger("tradedesk.serve")
+
+#: Gateway processes of ``serve`` (``--workers``). One: on the 2-core reference machine a second
+#: process made single orders slower (each process batches apart, so shard calls get smaller, and
+#: each is one more Ray driver); measured with ``tradedesk bench gateway --workers N`` (docs/gateway.md).
+DEFAULT_WORKERS = 1
 
 
 def build_settings(**flags: Any) -> Any:
@@ -165,11 +172,15 @@ class Server:
             s,
         )
 
-    def serve(self, log_level: str = "info") -> None:
-        """Run uvicorn until Ctrl-C / SIGTERM (uvicorn handles both and finishes in-flight requests)."""
+    def serve(self, log_level: str = "info", workers: int = DEFAULT_WORKERS) -> None:
+        """Run uvicorn until Ctrl-C / SIGTERM (uvicorn handles both and finishes in-flight requests);
+        with ``workers`` > 1, that many gateway processes on the port (:mod:`gateway.workers`)."""
         import uvicorn
 
         s = self.settings
+        if workers > 1:
+            self._serve_workers(log_level, workers)
+            return
         # log_config=None: uvicorn keeps the handlers of :func:`gateway.logfiles.configure_logging`
         # (access log to <data_dir>/logs/access.log, the rest to server.log)
         config = uvicorn.Config(
@@ -185,6 +196,25 @@ class Server:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _note_signal)
         server.run()
+
+    def _serve_workers(self, log_level: str, workers: int) -> None:
+        import os
+
+        import ray
+
+        from gateway.workers import run, worker_env
+
+        s = self.settings
+        gcs = ray.get_runtime_context().gcs_address
+        assert self.dsn is not None and self.redis_url is not None
+        os.environ.update(worker_env(s, self.dsn, self.redis_url, gcs, risk=self.risk, log_level=log_level))
+        base = f"http://{s.host}:{s.port}"
+        for line in where_lines(base, s.data_dir, self.key_file, LogFiles.under(s.data_dir)):
+            _say(line)
+        _say(f"ready with {workers} gateway processes; Ctrl-C stops (shards are drained first)")
+        run(s.host, s.port, workers, log_level, access_log=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _note_signal)
 
     def drain(self) -> list[dict[str, Any]]:
         """Flush and snapshot every running shard so nothing acknowledged is lost; the shards keep
@@ -260,6 +290,14 @@ def serve(
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn / tradedesk log level")] = "info",
     log_to_terminal: LogToTerminal = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="TRADEDESK_GATEWAY_WORKERS",
+            help="gateway processes on the port, all attached to the same Ray cluster (docs/gateway.md)",
+        ),
+    ] = DEFAULT_WORKERS,
     ml_bootstrap: Annotated[
         bool | None,
         typer.Option(
@@ -293,6 +331,7 @@ def serve(
             num_cpus=num_cpus,
             log_level=log_level,
             log_to_terminal=log_to_terminal,
+            workers=workers,
         )
     )
 
@@ -304,6 +343,7 @@ def main(
     num_cpus: int | None = None,
     log_level: str = "info",
     log_to_terminal: bool = False,
+    workers: int = DEFAULT_WORKERS,
 ) -> int:
     """Start, serve until Ctrl-C / SIGTERM, shut down. Returns the exit code (0 clean, 1 failed, 2 bad
     option)."""
@@ -325,7 +365,7 @@ def main(
             srv.start()
         finally:
             signal.signal(signal.SIGTERM, previous)
-        srv.serve(log_level)
+        srv.serve(log_level, workers)
     except (KeyboardInterrupt, _Stop):
         _say("interrupted during start-up")
     except Exception as exc:

@@ -20,6 +20,7 @@ from actors.settings import Settings
 from actors.shard_outcomes import OUTCOME_UNKNOWN, CommitUnknown
 from gateway.batching import BatchFailed, MicroBatcher, Overloaded
 from gateway.consistency import LagGauges, ReadYourWrites
+from gateway.edge.singleflight import SingleFlight
 from gateway.problems import Problem
 
 DIRECTORY_NAME = DIRECTORY_ACTOR
@@ -102,6 +103,7 @@ class GatewayService:
         self.lag = LagGauges(self.metrics.registry)
         self.rw = ReadYourWrites()  # read-your-writes over the asynchronous projections
         self._linked: dict[str, tuple[tuple[str, ...], float]] = {}
+        self._link_loads: SingleFlight[str, tuple[str, ...]] = SingleFlight()
         self.started = time.time()
 
     async def start(self) -> None:
@@ -292,20 +294,19 @@ class GatewayService:
 
     # -- parties -----------------------------------------------------------------------------------
     async def linked_parties(self, party_id: str) -> tuple[str, ...]:
-        """Parties linked to ``party_id`` (both directions), cached for 5 s."""
-        now = time.monotonic()
+        """Parties linked to ``party_id`` (both directions), cached for 5 s; concurrent misses share
+        one PostgreSQL read."""
         hit = self._linked.get(party_id)
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > time.monotonic():
             return hit[0]
-        links = await self._load_links(party_id)
-        self._linked[party_id] = (links, now + 5.0)
-        return links
+        return await self._link_loads.run(party_id, lambda: self._load_links(party_id))
 
     async def _load_links(self, party_id: str) -> tuple[str, ...]:
         from persistence.parties import PartyNotFound, PartyRepository
 
         try:
-            links = await PartyRepository(self.pool).linked_parties(party_id)
+            links = tuple(sorted(await PartyRepository(self.pool).linked_parties(party_id)))
         except PartyNotFound:
-            return ()
-        return tuple(sorted(links))
+            links = ()
+        self._linked[party_id] = (links, time.monotonic() + 5.0)
+        return links
