@@ -65,7 +65,7 @@ def _delegate(module: str, argv: list[str]) -> None:
 
 @app.command(context_settings=_PASS)
 def shards(ctx: typer.Context) -> None:
-    """Operator shard commands: list | add | drain | resume | halt | band."""
+    """Operator shard commands: list | add | drain | resume | halt | band | nodes | move | rebalance."""
     _delegate("gateway.operator_cli", ctx.args)
 
 

@@ -1,0 +1,124 @@
+"""A multi-node Ray cluster on one machine, with the node types of ``cluster.yaml``.
+
+As Ray's own tests do (:class:`ray.cluster_utils.Cluster`): a head (``tradedesk_head``), matching
+nodes (``tradedesk_matching``) and a risk node (``tradedesk_risk``), each its own raylet and object
+store with small CPU and memory budgets. Node loss is simulated the hard way
+(:meth:`LocalCluster.kill_node`): the node's raylet, object store and every worker process are
+killed at once, as when a machine dies. Failure detection is tuned shorter than Ray's default
+(:data:`HEALTH_CHECK`): a dead node is declared after about 1.5 s instead of 15 s.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from actors.placement import HEAD_RESOURCE, MATCHING_RESOURCE
+
+RISK_RESOURCE = "tradedesk_risk"
+NODE_OBJECT_STORE_BYTES = 80 * 1024 * 1024  # per node: enough for command batches, fits a small box
+MATCHING_UNITS = 100  # tradedesk_matching per matching node (cluster.yaml): at most 100 shards each
+#: GCS health checks of the raylets: ~1.5 s to declare a node dead (Ray's default 3 s x 5 = 15 s).
+HEALTH_CHECK = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 500,
+    "health_check_failure_threshold": 3,
+}
+
+
+class LocalCluster:
+    """Head + ``matching`` matching nodes + ``risk`` risk nodes on this machine. ``connect()`` makes
+    this process a driver of it (``ray.init``); ``shutdown()`` ends every node."""
+
+    def __init__(
+        self,
+        matching: int = 2,
+        risk: int = 1,
+        cpus_per_node: int = 1,
+        system_config: dict[str, Any] | None = None,
+    ) -> None:
+        from ray.cluster_utils import Cluster
+
+        self.cpus = cpus_per_node
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": cpus_per_node,
+                "resources": {HEAD_RESOURCE: 1},
+                "object_store_memory": NODE_OBJECT_STORE_BYTES,
+                "include_dashboard": False,
+                "_system_config": {**HEALTH_CHECK, **(system_config or {})},
+            },
+        )
+        self.head = self.cluster.head_node
+        self.matching = [self.add_matching() for _ in range(matching)]
+        self.risk = [
+            self.cluster.add_node(
+                num_cpus=cpus_per_node,
+                resources={RISK_RESOURCE: 100},
+                object_store_memory=NODE_OBJECT_STORE_BYTES,
+            )
+            for _ in range(risk)
+        ]
+        self.cluster.wait_for_nodes()
+
+    @property
+    def address(self) -> str:
+        """The GCS address for ``ray.init(address=...)``."""
+        return str(self.cluster.address)
+
+    def connect(self, namespace: str) -> None:
+        """``ray.init`` into this cluster (driver on the head node)."""
+        import ray
+
+        ray.init(
+            address=self.address,
+            namespace=namespace,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+
+    def add_matching(self) -> Any:
+        """Start one more matching node (a node joins); returns Ray's node object (``.node_id``)."""
+        node = self.cluster.add_node(
+            num_cpus=self.cpus,
+            resources={MATCHING_RESOURCE: MATCHING_UNITS},
+            object_store_memory=NODE_OBJECT_STORE_BYTES,
+        )
+        self.cluster.wait_for_nodes()
+        return node
+
+    def kill_node(self, node: Any) -> float:
+        """Hard node loss: SIGKILL the node's raylet, object store and every worker process at once
+        (no graceful drain, as a machine that dies), then tell the cluster helper it is gone.
+        Returns the ``time.monotonic()`` of the kill."""
+        import psutil
+
+        procs = []
+        for infos in node.all_processes.values():
+            for info in infos:
+                try:
+                    p = psutil.Process(info.process.pid)
+                    procs += [p, *p.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    continue
+        t = time.monotonic()
+        for p in procs:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        self.cluster.remove_node(node, allow_graceful=False)
+        if node in self.matching:
+            self.matching.remove(node)
+        return t
+
+    def shutdown(self) -> None:
+        """End the driver connection and every node."""
+        import ray
+
+        ray.shutdown()
+        self.cluster.shutdown()
