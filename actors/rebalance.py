@@ -137,13 +137,15 @@ async def measure_rates(directory: Any, window_s: float = REBALANCE_WINDOW_S) ->
 async def rebalance(
     directory: Any, window_s: float = REBALANCE_WINDOW_S, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Measure, plan and (unless ``dry_run``) move. Returns ``{"rates", "where", "nodes", "loads"
+    """Measure, plan and (unless ``dry_run``) move (with one matching node: nothing). Returns ``{"rates", "where", "nodes", "loads"
     (commands/s per node before), "moves": [{"shard_id", "from_node", "to_node", "pause_ms" |
     "error"}]}``."""
     from actors.handover import move_shard
 
-    m = await measure_rates(directory, window_s)
     nodes = await asyncio.to_thread(matching_nodes)
+    if len(nodes) < 2:  # nowhere to move: no need to measure
+        return {"rates": {}, "where": {}, "nodes": nodes, "loads": dict.fromkeys(nodes, 0.0), "moves": []}
+    m = await measure_rates(directory, window_s)
     plan = plan_moves(m["rates"], m["where"], nodes)
     loads = dict.fromkeys(nodes, 0.0)
     for sid, node in m["where"].items():

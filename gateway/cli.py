@@ -8,6 +8,7 @@ Commands:
   shards           list | add | drain | resume | halt | band shards (operator, over the admin API)
   parties          kill-switch PARTY: cancel a party's open orders in every shard (operator)
   bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | ledger | webhooks | console
+                   | failover
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
 """
@@ -22,6 +23,7 @@ import typer
 from bench import abuse as bench_abuse
 from bench import console as bench_console
 from bench import core as bench_core
+from bench import failover as bench_failover
 from bench import gateway as bench_gateway
 from bench import ledger as bench_ledger
 from bench import risk as bench_risk
@@ -52,6 +54,7 @@ bench_app.command("rollback")(bench_rollback.command)
 bench_app.command("webhooks")(bench_webhooks.command)
 bench_app.command("ledger")(bench_ledger.command)
 bench_app.command("console")(bench_console.command)
+bench_app.command("failover")(bench_failover.command)
 app.add_typer(bench_app, name="bench")
 
 _PASS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
