@@ -28,7 +28,7 @@ import ray
 
 from actors.core.ids import DIRECTORY_ACTOR, shard_id_for
 from actors.handover import MoveMixin
-from actors.placement import head_placement, host_name, matching_nodes, shard_hosts
+from actors.placement import head_placement, host_name, matching_nodes
 from actors.rebalance import LoadWatch
 from actors.risk_link import DeciderSpec
 from actors.shard_actor import create_shard_actor
@@ -131,19 +131,6 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
             name=name,
             standby=standby,
         )
-
-    def _adopt(self, sid: str) -> Any:
-        """The newest live host of ``sid`` left by an earlier directory (older ones end), or None."""
-        hosts = shard_hosts(self.namespace, sid)
-        if not hosts:
-            return None
-        gen, h = hosts[-1]
-        for _g, old in hosts[:-1]:
-            ray.kill(old, no_restart=True)
-        if gen > 0 and self.status.get(sid) != DRAINED:
-            ray.get(h.unfence.remote(), timeout=_START_WAIT_S)  # a standby of an interrupted move
-        self.gens[sid] = gen
-        return h
 
     def _start(self, sid: str, *, check_capacity: bool = True, scheduling_strategy: Any = "SPREAD") -> Any:
         """Start (or get) the actor of known shard ``sid``; a DRAINED shard starts drained."""
@@ -285,28 +272,6 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
             finally:
                 self._set_status(sid, self.status.get(sid, ACTIVE))
         return out
-
-    def move(self, shard_id: str, node_id: str | None = None) -> dict[str, Any]:
-        """Cold move: drain, stop the actor, start it again (from the snapshot) on ``node_id`` (any
-        other node when None, if there is one), then resume. Returns the new info. The live move
-        with a short pause is :func:`actors.handover.move_shard`."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        h = self.get(shard_id)
-        if h is None:
-            raise KeyError(f"unknown shard {shard_id!r}")
-        old = ray.get(h.drain.remote())
-        if node_id is None:
-            others = [n for n in matching_nodes() if n != old["node_id"]]
-            node_id = others[0] if others else old["node_id"]
-        ray.kill(h, no_restart=True)
-        del self.handles[shard_id]
-        self.stopped.add(shard_id)
-        strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)  # a lost node: elsewhere
-        h2 = self._start(shard_id, check_capacity=False, scheduling_strategy=strategy)
-        info: dict[str, Any] = ray.get(h2.resume.remote())
-        self._set_status(shard_id, ACTIVE, info["node_id"])
-        return info
 
     # -- listing, readiness, idle ------------------------------------------------------------------
     def _infos(self, wait_s: float) -> dict[str, dict[str, Any] | Exception | None]:

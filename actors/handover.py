@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from actors.placement import host_name, matching_nodes
-from actors.shard_policy import DRAINED
+from actors.placement import host_name, matching_nodes, shard_hosts
+from actors.shard_policy import ACTIVE, DRAINED
 from actors.shard_recovery import apply_rows
 
 if TYPE_CHECKING:
@@ -86,13 +86,52 @@ def promote(svc: ShardService, seq: int, drained: bool = False) -> dict[str, Any
 
 # -- the directory side --------------------------------------------------------------------------
 class MoveMixin:
-    """Move steps of :class:`actors.directory.ShardDirectoryService` (it provides ``handles``,
-    ``meta``, ``status``, ``_start``, ``_set_status``, ``_new_host``)."""
+    """Hosts and moves of :class:`actors.directory.ShardDirectoryService` (it provides ``handles``,
+    ``meta``, ``status``, ``stopped``, ``get``, ``_start``, ``_set_status``, ``_new_host``): adopting
+    the hosts an earlier directory left, the cold move (drain, stop, start elsewhere) and the steps of
+    the live move."""
+
+    namespace: str | None
 
     handles: dict[str, Any]
     status: dict[str, str]
     gens: dict[str, int]
     pending: dict[str, tuple[int, Any, str]]
+
+    def _adopt(self, sid: str) -> Any:
+        """The newest live host of ``sid`` left by an earlier directory (older ones end), or None."""
+        hosts = shard_hosts(self.namespace, sid)
+        if not hosts:
+            return None
+        gen, h = hosts[-1]
+        for _g, old in hosts[:-1]:
+            ray.kill(old, no_restart=True)
+        if gen > 0 and self.status.get(sid) != DRAINED:
+            ray.get(h.unfence.remote(), timeout=MOVE_START_TIMEOUT_S)  # a standby of an interrupted move
+        self.gens[sid] = gen
+        return h
+
+    def move(self, shard_id: str, node_id: str | None = None) -> dict[str, Any]:
+        """Cold move: drain, stop the actor, start it again (from the snapshot) on ``node_id`` (any
+        other node when None, if there is one), then resume. Returns the new info. The live move
+        with a short pause is :func:`actors.handover.move_shard`."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        h = self.get(shard_id)  # type: ignore[attr-defined]
+        if h is None:
+            raise KeyError(f"unknown shard {shard_id!r}")
+        old = ray.get(h.drain.remote())
+        if node_id is None:
+            others = [n for n in matching_nodes() if n != old["node_id"]]
+            node_id = others[0] if others else old["node_id"]
+        ray.kill(h, no_restart=True)
+        del self.handles[shard_id]
+        self.stopped.add(shard_id)  # type: ignore[attr-defined]
+        strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)  # a lost node: elsewhere
+        h2 = self._start(shard_id, check_capacity=False, scheduling_strategy=strategy)  # type: ignore[attr-defined]
+        info: dict[str, Any] = ray.get(h2.resume.remote())
+        self._set_status(shard_id, ACTIVE, info["node_id"])  # type: ignore[attr-defined]
+        return info
 
     def begin_move(self, shard_id: str, node_id: str) -> dict[str, Any]:
         """Start the shard's next host in standby on matching node ``node_id``. Returns ``{"shard_id",

@@ -137,9 +137,9 @@ async def measure_rates(directory: Any, window_s: float = REBALANCE_WINDOW_S) ->
 async def rebalance(
     directory: Any, window_s: float = REBALANCE_WINDOW_S, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Measure, plan and (unless ``dry_run``) move (with one matching node: nothing). Returns ``{"rates", "where", "nodes", "loads"
-    (commands/s per node before), "moves": [{"shard_id", "from_node", "to_node", "pause_ms" |
-    "error"}]}``."""
+    """Measure, plan and (unless ``dry_run``) move; with one matching node, nothing. Returns
+    ``{"rates", "where", "nodes", "loads" (commands/s per node before), "moves": [{"shard_id",
+    "from_node", "to_node", "pause_ms" | "error"}]}``."""
     from actors.handover import move_shard
 
     nodes = await asyncio.to_thread(matching_nodes)

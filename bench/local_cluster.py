@@ -29,6 +29,17 @@ HEALTH_CHECK = {
 }
 
 
+def _forget_address(address: str) -> None:
+    """Ray's cluster helper records its head as *the* local cluster (``/tmp/ray/ray_current_cluster``),
+    so every later ``ray.init()`` on this machine would join it: remove the record (drivers of this
+    cluster connect by address)."""
+    from ray._common.utils import reset_ray_address
+    from ray._private.utils import read_ray_address
+
+    if read_ray_address() == address:
+        reset_ray_address()
+
+
 class LocalCluster:
     """Head + ``matching`` matching nodes + ``risk`` risk nodes on this machine. ``connect()`` makes
     this process a driver of it (``ray.init``); ``shutdown()`` ends every node."""
@@ -54,6 +65,7 @@ class LocalCluster:
             },
         )
         self.head = self.cluster.head_node
+        _forget_address(self.address)
         self.matching = [self.add_matching() for _ in range(matching)]
         self.risk = [
             self.cluster.add_node(
