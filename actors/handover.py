@@ -205,9 +205,10 @@ async def move_shard(
     directory: Any, shard_id: str, node_id: str, lag_events: int = MOVE_LAG_EVENTS
 ) -> dict[str, Any]:
     """Move ``shard_id`` to matching node ``node_id`` while it serves (steps 1-3). Returns the new
-    host's info with ``from_node``, ``handover_seq``, ``pause_ms`` (handover pause) and ``move_s``
-    (the whole move). Raises KeyError, :class:`MoveRefused`, or the error of a failed step (the old
-    host then serves on)."""
+    host's info with ``from_node``, ``handover_seq``, ``pause_ms`` (handover pause), ``move_s``
+    (the whole move) and ``handover_window`` (``time.monotonic()`` before and after the handover).
+    Raises KeyError, :class:`MoveRefused`, or the error of a failed step (the old host then serves
+    on)."""
     t0 = time.perf_counter()
     plan = await directory.begin_move.remote(shard_id, node_id)
     if plan["done"]:
@@ -226,5 +227,11 @@ async def move_shard(
     except BaseException:
         await directory.abort_move.remote(shard_id)
         raise
+    t_handover = time.monotonic()
     done = await directory.finish_move.remote(shard_id)
-    return {**done, "from_node": plan["from_node"], "move_s": round(time.perf_counter() - t0, 3)}
+    return {
+        **done,
+        "from_node": plan["from_node"],
+        "move_s": round(time.perf_counter() - t0, 3),
+        "handover_window": (t_handover, time.monotonic()),  # this process's monotonic clock
+    }

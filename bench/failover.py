@@ -8,8 +8,10 @@ rate (``--rate`` orders/s in batches of ``--batch``), retrying a failed batch wi
 order ids the way the gateway does. Then:
 
 - **move**: the shard moves live to the other matching node (:func:`actors.handover.move_shard`):
-  ``move_pause_ms`` (fence to promotion, in the directory), ``move_client_max_ms`` (the slowest
-  batch the client saw around the move), ``move_s`` (start of the standby to the end);
+  ``move_pause_ms`` (fence to promotion, in the directory), ``handover_client_max_ms`` (the slowest
+  client batch overlapping the handover: what a client waits), ``move_client_max_ms`` (the slowest
+  batch from the move's start to 2 s after it, the standby's recovery included), ``move_s`` (start
+  of the standby to the end);
 - **failover**: the matching node now hosting it is killed hard (raylet, object store, workers):
   ``failover_s`` = kill -> first batch acknowledged again (node-death detection, Ray restarting the
   actor on the other node, recovery from PostgreSQL), ``failover_recovery_s`` the recovery alone;
@@ -157,7 +159,9 @@ def _one(dsn: str, events: int, snapshot_every: int, rate: float, batch: int) ->
         t_move = time.monotonic()
         moved = asyncio.run(move_shard(rt.directory, sid, dst))
         time.sleep(2)
+        h0, h1 = moved["handover_window"]
         around = [b - a for a, b in client.acks if b >= t_move]
+        handover = [b - a for a, b in client.acks if b >= h0 and a <= h1]
         mem_busy = _memory(moved["pid"])
         (victim,) = [n for n in cluster.matching if n.node_id == dst]
         n_before = len(client.acks)
@@ -178,6 +182,7 @@ def _one(dsn: str, events: int, snapshot_every: int, rate: float, batch: int) ->
             "start_recovery_s": info["recovery_s"],
             "move_pause_ms": moved["pause_ms"],
             "move_client_max_ms": round(max(around) * 1000, 1),
+            "handover_client_max_ms": round(max(handover, default=0.0) * 1000, 1),
             "move_s": moved["move_s"],
             "failover_s": round(first - t_kill, 3),
             "failover_recovery_s": after["recovery_s"],

@@ -143,4 +143,5 @@ async def move_shard(shard_id: EntityId, body: MoveIn, request: Request, _p: Ops
     g = gw(request)
     out = await _shard_call(move(g.directory, shard_id, body.node_id))
     g.handles.pop(shard_id, None)
+    out.pop("handover_window", None)
     return out
