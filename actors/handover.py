@@ -67,19 +67,23 @@ async def catch_up(svc: ShardService) -> int:
         return seq
 
 
-async def fence(svc: ShardService) -> int:
+async def fence(svc: ShardService) -> dict[str, Any]:
     """Stop taking commands (later ones raise ``ShardDraining``), wait for the batch being matched
-    and every commit; return the last committed seq N. The book stays readable."""
+    and every commit; return the info (``committed_seq`` = N, the last seq). The book stays
+    readable."""
     svc.draining = True
     async with svc._get_lock():
-        return await svc.flush()
+        await svc.flush()
+        return svc.info()
 
 
-def promote(svc: ShardService, seq: int, drained: bool = False) -> dict[str, Any]:
+def promote(svc: ShardService, seq: int, drained: bool = False, snapshot_seq: int = 0) -> dict[str, Any]:
     """Make a caught-up standby serve (``drained``: keep it refusing commands, for a DRAINED
-    shard). Raises RuntimeError when it is not exactly at ``seq``."""
+    shard); ``snapshot_seq``: the old host's last snapshot, so the new one does not take the same
+    snapshot again in its first batch. Raises RuntimeError when it is not exactly at ``seq``."""
     if svc.committed_seq != seq or svc._dirty:
         raise RuntimeError(f"shard {svc.shard_id}: standby at {svc.committed_seq}, the handover is at {seq}")
+    svc.last_snapshot_seq = max(svc.last_snapshot_seq, snapshot_seq)
     svc.draining = drained
     return svc.info()
 
@@ -174,12 +178,14 @@ class MoveMixin:
         gen, host, _node = self.pending.pop(shard_id)
         old = self.handles[shard_id]
         t0 = time.perf_counter()
-        seq = ray.get(old.fence.remote(), timeout=60)
+        fenced = ray.get(old.fence.remote(), timeout=60)
+        seq = fenced["committed_seq"]
         try:
             got = ray.get(host.catch_up.remote(), timeout=60)
             if got != seq:
                 raise RuntimeError(f"standby caught up to {got}, the old host stopped at {seq}")
-            info: dict[str, Any] = ray.get(host.promote.remote(seq, self.status.get(shard_id) == DRAINED))
+            drained = self.status.get(shard_id) == DRAINED
+            info: dict[str, Any] = ray.get(host.promote.remote(seq, drained, fenced["last_snapshot_seq"]))
         except Exception:
             ray.kill(host, no_restart=True)
             ray.get(old.unfence.remote(), timeout=60)

@@ -115,7 +115,7 @@ class ShardHost:
         """See :meth:`ShardService.info`."""
         return self.service.info()
 
-    async def fence(self) -> int:
+    async def fence(self) -> dict[str, Any]:
         """See :func:`actors.handover.fence`."""
         return await handover.fence(self.service)
 
@@ -127,9 +127,9 @@ class ShardHost:
         """See :func:`actors.handover.catch_up`."""
         return await handover.catch_up(self.service)
 
-    async def promote(self, seq: int, drained: bool = False) -> dict[str, Any]:
+    async def promote(self, seq: int, drained: bool = False, snapshot_seq: int = 0) -> dict[str, Any]:
         """See :func:`actors.handover.promote`."""
-        return handover.promote(self.service, seq, drained)
+        return handover.promote(self.service, seq, drained, snapshot_seq)
 
 
 ShardActor = ray.remote(max_restarts=-1, max_task_retries=0)(ShardHost)
