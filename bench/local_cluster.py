@@ -10,9 +10,12 @@ killed at once, as when a machine dies. Failure detection is tuned shorter than 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from actors.placement import HEAD_RESOURCE, MATCHING_RESOURCE
@@ -40,9 +43,13 @@ def _forget_address(address: str) -> None:
         reset_ray_address()
 
 
+_GCS_ENV = ("RAY_REDIS_ADDRESS", "RAY_external_storage_namespace")
+
+
 class LocalCluster:
     """Head + ``matching`` matching nodes + ``risk`` risk nodes on this machine. ``connect()`` makes
-    this process a driver of it (``ray.init``); ``shutdown()`` ends every node."""
+    this process a driver of it (``ray.init``); ``shutdown()`` ends every node. ``gcs_redis``
+    (``host:port``): GCS fault tolerance on that Redis (:meth:`kill_gcs`, :meth:`start_gcs`)."""
 
     def __init__(
         self,
@@ -50,21 +57,25 @@ class LocalCluster:
         risk: int = 1,
         cpus_per_node: int = 1,
         system_config: dict[str, Any] | None = None,
+        gcs_redis: str | None = None,
     ) -> None:
         from ray.cluster_utils import Cluster
 
         self.cpus = cpus_per_node
-        self.cluster = Cluster(
-            initialize_head=True,
-            head_node_args={
-                "num_cpus": cpus_per_node,
-                "resources": {HEAD_RESOURCE: 1},
-                "object_store_memory": NODE_OBJECT_STORE_BYTES,
-                "include_dashboard": False,
-                "_system_config": {**HEALTH_CHECK, **(system_config or {})},
-            },
-        )
-        self.head = self.cluster.head_node
+        self.gcs_redis = gcs_redis
+        self.storage_namespace = f"tdgcs-{uuid.uuid4().hex[:10]}"
+        with self._gcs_env():
+            self.cluster = Cluster(
+                initialize_head=True,
+                head_node_args={
+                    "num_cpus": cpus_per_node,
+                    "resources": {HEAD_RESOURCE: 1},
+                    "object_store_memory": NODE_OBJECT_STORE_BYTES,
+                    "include_dashboard": False,
+                    "_system_config": {**HEALTH_CHECK, **(system_config or {})},
+                },
+            )
+        self.head: Any = self.cluster.head_node
         _forget_address(self.address)
         self.matching = [self.add_matching() for _ in range(matching)]
         self.risk = [
@@ -128,9 +139,45 @@ class LocalCluster:
             self.matching.remove(node)
         return t
 
+    @contextlib.contextmanager
+    def _gcs_env(self) -> Iterator[None]:
+        """GCS fault tolerance (as ``cluster.yaml``): the head's GCS keeps its tables in Redis
+        ``gcs_redis`` under a namespace of its own; the variables are set only while the GCS starts,
+        so other Ray instances of this process do not inherit them."""
+        if not self.gcs_redis:
+            yield
+            return
+        saved = {k: os.environ.get(k) for k in _GCS_ENV}
+        os.environ.update(dict(zip(_GCS_ENV, (self.gcs_redis, self.storage_namespace), strict=True)))
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def kill_gcs(self) -> None:
+        """Kill the head's GCS server (the head restart of GCS fault tolerance, first half)."""
+        self.head.kill_gcs_server()
+
+    def start_gcs(self) -> None:
+        """Start the GCS server again on the head; it reloads its tables from Redis."""
+        with self._gcs_env():
+            self.head.start_gcs_server()
+
     def shutdown(self) -> None:
-        """End the driver connection and every node."""
+        """End the driver connection and every node; delete the GCS tables from Redis."""
         import ray
 
         ray.shutdown()
         self.cluster.shutdown()
+        if self.gcs_redis:
+            import redis
+
+            host, _, port = self.gcs_redis.rpartition(":")
+            r = redis.Redis(host=host, port=int(port))
+            for key in r.scan_iter(f"*{self.storage_namespace}*"):
+                r.delete(key)
+            r.close()

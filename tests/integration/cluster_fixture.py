@@ -1,5 +1,6 @@
 """The multi-node cluster fixture: head + two matching nodes + a risk node on this machine
-(:class:`bench.local_cluster.LocalCluster`), a tradedesk runtime and the real gateway on it.
+(:class:`bench.local_cluster.LocalCluster`, GCS fault tolerance on the test Redis as in
+``cluster.yaml``), a tradedesk runtime and the real gateway on it.
 
 One cluster per test module (starting it costs ~15 s). The session's local Ray instance (``ray_session``)
 is shut down while the module runs and started again afterwards, so the other modules never see the
@@ -43,7 +44,10 @@ def td_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRig]
     if had_local:
         ray.shutdown()
     name, dsn = create_database()
-    cluster = LocalCluster(matching=2, risk=1)
+    from urllib.parse import urlparse
+
+    redis = urlparse(REDIS_URL)
+    cluster = LocalCluster(matching=2, risk=1, gcs_redis=f"{redis.hostname}:{redis.port or 6379}")
     gw = None
     try:
         cluster.connect("tradedesk-test")

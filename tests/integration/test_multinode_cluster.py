@@ -250,3 +250,30 @@ def test_rebalance_after_a_node_joins_moves_load_not_count(
     for b, ld in zip(busy, loads, strict=True):
         assert ld.bad == [] and ld.retried == []
         _assert_exactly_once(rig, f"{b}.cotton", [ld])
+
+
+def test_gcs_restart_keeps_shards_serving(td_cluster: ClusterRig, tokens: dict[str, str]) -> None:  # noqa: F811
+    """GCS fault tolerance (Redis): while the head's GCS is down, running shards keep taking orders;
+    once it is back (tables reloaded from Redis) new shards open again."""
+    rig = td_cluster
+    region = unique_region()
+    load = Load(rig, tokens["trader"], region, "gcs-", pace_s=0.01).start()
+    load.wait_acks(10)
+    rig.cluster.kill_gcs()
+    t_down = time.monotonic()
+    try:
+        n = len(load.acked)
+        load.wait_acks(n + 20, timeout=30)  # served with the GCS down
+        served_down = [t for t in load.acked.values() if t > t_down]
+    finally:
+        rig.cluster.start_gcs()
+    t_up = time.monotonic()
+    assert len(served_down) >= 20 and max(served_down) < t_up
+    new_region = unique_region()
+    with rig.gw.client(tokens["trader"]) as c:
+        r = c.post("/v1/orders/availabilities", json=availability("gcs-new", new_region))
+    assert r.status_code == 201, r.text  # a new shard actor: the GCS answers again
+    load.stop()
+    assert load.bad == [] and load.retried == []
+    _assert_exactly_once(rig, f"{region}.cotton", [load])
+    assert f"{new_region}.cotton" in _host_nodes(rig)
