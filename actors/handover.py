@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 MOVE_LAG_EVENTS = 200  # the standby is at most this many events behind when the handover starts
 MOVE_CATCH_UP_ROUNDS = 50  # catch-up rounds before the handover starts anyway
 MOVE_START_TIMEOUT_S = 600.0  # how long the standby may take to start and recover
+# events per read of a standby's recovery: small pages, so the one persistence actor interleaves the
+# serving shards' commits between them (20 000-event pages held commits for seconds under load)
+STANDBY_RECOVERY_PAGE = 2_000
 
 
 class MoveRefused(ValueError):

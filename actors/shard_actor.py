@@ -191,4 +191,5 @@ def create_shard_actor(
         market_reference=market_reference,
         circuit_breaker=circuit_breaker,
         standby=standby,
+        **({"recovery_page": handover.STANDBY_RECOVERY_PAGE} if standby else {}),
     )
