@@ -162,7 +162,9 @@ class MoveMixin:
         from_node = ray.get(old.info.remote(), timeout=30)["node_id"]
         if from_node == node_id:
             raise MoveRefused(f"shard {shard_id} already runs on node {node_id}")
-        gen = self.gens.get(shard_id, 0) + 1
+        tried: dict[str, int] = self.__dict__.setdefault("tried_gens", {})  # an aborted standby's name
+        gen = max(self.gens.get(shard_id, 0), tried.get(shard_id, 0)) + 1  # may still be held a while
+        tried[shard_id] = gen
         host = self._new_host(shard_id, host_name(shard_id, gen), strategy)  # type: ignore[attr-defined]
         self.pending[shard_id] = (gen, host, node_id)
         return {

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 REBALANCE_WINDOW_S = 5.0  # seconds over which shard rates are measured
 REBALANCE_MIN_GAP = 0.10  # no move while the busiest and idlest nodes differ by <= 10 % of the total
 REBALANCE_MAX_MOVES = 8  # moves per rebalance run
+_WATCH_WAIT_S = 0.5  # the periodic look waits this long for a shard (a recovering one answers later)
 
 
 class LoadWatch:
@@ -38,11 +39,12 @@ class LoadWatch:
     rebalance_every_s: float
     _next_rebalance: float
 
-    def placement(self) -> dict[str, str]:
-        """``{shard_id: node_id}`` of every running shard that answered, from the shard itself (the
-        node its process runs on); a changed node is written to the ``shards`` table."""
+    def placement(self, wait_s: float = 2.0) -> dict[str, str]:
+        """``{shard_id: node_id}`` of every running shard that answered within ``wait_s`` seconds,
+        from the shard itself (the node its process runs on); a changed node is written to the
+        ``shards`` table."""
         out: dict[str, str] = {}
-        for sid, info in self._infos(5.0).items():  # type: ignore[attr-defined]
+        for sid, info in self._infos(wait_s).items():  # type: ignore[attr-defined]
             if not isinstance(info, dict) or not info.get("node_id"):
                 continue
             node = str(info["node_id"])
@@ -67,7 +69,7 @@ class LoadWatch:
             try:
                 if me is None:
                     me = ray.get_runtime_context().current_actor
-                ray.get(me.placement.remote())
+                ray.get(me.placement.remote(_WATCH_WAIT_S))
                 if self.rebalance_every_s > 0 and time.monotonic() >= self._next_rebalance:
                     self._next_rebalance = time.monotonic() + self.rebalance_every_s
                     asyncio.run(rebalance(me))
