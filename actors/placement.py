@@ -20,6 +20,8 @@ from actors.core.ids import shard_actor_name
 
 HEAD_RESOURCE = "tradedesk_head"  # custom resource of the head node type (cluster.yaml)
 MATCHING_RESOURCE = "tradedesk_matching"  # custom resource of the matching node type (cluster.yaml)
+RISK_RESOURCE = "tradedesk_risk"  # custom resource of the risk node type (cluster.yaml)
+TRAINING_RESOURCE = "tradedesk_training"  # custom resource of the training node type (cluster.yaml)
 HEAD_SHARE = 0.001  # what a head actor asks of HEAD_RESOURCE (1 unit per head): a pin, not a cap
 PLACEMENT_CHECK_S = 2.0  # seconds between the directory's looks at where its shards run
 _GEN_SEP = "@"

@@ -18,9 +18,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from actors.placement import HEAD_RESOURCE, MATCHING_RESOURCE
+from actors.placement import HEAD_RESOURCE, MATCHING_RESOURCE, RISK_RESOURCE
 
-RISK_RESOURCE = "tradedesk_risk"
 NODE_OBJECT_STORE_BYTES = 80 * 1024 * 1024  # per node: enough for command batches, fits a small box
 MATCHING_UNITS = 100  # tradedesk_matching per matching node (cluster.yaml): at most 100 shards each
 #: GCS health checks of the raylets: ~1.5 s to declare a node dead (Ray's default 3 s x 5 = 15 s).

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from actors.placement import HEAD_RESOURCE, MATCHING_RESOURCE
+from actors.placement import HEAD_RESOURCE, MATCHING_RESOURCE, RISK_RESOURCE, TRAINING_RESOURCE
 from gateway.auth import OpsPrincipal
 from gateway.edge.text import EntityId
 from gateway.responses import AUTHED, BODY, Out, errors
@@ -27,8 +27,12 @@ from gateway.schemas import Strict
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 NodeId = Annotated[str, Field(pattern=r"^[0-9a-f]{56}$", description="Ray node id (56 hex digits)")]
-NODE_TYPES = {HEAD_RESOURCE: "head", MATCHING_RESOURCE: "matching", "tradedesk_risk": "risk"}
-NODE_TYPES["tradedesk_training"] = "training"
+NODE_TYPES = {
+    HEAD_RESOURCE: "head",
+    MATCHING_RESOURCE: "matching",
+    RISK_RESOURCE: "risk",
+    TRAINING_RESOURCE: "training",
+}  # custom resource -> node type (cluster.yaml)
 
 
 class MoveIn(Strict):
