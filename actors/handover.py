@@ -183,17 +183,19 @@ class MoveMixin:
         gen, host, _node = self.pending.pop(shard_id)
         old = self.handles[shard_id]
         t0 = time.perf_counter()
-        fenced = ray.get(old.fence.remote(), timeout=60)
-        seq = fenced["committed_seq"]
+        drained = self.status.get(shard_id) == DRAINED
+        fenced: dict[str, Any] | None = None
         try:
+            fenced = ray.get(old.fence.remote(), timeout=60)
+            seq = fenced["committed_seq"]
             got = ray.get(host.catch_up.remote(), timeout=60)
             if got != seq:
                 raise RuntimeError(f"standby caught up to {got}, the old host stopped at {seq}")
-            drained = self.status.get(shard_id) == DRAINED
             info: dict[str, Any] = ray.get(host.promote.remote(seq, drained, fenced["last_snapshot_seq"]))
         except Exception:
             ray.kill(host, no_restart=True)
-            ray.get(old.unfence.remote(), timeout=60)
+            if fenced is not None and not drained:
+                ray.get(old.unfence.remote(), timeout=60)
             raise
         self.handles[shard_id] = host
         self.gens[shard_id] = gen

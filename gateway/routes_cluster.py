@@ -101,7 +101,7 @@ def node_type(resources: dict[str, float]) -> str:
 async def list_nodes(request: Request, _p: OpsPrincipal) -> Any:
     import ray
 
-    where = await gw(request).directory.placement.remote()
+    where = await gw(request).directory.placement.remote(5.0)
     items = []
     for n in await asyncio.to_thread(ray.nodes):
         nid = n["NodeID"]

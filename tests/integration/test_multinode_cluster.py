@@ -224,7 +224,10 @@ def test_node_loss_fails_over_without_losing_orders(
 def test_rebalance_after_a_node_joins_moves_load_not_count(
     td_cluster: ClusterRig,  # noqa: F811
     tokens: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from gateway.operator_cli import main
+
     rig = td_cluster
     (old,) = [n.node_id for n in rig.cluster.matching]
     busy = [unique_region() for _ in range(2)]
@@ -234,6 +237,13 @@ def test_rebalance_after_a_node_joins_moves_load_not_count(
     joined = rig.cluster.add_matching().node_id
     hosts = _host_nodes(rig)
     assert set(hosts.values()) == {old} and len(hosts) >= 5  # idle shards of the earlier tests too
+    common = ["--gateway", rig.gw.base, "--api-key-file", str(rig.gw.key_file)]
+    assert main([*common, "nodes"]) == 0
+    out = capsys.readouterr().out
+    assert f"{joined}  matching  alive  0 shards" in out and f"{old}  matching  alive" in out
+    assert main([*common, "rebalance", "--dry-run", "--window", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {joined} (planned)" in out and _host_nodes(rig) == hosts  # a plan, nothing moved
     with rig.gw.client(rig.gw.admin) as a:
         r = a.post("/v1/admin/shards/rebalance", json={"window_s": 2.0})
     assert r.status_code == 200, r.text
