@@ -27,8 +27,11 @@ from typing import Any
 import ray
 
 from actors.core.ids import DIRECTORY_ACTOR, shard_id_for
+from actors.handover import MoveMixin
+from actors.placement import head_placement, host_name, matching_nodes
+from actors.rebalance import LoadWatch
 from actors.risk_link import DeciderSpec
-from actors.shard_actor import MATCHING_RESOURCE, create_shard_actor
+from actors.shard_actor import create_shard_actor
 from actors.shard_policy import ACTIVE, DRAINED, IDLE, ShardPolicy
 
 log = logging.getLogger(__name__)
@@ -39,14 +42,17 @@ _REAP_WAIT_S = 1.0  # how long an idle check waits (a recovering shard must not 
 _START_WAIT_S = 30.0  # a stopped actor's name is released asynchronously: retry a restart this long
 
 
-class ShardDirectoryService:
-    """Implementation of the directory actor.
+class ShardDirectoryService(MoveMixin, LoadWatch):
+    """Implementation of the directory actor (live moves: :class:`actors.handover.MoveMixin`; where
+    shards run and their load: :class:`actors.rebalance.LoadWatch`).
 
     ``persistence``: persistence actor handle; ``namespace``: Ray namespace of the shard actors;
     ``durability``/``snapshot_every``/``decider``/``profile``: passed to every shard actor;
     ``policy``: creation, capacity and idle rules (default :class:`ShardPolicy`);
     ``market_reference``: where shards take their reference price (``agmarknet`` | ``none``);
-    ``circuit_breaker``: False = shards make no automatic breaker halts.
+    ``circuit_breaker``: False = shards make no automatic breaker halts; ``watch``: track where
+    shards run (:class:`actors.rebalance.LoadWatch`); ``rebalance_every_s``: automatic rebalancing
+    period (0 = off, the default: operators run ``tradedesk shards rebalance``).
     """
 
     def __init__(
@@ -62,8 +68,12 @@ class ShardDirectoryService:
         policy: ShardPolicy | None = None,
         market_reference: str = "agmarknet",
         circuit_breaker: bool = True,
+        watch: bool = True,
+        rebalance_every_s: float = 0.0,
     ) -> None:
         self.persistence = persistence
+        self.rebalance_every_s = rebalance_every_s
+        self._next_rebalance = time.monotonic() + rebalance_every_s
         self.market_reference = market_reference
         self.circuit_breaker = circuit_breaker
         self.namespace = namespace
@@ -78,6 +88,9 @@ class ShardDirectoryService:
         self.status: dict[str, str] = {}  # ACTIVE | IDLE | DRAINED, as in the table
         self.activity: dict[str, tuple[int, float]] = {}  # (commands seen, monotonic time it changed)
         self.stopped: set[str] = set()  # shards whose actor this directory stopped
+        self.gens: dict[str, int] = {}  # host generation of each shard (actors/placement.py)
+        self.pending: dict[str, tuple[int, Any, str]] = {}  # moves begun: (gen, standby, node)
+        self.nodes: dict[str, str] = {}  # node id of each running shard, as last recorded
         if restore:
             try:
                 for row in ray.get(self.persistence.list_shards.remote()):
@@ -91,38 +104,51 @@ class ShardDirectoryService:
                 log.warning("shard directory: could not restore shards: %s", exc)
         if self.policy.idle_timeout_s > 0:
             threading.Thread(target=self._idle_loop, name="shard-idle", daemon=True).start()
+        if watch:
+            threading.Thread(target=self._watch_loop, name="shard-watch", daemon=True).start()
 
     # -- starting and stopping actors ------------------------------------------------------------
     def _nodes(self) -> int:
         """Alive nodes that may host shards (matching nodes when the cluster has them)."""
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        matching = [n for n in nodes if n.get("Resources", {}).get(MATCHING_RESOURCE, 0) > 0]
-        return len(matching or nodes)
+        return len(matching_nodes())
+
+    def _new_host(self, sid: str, name: str, scheduling_strategy: Any, standby: bool = True) -> Any:
+        """Create a host actor ``name`` of known shard ``sid`` (a live move's standby by default)."""
+        region, commodity = self.meta[sid]
+        return create_shard_actor(
+            region,
+            commodity,
+            self.persistence,
+            namespace=self.namespace,
+            durability=self.durability,
+            snapshot_every=self.snapshot_every,
+            decider=self.decider,
+            profile=self.profile,
+            scheduling_strategy=scheduling_strategy,
+            detached=self.detached,
+            market_reference=self.market_reference,
+            circuit_breaker=self.circuit_breaker,
+            name=name,
+            standby=standby,
+        )
 
     def _start(self, sid: str, *, check_capacity: bool = True, scheduling_strategy: Any = "SPREAD") -> Any:
         """Start (or get) the actor of known shard ``sid``; a DRAINED shard starts drained."""
         h = self.handles.get(sid)
         if h is not None:
             return h
+        if sid not in self.stopped:
+            h = self._adopt(sid)
+            if h is not None:
+                self.handles[sid] = h
+                self.activity[sid] = (-1, time.monotonic())
+                return h
         if check_capacity:
             self.policy.check_capacity(len(self.handles), self._nodes())
-        region, commodity = self.meta[sid]
         deadline = time.monotonic() + _START_WAIT_S
         while True:
-            h = create_shard_actor(
-                region,
-                commodity,
-                self.persistence,
-                namespace=self.namespace,
-                durability=self.durability,
-                snapshot_every=self.snapshot_every,
-                decider=self.decider,
-                profile=self.profile,
-                scheduling_strategy=scheduling_strategy,
-                detached=self.detached,
-                market_reference=self.market_reference,
-                circuit_breaker=self.circuit_breaker,
-            )
+            name = host_name(sid, self.gens.get(sid, 0))
+            h = self._new_host(sid, name, scheduling_strategy, standby=False)
             if sid not in self.stopped and self.status.get(sid) != DRAINED:
                 break  # a fresh name: no need to wait for the actor's recovery here
             try:  # the stopped actor's name may still point at the dead actor: check, retry
@@ -247,27 +273,6 @@ class ShardDirectoryService:
                 self._set_status(sid, self.status.get(sid, ACTIVE))
         return out
 
-    def move(self, shard_id: str, node_id: str | None = None) -> dict[str, Any]:
-        """Move a shard: drain, stop the actor, start it again (from the snapshot) on ``node_id``
-        (any other node when None, if there is one), then resume. Returns the new info."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        h = self.get(shard_id)
-        if h is None:
-            raise KeyError(f"unknown shard {shard_id!r}")
-        old = ray.get(h.drain.remote())
-        if node_id is None:
-            others = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] != old["node_id"]]
-            node_id = others[0] if others else old["node_id"]
-        ray.kill(h, no_restart=True)
-        del self.handles[shard_id]
-        self.stopped.add(shard_id)
-        strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-        h2 = self._start(shard_id, check_capacity=False, scheduling_strategy=strategy)
-        info: dict[str, Any] = ray.get(h2.resume.remote())
-        self._set_status(shard_id, ACTIVE, info["node_id"])
-        return info
-
     # -- listing, readiness, idle ------------------------------------------------------------------
     def _infos(self, wait_s: float) -> dict[str, dict[str, Any] | Exception | None]:
         """Info of every running shard: a dict, the error it raised, or None (no answer yet)."""
@@ -383,9 +388,11 @@ def get_or_create_directory(
     policy: ShardPolicy | None = None,
     market_reference: str = "agmarknet",
     circuit_breaker: bool = True,
+    rebalance_every_s: float = 0.0,
 ) -> Any:
-    """Handle of the named ``shard-directory`` actor, created if missing."""
-    opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0}
+    """Handle of the named ``shard-directory`` actor (on the head node of a cluster), created if
+    missing."""
+    opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0, **head_placement()}
     if namespace:
         opts["namespace"] = namespace
     if detached:
@@ -402,4 +409,6 @@ def get_or_create_directory(
         policy,
         market_reference,
         circuit_breaker,
+        True,
+        rebalance_every_s,
     )

@@ -100,11 +100,18 @@ ProjectorActor = ray.remote(max_restarts=-1, max_task_retries=0)(ProjectorHost)
 
 
 def get_or_create_projector(
-    dsn: str, *, namespace: str | None = None, detached: bool = False, **kw: Any
+    dsn: str,
+    *,
+    namespace: str | None = None,
+    detached: bool = False,
+    placement: dict[str, Any] | None = None,
+    **kw: Any,
 ) -> Any:
-    """Handle of the named ``projector`` actor in ``namespace``, created if missing; ``kw`` go to
-    :class:`ProjectorHost`."""
+    """Handle of the named ``projector`` actor in ``namespace``, created if missing; ``placement``:
+    Ray options pinning it (the head node of a cluster, :func:`actors.placement.head_placement`);
+    ``kw`` go to :class:`ProjectorHost`."""
     opts: dict[str, Any] = {"name": PROJECTOR_ACTOR, "get_if_exists": True, "num_cpus": 0}
+    opts.update(placement or {})
     if namespace:
         opts["namespace"] = namespace
     if detached:

@@ -66,13 +66,17 @@ def start_runtime(
     ``decider``: a risk decider or picklable factory of one handed to every shard (None = pass-all).
     Requires ``ray.init`` to have been called."""
     from actors.directory import get_or_create_directory
+    from actors.placement import head_placement
     from actors.projector_actor import get_or_create_projector
     from actors.settlement_actor import get_or_create_settlement
     from actors.shard_policy import ShardPolicy
 
     apply_migrations(dsn)
     ns = settings.ray_namespace
-    persistence = get_or_create_persistence(dsn, redis_url, namespace=ns, detached=detached)
+    on_head = head_placement()  # the head node of a cluster (cluster.yaml), else anywhere
+    persistence = get_or_create_persistence(
+        dsn, redis_url, namespace=ns, detached=detached, placement=on_head
+    )
     directory = get_or_create_directory(
         persistence,
         namespace=ns,
@@ -84,6 +88,7 @@ def start_runtime(
         policy=ShardPolicy.from_settings(settings),
         market_reference=settings.market_reference,
         circuit_breaker=settings.circuit_breaker,
+        rebalance_every_s=settings.shard_rebalance_interval_s,
     )
     settlement = get_or_create_settlement(
         dsn,
@@ -96,8 +101,9 @@ def start_runtime(
         party_terms=dict(settings.settlement_party_terms_days),
         tail_s=settings.settlement_tail_s,
         sweep_s=settings.settlement_sweep_s,
+        placement=on_head,
     )
-    projector = get_or_create_projector(dsn, namespace=ns, detached=detached)
+    projector = get_or_create_projector(dsn, namespace=ns, detached=detached, placement=on_head)
     ray.get(persistence.ping.remote())
     ray.get(settlement.ping.remote())
     ray.get(projector.ping.remote())

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_shards_per_node: int = Field(default=32, ge=1)
     shard_idle_timeout_s: float = Field(default=900.0, ge=0)
     shard_idle_check_s: float = Field(default=15.0, gt=0)
+    # Automatic rebalancing of shards over the matching nodes by measured commands/s, every this
+    # many seconds (0 = off: operators run `tradedesk shards rebalance`; actors/rebalance.py).
+    shard_rebalance_interval_s: float = Field(default=0.0, ge=0)
     # Market controls (docs/matching.md): the shards' reference price for price bands and the
     # circuit breaker: the shipped Agmarknet modal prices, or none (no percentage band).
     market_reference: Literal["agmarknet", "none"] = "agmarknet"

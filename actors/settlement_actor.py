@@ -101,11 +101,18 @@ SettlementActor = ray.remote(max_restarts=-1, max_task_retries=0)(SettlementHost
 
 
 def get_or_create_settlement(
-    dsn: str, redis_url: str | None = None, *, namespace: str | None = None, detached: bool = False, **kw: Any
+    dsn: str,
+    redis_url: str | None = None,
+    *,
+    namespace: str | None = None,
+    detached: bool = False,
+    placement: dict[str, Any] | None = None,
+    **kw: Any,
 ) -> Any:
-    """Handle of the named ``settlement`` actor in ``namespace``, created if missing; ``kw`` go to
-    :class:`SettlementHost`."""
+    """Handle of the named ``settlement`` actor in ``namespace``, created if missing; ``placement``:
+    more actor options (the head node of a cluster); ``kw`` go to :class:`SettlementHost`."""
     opts: dict[str, Any] = {"name": SETTLEMENT_ACTOR, "get_if_exists": True, "num_cpus": 0}
+    opts.update(placement or {})
     if namespace:
         opts["namespace"] = namespace
     if detached:

@@ -17,7 +17,9 @@ from typing import Any
 
 import ray
 
+from actors import handover
 from actors.core.ids import shard_actor_name
+from actors.placement import MATCHING_RESOURCE
 from actors.risk_link import DeciderSpec
 from actors.shard_outcomes import CommitUnknown, ShardDraining, ShardUnavailable
 from actors.shard_service import ShardService
@@ -49,6 +51,7 @@ class ShardHost:
         recovery_wait_s: float = 30.0,
         market_reference: str = "agmarknet",
         circuit_breaker: bool = True,
+        standby: bool = False,
     ) -> None:
         from actors.gc_tuning import tune_gc_for_matching
         from persistence.agmarknet_reference import market_reference as agmarknet_reference
@@ -68,6 +71,9 @@ class ShardHost:
             market_reference=None if ref is None else (ref[0], "agmarknet", ref[1]),
             circuit_breaker=circuit_breaker,
         )
+        # a standby (the next host of a live move, actors/handover.py) takes no commands until
+        # promoted; a restarted host serves (its move, if any, is over or was aborted)
+        self.service.draining = standby and not ray.get_runtime_context().was_current_actor_reconstructed
         # Ray runs __init__ outside the actor's event loop: recover on a loop of our own (a thread),
         # so the first command finds the shard ready.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -109,11 +115,24 @@ class ShardHost:
         """See :meth:`ShardService.info`."""
         return self.service.info()
 
+    async def fence(self) -> dict[str, Any]:
+        """See :func:`actors.handover.fence`."""
+        return await handover.fence(self.service)
+
+    async def unfence(self) -> None:
+        """Take commands again after a fence (a failed handover)."""
+        self.service.draining = False
+
+    async def catch_up(self) -> int:
+        """See :func:`actors.handover.catch_up`."""
+        return await handover.catch_up(self.service)
+
+    async def promote(self, seq: int, drained: bool = False, snapshot_seq: int = 0) -> dict[str, Any]:
+        """See :func:`actors.handover.promote`."""
+        return handover.promote(self.service, seq, drained, snapshot_seq)
+
 
 ShardActor = ray.remote(max_restarts=-1, max_task_retries=0)(ShardHost)
-
-
-MATCHING_RESOURCE = "tradedesk_matching"  # custom resource of the matching node type (cluster.yaml)
 
 
 def matching_placement(cluster_resources: dict[str, float]) -> dict[str, Any]:
@@ -138,8 +157,11 @@ def create_shard_actor(
     num_cpus: float = 0,
     market_reference: str = "agmarknet",
     circuit_breaker: bool = True,
+    name: str | None = None,
+    standby: bool = False,
 ) -> Any:
-    """Create (or get, if it exists) the named shard actor ``shard:<region>.<commodity>``.
+    """Create (or get, if it exists) the named shard actor ``shard:<region>.<commodity>`` (``name``:
+    another host name, :func:`actors.placement.host_name`; ``standby``: see :mod:`actors.handover`).
 
     When the cluster offers the custom resource :data:`MATCHING_RESOURCE` (the ``matching`` node type
     of ``cluster.yaml``), each shard asks for 1 unit of it, so shards land on matching nodes only
@@ -148,7 +170,7 @@ def create_shard_actor(
     from actors.core.ids import shard_id_for
 
     opts: dict[str, Any] = {
-        "name": actor_name(shard_id_for(region, commodity)),
+        "name": name or actor_name(shard_id_for(region, commodity)),
         "get_if_exists": True,
         "num_cpus": num_cpus,
         "scheduling_strategy": scheduling_strategy,
@@ -168,4 +190,6 @@ def create_shard_actor(
         profile,
         market_reference=market_reference,
         circuit_breaker=circuit_breaker,
+        standby=standby,
+        **({"recovery_page": handover.STANDBY_RECOVERY_PAGE} if standby else {}),
     )

@@ -247,6 +247,7 @@ def create_app(
 
     from gateway import (
         routes_admin,
+        routes_cluster,
         routes_controls,
         routes_ledger,
         routes_market,
@@ -261,6 +262,7 @@ def create_app(
     app.include_router(routes_negotiation.router)
     app.include_router(routes_market.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_cluster.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_settlement.router)
     app.include_router(routes_ledger.router)

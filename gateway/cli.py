@@ -9,6 +9,7 @@ Commands:
   parties          kill-switch PARTY: cancel a party's open orders in every shard (operator)
   projections      rebuild [--shard S]: rebuild the read models from the event log (operator)
   bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | ledger | webhooks | console
+                   | failover
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
 """
@@ -23,6 +24,7 @@ import typer
 from bench import abuse as bench_abuse
 from bench import console as bench_console
 from bench import core as bench_core
+from bench import failover as bench_failover
 from bench import gateway as bench_gateway
 from bench import ledger as bench_ledger
 from bench import risk as bench_risk
@@ -53,6 +55,7 @@ bench_app.command("rollback")(bench_rollback.command)
 bench_app.command("webhooks")(bench_webhooks.command)
 bench_app.command("ledger")(bench_ledger.command)
 bench_app.command("console")(bench_console.command)
+bench_app.command("failover")(bench_failover.command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(projections_cli.app, name="projections")
 
@@ -67,7 +70,7 @@ def _delegate(module: str, argv: list[str]) -> None:
 
 @app.command(context_settings=_PASS)
 def shards(ctx: typer.Context) -> None:
-    """Operator shard commands: list | add | drain | resume | halt | band."""
+    """Operator shard commands: list | add | drain | resume | halt | band | nodes | move | rebalance."""
     _delegate("gateway.operator_cli", ctx.args)
 
 

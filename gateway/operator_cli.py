@@ -8,6 +8,9 @@ Usage::
     tradedesk shards [...] resume SHARD_ID             (lifts a drain and a market halt)
     tradedesk shards [...] halt   SHARD_ID [--reason TEXT]
     tradedesk shards [...] band   SHARD_ID [--percent P | --min PAISE --max PAISE | --default | --off]
+    tradedesk shards [...] nodes                       (Ray nodes, their type and shards)
+    tradedesk shards [...] move   SHARD_ID --to NODE_ID  (live move, fenced handover)
+    tradedesk shards [...] rebalance [--window S] [--dry-run]
 
 ``band`` without an option shows the band. ``tradedesk parties kill-switch PARTY``
 (:mod:`gateway.parties_cli`) shares the options and the output of these commands.
@@ -146,6 +149,55 @@ def drain(ctx: typer.Context, shard_id: Annotated[str, typer.Argument(help="e.g.
 def resume(ctx: typer.Context, shard_id: Annotated[str, typer.Argument(help="e.g. IN-GJ.cotton")]) -> None:
     """Resume a drained or halted shard: it takes commands and new orders again."""
     call_api(ctx, "POST", f"/v1/admin/shards/{shard_id}/resume")
+
+
+def _node_lines(a: dict[str, Any]) -> str:
+    return "\n".join(
+        f"{n['node_id']}  {n['type']:8s}  {'alive' if n['alive'] else 'DEAD '}  {len(n['shards'])} shards"
+        for n in a.get("items", [])
+    )
+
+
+def _move_line(a: dict[str, Any]) -> str:
+    return (
+        f"{a.get('shard_id')}: {a.get('from_node')} -> {a.get('node_id')}, handover at seq "
+        f"{a.get('handover_seq')}, pause {a.get('pause_ms')} ms, move {a.get('move_s')} s"
+    )
+
+
+def _rebalance_lines(a: dict[str, Any]) -> str:
+    lines = [f"node {n}: {c} commands/s" for n, c in a.get("loads", {}).items()]
+    for m in a.get("moves", []):
+        done = f"pause {m['pause_ms']} ms" if "pause_ms" in m else m.get("error", "planned")
+        lines.append(f"move {m['shard_id']}: {m['from_node']} -> {m['to_node']} ({done})")
+    return "\n".join(lines + ([] if a.get("moves") else ["balanced: no move"]))
+
+
+@app.command()
+def nodes(ctx: typer.Context) -> None:
+    """List the Ray nodes: type (head, matching, risk, training), alive, shards running there."""
+    call_api(ctx, "GET", "/v1/admin/nodes", show=_node_lines)
+
+
+@app.command()
+def move(
+    ctx: typer.Context,
+    shard_id: Annotated[str, typer.Argument(help="e.g. IN-GJ.cotton")],
+    to: Annotated[str, typer.Option("--to", help="target matching node id (see `shards nodes`)")],
+) -> None:
+    """Move a shard live to another matching node: a short fenced handover, no order refused."""
+    call_api(ctx, "POST", f"/v1/admin/shards/{shard_id}/move", {"node_id": to}, show=_move_line)
+
+
+@app.command()
+def rebalance(
+    ctx: typer.Context,
+    window: Annotated[float, typer.Option(help="seconds over which commands/s are measured")] = 5.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the plan, move nothing")] = False,
+) -> None:
+    """Spread shards over the matching nodes by measured commands/s (not by count)."""
+    body = {"window_s": window, "dry_run": dry_run}
+    call_api(ctx, "POST", "/v1/admin/shards/rebalance", body, show=_rebalance_lines)
 
 
 def _halt_line(a: dict[str, Any]) -> str:

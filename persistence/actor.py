@@ -244,9 +244,11 @@ def get_or_create_persistence(
     namespace: str | None = None,
     method: str = "copy",
     detached: bool = False,
+    placement: dict[str, Any] | None = None,
 ) -> Any:
-    """Handle of the named ``persistence`` actor in ``namespace``, created if missing."""
-    opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0}
+    """Handle of the named ``persistence`` actor in ``namespace``, created if missing; ``placement``:
+    more actor options (the runtime pins it to the head node of a cluster)."""
+    opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0, **(placement or {})}
     if namespace:
         opts["namespace"] = namespace
     if detached:

@@ -20,9 +20,8 @@ def _dsn_for(dbname: str) -> str:
     return f"{base}/{dbname}"
 
 
-@pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
-    """One local Ray instance for the whole test session."""
+def init_local_ray() -> None:
+    """Start the session's local Ray instance (4 CPUs, namespace ``tradedesk-test``) if none runs."""
     import ray
 
     if not ray.is_initialized():
@@ -33,6 +32,15 @@ def ray_session() -> Iterator[None]:
             log_to_driver=False,
             configure_logging=False,
         )
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray instance for the whole test session (a multi-node module swaps it for its
+    cluster and starts it again afterwards: tests/integration/cluster_fixture.py)."""
+    import ray
+
+    init_local_ray()
     yield
     ray.shutdown()
 
