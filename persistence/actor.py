@@ -1,10 +1,9 @@
 """The persistence actor: an async Ray actor that owns an asyncpg pool and the event store.
 
-Shard actors hand it one :class:`persistence.event_store.BatchRows` per command batch; it commits the
-batch (events + projections) in one transaction and returns the batch's last seq. After the commit
-it publishes the events, in seq order, to the Redis channel ``td:events:<shard_id>`` as JSON
-``{"shard_id", "seq", "type", "ts", "payload"}`` when a Redis URL was given (publishing never delays
-the acknowledgement and a Redis failure never fails a commit).
+It serves the shards registry to the shard directory (``list_shards``, ``upsert_shard``), tells
+shard actors where their own writer connects (:meth:`PersistenceService.writer_config`: shards
+append their batches directly, :mod:`persistence.shard_writer`), and keeps the whole event-store
+API for tools and tests (``append`` publishes what it committed like a shard writer does).
 
 The pool is opened lazily and reopened after a PostgreSQL restart (asyncpg replaces broken
 connections on acquire), so a call during an outage raises and later calls succeed again.
@@ -14,16 +13,16 @@ Named ``persistence`` in the runtime's namespace, ``max_restarts=-1``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import ray
 from ray.actor import ActorHandle
 
-from actors.core.ids import PERSISTENCE_ACTOR, events_channel
+from actors.core.ids import PERSISTENCE_ACTOR
 from persistence.event_store import BatchRows
 from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.shard_writer import EventFanout
 from persistence.store import CommitOutcomeUnknown, EventRow, Snapshot, StoreError
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,7 @@ class PersistenceService:
         self._pool: Any = None
         self._store: PostgresEventStore | None = None
         self._lock = asyncio.Lock()
-        self._redis: Any = None
-        self._pubq: asyncio.Queue[tuple[str, list[str]]] | None = None
-        self._pubtask: asyncio.Task[None] | None = None
+        self.fanout = EventFanout(redis_url)
         self.batches = 0
         self.events = 0
         self.failures = 0
@@ -82,40 +79,8 @@ class PersistenceService:
             raise
         self.batches += 1
         self.events += len(rows.events)
-        if self.redis_url and rows.events:
-            self._publish(rows)
+        self.fanout.publish(rows)
         return last
-
-    def _publish(self, rows: BatchRows) -> None:
-        if self._pubq is None:
-            self._pubq = asyncio.Queue(maxsize=10_000)
-            self._pubtask = asyncio.get_running_loop().create_task(self._publisher())
-        sid = json.dumps(rows.shard_id)
-        msgs = [
-            f'{{"shard_id":{sid},"seq":{seq},"type":"{typ}","ts":{ts},"payload":{payload}}}'
-            for (_s, seq, typ, _v, payload, ts) in rows.events
-        ]
-        try:
-            self._pubq.put_nowait((events_channel(rows.shard_id), msgs))
-        except asyncio.QueueFull:
-            log.warning("event publish queue full; dropping %d events of %s", len(msgs), rows.shard_id)
-
-    async def _publisher(self) -> None:
-        import redis.asyncio as aioredis
-
-        assert self._pubq is not None
-        while True:
-            channel, msgs = await self._pubq.get()
-            try:
-                if self._redis is None:
-                    self._redis = aioredis.Redis.from_url(str(self.redis_url))
-                pipe = self._redis.pipeline(transaction=False)
-                for m in msgs:
-                    pipe.publish(channel, m)
-                await pipe.execute()
-            except Exception as exc:  # never fail a commit because of fan-out
-                log.warning("publish to %s failed: %s", channel, exc)
-                self._redis = None
 
     async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
         """``(seq, type, ts, schema_version, payload_json)`` rows with seq > ``after_seq``."""
@@ -148,6 +113,10 @@ class PersistenceService:
         await self._get_store()
         async with self._pool.acquire() as conn:
             return [dict(r) for r in await conn.fetch(sql, *args)]
+
+    async def writer_config(self) -> tuple[str, str | None]:
+        """``(dsn, redis_url)`` for a shard's own :class:`persistence.shard_writer.ShardWriter`."""
+        return self.dsn, self.redis_url
 
     async def stats(self) -> dict[str, Any]:
         """Counters: committed batches and events, failed appends, append method."""

@@ -5,15 +5,18 @@ Two halves:
 
 - :func:`batch_rows` is pure (no I/O): it turns a batch of :class:`actors.core.events.Event` plus the current
   state of the orders the batch touched into row tuples for each table (:class:`BatchRows`). The shard
-  actor runs it, so the JSON encoding happens in the shard's process and the persistence actor only
-  moves rows.
+  actor runs it: each event's payload is encoded once, as MessagePack (:func:`event_tuple`), into
+  the ``events.body`` ``bytea`` column (docs/contracts.md, "Storage format").
 - :class:`persistence.pg_store.PostgresEventStore` (the :class:`persistence.store.EventStore`
   protocol on PostgreSQL) owns nothing but an asyncpg pool and writes :class:`BatchRows` with
   binary ``COPY`` (``method="copy"``, the default; measured faster, see ``bench/shard.py``) or
   ``executemany``. Fencing: the batch's first seq must follow the shard's committed max seq and the
   primary key ``(shard_id, seq)`` rejects a concurrent writer of the same seq; either way
   :class:`~persistence.store.SeqConflict` is raised and nothing is written.
-- :func:`event_row` / :func:`decode_event`: the one place event rows are turned back into events.
+- :func:`event_row` / :func:`decode_event`: the one place event rows are turned back into events;
+  a stored payload is MessagePack ``bytes`` (``body``) or, for rows stored before migration 0009,
+  JSON ``str`` (``payload``): :func:`stored_payload` picks it from a row, :func:`payload_json` /
+  :func:`payload_dict` give the JSON form of either to readers that serve JSON.
 
 Units: quantities kg (int), prices paise/kg (int), ``ts`` epoch ms.
 """
@@ -26,6 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from actors.core import events as ev
 from persistence.store import EventRow
 
@@ -34,7 +39,8 @@ _ALLOCATING = frozenset({ev.ALLOCATED, CONFIRMED})
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
-EVENT_COLS = ("shard_id", "seq", "type", "schema_version", "payload", "ts")
+EVENT_COLS = ("shard_id", "seq", "type", "schema_version", "body", "ts")
+"""Columns of a :attr:`BatchRows.events` tuple; ``body``: the payload as MessagePack bytes."""
 ORDER_COLS = (
     "order_id",
     "shard_id",
@@ -172,7 +178,7 @@ def batch_rows(
     last = 0
     for e in events:
         p = e.payload
-        rows.events.append((shard_id, e.seq, e.type, e.schema_version, ev.payload_to_json(p), e.ts))
+        rows.events.append(event_tuple(shard_id, e))
         last = e.seq
         t = e.type
         if t in _ALLOCATING:
@@ -214,7 +220,7 @@ def batch_rows(
                     int(p.quantity_kg),
                     int(p.price),
                     "PROPOSED",
-                    rows.events[-1][4],
+                    ev.payload_to_json(p),
                 )
             )
         elif t == ev.PROPOSAL_REJECTED:
@@ -244,18 +250,57 @@ def batch_rows(
     return rows
 
 
+def event_tuple(stream_id: str, e: ev.Event) -> tuple[str, int, str, int, bytes, int]:
+    """One :attr:`BatchRows.events` tuple in :data:`EVENT_COLS` order: ``(stream_id, seq, type,
+    schema_version, MessagePack body, ts epoch ms)`` (shard and settlement streams alike)."""
+    return (stream_id, e.seq, e.type, e.schema_version, ev.payload_to_msgpack(e.payload), e.ts)
+
+
 def event_row(event_tuple: Sequence[Any]) -> EventRow:
-    """A :data:`BatchRows.events` tuple ``(shard_id, seq, type, schema_version, payload, ts)`` as the
+    """A :data:`BatchRows.events` tuple ``(shard_id, seq, type, schema_version, body, ts)`` as the
     :data:`~persistence.store.EventRow` that ``read_events`` returns."""
     _sid, seq, typ, sv, payload, ts = event_tuple
     return (int(seq), typ, int(ts), int(sv), payload)
 
 
 def decode_event(row: EventRow) -> ev.Event:
-    """An :data:`~persistence.store.EventRow` -> :class:`actors.core.events.Event` (typed payload;
-    rows of older schema versions are upgraded, see :func:`actors.core.events.event_from_row`)."""
+    """An :data:`~persistence.store.EventRow` -> :class:`actors.core.events.Event` (typed payload,
+    MessagePack or JSON; rows of older schema versions are upgraded, see
+    :func:`actors.core.events.event_from_row`)."""
     seq, typ, ts, sv, payload = row
     return ev.event_from_row(seq, typ, ts, sv, payload)
+
+
+def stored_payload(body: bytes | None, payload_text: str | None) -> bytes | str:
+    """The payload of one ``events`` row as stored: ``body`` (MessagePack bytes) when set, else the
+    JSON text of the ``payload`` column (rows stored before migration 0009). Raises ValueError when
+    neither is set (the table's CHECK constraint forbids that)."""
+    if body is not None:
+        return bytes(body)
+    if payload_text is None:
+        raise ValueError("event row without body or payload")
+    return payload_text
+
+
+def payload_json(stored: bytes | str) -> str:
+    """A stored payload (MessagePack bytes or JSON text) as compact JSON text, as the API and the
+    Redis stream show it."""
+    if isinstance(stored, str):
+        return stored
+    return ev.msgpack_to_json(stored).decode("utf-8")
+
+
+def payload_dict(stored: bytes | str) -> dict[str, Any]:
+    """A stored payload (MessagePack bytes or JSON text) as plain JSON data (a dict)."""
+    data = json.loads(stored) if isinstance(stored, str) else msgspec.msgpack.decode(stored)
+    if not isinstance(data, dict):
+        raise ValueError("event payload is not an object")
+    return data
+
+
+STORED_PAYLOAD_SQL = "body, CASE WHEN body IS NULL THEN payload::text END AS payload_text"
+"""The select-list fragment of an ``events`` query that :func:`stored_payload` reads back
+(``body`` and ``payload_text``; the JSON text only for rows stored before migration 0009)."""
 
 
 def encode_snapshot(state: dict[str, Any], level: int = 1) -> bytes:

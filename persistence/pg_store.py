@@ -21,7 +21,9 @@ from persistence.event_store import (
     ORDER_COLS,
     PROPOSAL_COLS,
     RESERVATION_COLS,
+    STORED_PAYLOAD_SQL,
     BatchRows,
+    stored_payload,
 )
 from persistence.store import (
     CommitFailed,
@@ -54,6 +56,10 @@ def _insert_sql(table: str, cols: Sequence[str]) -> str:
 
 
 _MAX_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
+_READ_SQL = (
+    f"SELECT seq, type, ts, schema_version, {STORED_PAYLOAD_SQL} FROM events "
+    "WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
 STAGE_SQL = "CREATE TEMP TABLE IF NOT EXISTS orders_stage (LIKE orders) ON COMMIT DELETE ROWS"
 
 
@@ -133,16 +139,11 @@ class PostgresEventStore:
 
     async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
         """Events of ``shard_id`` with ``seq > after_seq``, oldest first, at most ``limit``, as
-        ``(seq, type, ts, schema_version, payload_json_text)`` tuples."""
+        ``(seq, type, ts, schema_version, payload)`` tuples (payload: MessagePack bytes, or JSON
+        text for rows stored before migration 0009)."""
         async with self.pool.acquire() as conn:
-            recs = await conn.fetch(
-                "SELECT seq, type, ts, schema_version, payload::text FROM events "
-                "WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                shard_id,
-                after_seq,
-                limit,
-            )
-        return [(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in recs]
+            recs = await conn.fetch(_READ_SQL, shard_id, after_seq, limit)
+        return [(r[0], r[1], r[2], r[3], stored_payload(r[4], r[5])) for r in recs]
 
     async def max_seq(self, shard_id: str) -> int:
         """Highest committed seq of a shard (0 when none)."""

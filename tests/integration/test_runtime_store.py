@@ -73,14 +73,14 @@ async def test_copy_and_executemany_write_the_same(pg_dsn):
             for b in batches:
                 await store.append(b)
             sid = eng.shard_id
-            q_ev = "SELECT seq, type, payload, ts FROM events WHERE shard_id=$1 ORDER BY 1"
+            q_ev = "SELECT seq, type, body, ts FROM events WHERE shard_id=$1 ORDER BY 1"
             q_od = "SELECT open_kg, allocated_kg, status FROM orders WHERE shard_id=$1 ORDER BY created_ts, 1"
             q_al = "SELECT quantity_kg, price FROM allocations WHERE shard_id=$1 ORDER BY seq"
             async with pool.acquire() as conn:
                 ev = await conn.fetch(q_ev, sid)
                 od = await conn.fetch(q_od, sid)
                 al = await conn.fetch(q_al, sid)
-            ev_rows = [(r[0], r[1], r[2].replace(region, "REGION"), r[3]) for r in ev]
+            ev_rows = [(r[0], r[1], es.payload_json(r[2]).replace(region, "REGION"), r[3]) for r in ev]
             tables[method] = (ev_rows, [tuple(r) for r in od], [tuple(r) for r in al])
             assert len(ev) == eng.seq
             got = await store.read_events(eng.shard_id, 10, 5)
