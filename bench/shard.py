@@ -95,23 +95,100 @@ def _dsn(args: SimpleNamespace, started: Started) -> str:
     return started.database(base)
 
 
-def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[str, Any]:
+def _cpu_s(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live process in ``pids`` (psutil)."""
+    import psutil
+
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        out[pid] = t.user + t.system
+    return out
+
+
+def _writer_backends(dsn: str, shard_ids: list[str]) -> list[int]:
+    """PostgreSQL backend pids of the shards' writers (``application_name`` ``td-writer:<shard>``)."""
+    import asyncio
+
+    import asyncpg
+
+    from persistence.shard_writer import WRITER_APP_PREFIX
+
+    async def run() -> list[int]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            names = [WRITER_APP_PREFIX + s for s in shard_ids]
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = ANY($1::text[])", names
+            )
+        finally:
+            await conn.close()
+        return [int(r[0]) for r in rows]
+
+    return asyncio.run(run())
+
+
+def _core_rate(streams: list[list[PlaceOrder]], batch: int, profile: str) -> float:
+    """Orders/s of the in-memory core alone (no Ray, no database) on the same command streams."""
+    from actors.core.engine import ShardEngine
+
+    total, secs = 0, 0.0
+    for cmds in streams:
+        eng = ShardEngine(cmds[0].region, "cotton", profile)
+        t0 = time.perf_counter()
+        for j in range(0, len(cmds), batch):
+            eng.process(cmds[j : j + batch])
+        secs += time.perf_counter() - t0
+        total += len(cmds)
+    return total / secs if secs else 0.0
+
+
+def _throughput(
+    rt: Any,
+    k: int,
+    n: int,
+    batch: int,
+    inflight: int = 2,
+    *,
+    dsn: str | None = None,
+    rate: float = 0.0,
+    profile: str = "price_time",
+    tag: str = "b",
+    first_region: int = 0,
+) -> dict[str, Any]:
+    """Drive ``n`` orders over ``k`` shards. ``rate``: offered orders/s over all shards (0 = as fast
+    as answered; else batches leave on schedule and latency counts from the scheduled send time).
+    With ``dsn``: CPU seconds of the shard processes and their writers' PostgreSQL backends."""
     import ray
 
-    regions = list(BENCH_REGIONS[:k])
+    regions = list(BENCH_REGIONS[first_region : first_region + k])
     handles = [rt.shard(r, "cotton") for r in regions]
-    ray.get([h.info.remote() for h in handles])
+    infos0 = ray.get([h.info.remote() for h in handles])
     per = n // k
-    streams = [make_orders(r, "cotton", per, seed=i, prefix="b") for i, r in enumerate(regions)]
+    streams = [make_orders(r, "cotton", per, seed=i, prefix=tag) for i, r in enumerate(regions)]
     lat: list[list[float]] = [[] for _ in range(k)]
     events = [0] * k
+    ray.get([h.submit.remote([]) for h in handles])  # the writers' pools are open before timing
+    shard_pids = [int(i["pid"]) for i in infos0]
+    pg_pids = _writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else []
+    cpu0 = _cpu_s(shard_pids + pg_pids)
+    per_shard_rate = rate / k if rate else 0.0
 
-    def drive(i: int) -> None:
+    def drive(i: int, t_start: float) -> None:
         # up to ``inflight`` batches outstanding per shard; answers come back in submission order
         h, cmds = handles[i], streams[i]
         window: list[tuple[Any, float]] = []
         for j in range(0, len(cmds), batch):
-            window.append((h.submit.remote(cmds[j : j + batch]), time.perf_counter()))
+            t_send = time.perf_counter()
+            if per_shard_rate:
+                t_send = t_start + j / per_shard_rate
+                wait = t_send - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            window.append((h.submit.remote(cmds[j : j + batch]), t_send))
             if len(window) >= inflight:
                 ref, t = window.pop(0)
                 res = ray.get(ref)
@@ -122,26 +199,53 @@ def _throughput(rt: Any, k: int, n: int, batch: int, inflight: int = 2) -> dict[
             lat[i].append((time.perf_counter() - t) * 1000)
             events[i] += sum(len(r["seqs"]) for r in res)
 
-    threads = [threading.Thread(target=drive, args=(i,)) for i in range(k)]
     t0 = time.perf_counter()
+    threads = [threading.Thread(target=drive, args=(i, t0)) for i in range(k)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    acked = time.perf_counter() - t0
+    ray.get([h.flush.remote() for h in handles])  # async durability: the commits count too
     wall = time.perf_counter() - t0
+    pg_pids = sorted(
+        set(pg_pids) | set(_writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else ())
+    )
+    cpu1 = _cpu_s(shard_pids + pg_pids)
     all_lat = [x for xs in lat for x in xs]
     infos = ray.get([h.info.remote() for h in handles])
+    shard_cpu = sum(cpu1.get(p, 0.0) - cpu0.get(p, 0.0) for p in shard_pids)
+    pg_cpu = sum(cpu1.get(p, 0.0) - cpu0.get(p, 0.0) for p in pg_pids)
+    core = _core_rate(streams, batch, profile)
+    orders = per * k
     return {
-        "shard_match_s": [i["match_s"] for i in infos],
-        "shard_rows_s": [i["rows_s"] for i in infos],
-        "shard_commit_s": [i["commit_s"] for i in infos],
+        "shard_match_s": [
+            round(i["match_s"] - i0["match_s"], 3) for i, i0 in zip(infos, infos0, strict=True)
+        ],
+        "shard_rows_s": [round(i["rows_s"] - i0["rows_s"], 3) for i, i0 in zip(infos, infos0, strict=True)],
+        "shard_commit_s": [
+            round(i["commit_s"] - i0["commit_s"], 3) for i, i0 in zip(infos, infos0, strict=True)
+        ],
         "shards": k,
-        "orders": per * k,
+        "orders": orders,
         "batch": batch,
         "inflight": inflight,
+        "offered_orders_per_s": rate or None,
         "wall_s": round(wall, 3),
-        "orders_per_s": round(per * k / wall, 1),
+        "orders_per_s": round(orders / wall, 1),
+        "acked_orders_per_s": round(orders / acked, 1),
         "events_per_s": round(sum(events) / wall, 1),
+        "matching_orders_per_s": round(
+            orders
+            / max(max(i["match_s"] - i0["match_s"] for i, i0 in zip(infos, infos0, strict=True)), 1e-9),
+            1,
+        ),
+        "core_orders_per_s": round(core, 1),
+        "durable_vs_core": round(orders / wall / core, 3) if core else None,
+        "cpu_us_per_order": round((shard_cpu + pg_cpu) / orders * 1e6, 1),
+        "cpu_us_per_order_shard": round(shard_cpu / orders * 1e6, 1),
+        "cpu_us_per_order_postgres": round(pg_cpu / orders * 1e6, 1),
+        "postgres_backends": len(pg_pids),
         "p50_ms": round(percentile(all_lat, 50), 2),
         "p99_ms": round(percentile(all_lat, 99), 2),
         "mean_ms": round(statistics.fmean(all_lat), 2) if all_lat else 0.0,
@@ -321,14 +425,48 @@ def main(args: SimpleNamespace) -> int:
     from actors.settings import Settings
 
     ns = f"td-bench-{uuid.uuid4().hex[:8]}"
-    out: dict[str, Any] = {"bench": "shard", "durability": "sync"}
+    out: dict[str, Any] = {"bench": "shard", "durability": args.durability}
     with Started() as started:
         dsn = _dsn(args, started)
         started.ray(ns)
-        settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
+        settings = Settings(ray_namespace=ns, durability=args.durability, snapshot_every=args.snapshot_every)
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
-        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight))
+        run = {"dsn": dsn, "profile": args.profile}
+        if args.shards > 1:  # one shard in the same run, on a region the K-shard pass does not use
+            one = _throughput(
+                rt,
+                1,
+                args.orders // args.shards,
+                args.batch,
+                args.inflight,
+                first_region=args.shards,
+                tag="o",
+                **run,
+            )
+            out["one_shard"] = one
+        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight, **run))
+        if args.shards > 1:
+            base = out["one_shard"]
+            out["scaling_orders_per_s"] = round(out["orders_per_s"] / base["orders_per_s"], 2)
+            out["scaling_acked_orders_per_s"] = round(
+                out["acked_orders_per_s"] / base["acked_orders_per_s"], 2
+            )
+        if args.half_load:  # latency at half the rate just measured, open loop
+            half = _throughput(
+                rt,
+                args.shards,
+                args.orders,
+                args.batch,
+                args.inflight,
+                rate=out["orders_per_s"] / 2,
+                tag="h",
+                **run,
+            )
+            out["half_load"] = {
+                k: half[k]
+                for k in ("offered_orders_per_s", "orders_per_s", "p50_ms", "p99_ms", "cpu_us_per_order")
+            }
         if args.baseline_orders:
             out.update(_baseline(dsn, args.baseline_orders))
             out["speedup_vs_baseline"] = round(out["orders_per_s"] / out["baseline_orders_per_s"], 1)
@@ -336,6 +474,7 @@ def main(args: SimpleNamespace) -> int:
             out.update(_append_methods(dsn, args.method_orders, args.batch))
         if args.recovery_events:
             out.update(_recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
+        out.update(_event_bytes(dsn))
     if args.json:
         print(json.dumps(out))
     else:
@@ -344,11 +483,41 @@ def main(args: SimpleNamespace) -> int:
     return 0
 
 
+def _event_bytes(dsn: str) -> dict[str, Any]:
+    """Stored size of the run's events: payload bytes per event and the events table (heap, TOAST and
+    indexes) per event."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> dict[str, Any]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            n, body = await conn.fetchrow(
+                "SELECT count(*), avg(coalesce(octet_length(body), octet_length(payload::text))) FROM events"
+            )
+            total = await conn.fetchval("SELECT pg_total_relation_size('events')")
+        finally:
+            await conn.close()
+        if not n:
+            return {}
+        return {
+            "event_payload_bytes": round(float(body), 1),
+            "events_table_bytes_per_event": round(total / n, 1),
+        }
+
+    return asyncio.run(run())
+
+
 def command(
     shards: Annotated[int, typer.Option(help="shard actors driven in parallel (K)")] = 1,
     orders: Annotated[int, typer.Option(help="orders in total over all shards (N)")] = 50_000,
     batch: Annotated[int, typer.Option(help="orders per submit call")] = 1000,
     inflight: Annotated[int, typer.Option(help="batches outstanding per shard (pipelining)")] = 2,
+    durability: Annotated[
+        Literal["sync", "async"], typer.Option(help="acknowledge after/before commit")
+    ] = "sync",
+    half_load: Annotated[bool, typer.Option(help="also measure latency at half the measured rate")] = True,
     baseline_orders: Annotated[int, typer.Option(help="orders through the 1-per-txn baseline")] = 2000,
     method_orders: Annotated[int, typer.Option(help="orders for COPY vs executemany")] = 20_000,
     recovery_events: Annotated[int, typer.Option(help="events for the recovery test (0 = skip)")] = 0,
@@ -359,9 +528,11 @@ def command(
     ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """One shard actor, PostgreSQL commit included, vs a one-order-per-transaction baseline."""
+    """Shard actors with their PostgreSQL commit vs the in-memory core and a one-order-per-transaction
+    baseline, all in the same run."""
     raise typer.Exit(
         main(SimpleNamespace(shards=shards, orders=orders, batch=batch, inflight=inflight,
+                             durability=durability, half_load=half_load,
                              baseline_orders=baseline_orders, method_orders=method_orders,
                              recovery_events=recovery_events, snapshot_every=snapshot_every,
                              profile=profile, dsn=dsn, json=json_out))
