@@ -22,6 +22,7 @@ from typing import Any
 import ray
 
 from actors.core.ids import shard_actor_name, shard_id_for
+from actors.gc_tuning import gc_paused
 from actors.risk_link import DeciderSpec
 from actors.shard_outcomes import CommitUnknown, ShardDraining, ShardUnavailable
 from actors.shard_service import ShardService
@@ -86,7 +87,8 @@ class ShardHost:
 
     async def _start(self, wait_s: float) -> None:
         try:
-            await self.service.start(wait_s)
+            with gc_paused():  # the snapshot and the log tail build the whole book at once
+                await self.service.start(wait_s)
         finally:
             await self.writer.aclose()
 
