@@ -14,7 +14,19 @@ batches outstanding (the shard matches batch N+1 while batch N commits), and rep
   (written straight through the event store, snapshot every ``--snapshot-every``) is started, then
   killed and restarted; ``recovery_s`` is the restarted actor's load time (snapshot + later events),
   ``recovery_restart_wall_s`` the client-side time from kill to first answered call;
-- ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time.
+- ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time;
+- ``core_orders_per_s``: the in-memory core alone on the same commands in the same run, and
+  ``durable_vs_core`` the durable rate over it; ``matching_orders_per_s``: orders over the busiest
+  shard's matching seconds; ``acked_orders_per_s``: until the last answer (with ``--durability
+  async`` the answers come before the commits; ``orders_per_s`` always counts until all committed);
+- ``cpu_us_per_order``: CPU microseconds per durable order, summed over the shard processes (which
+  now hold the writers) and the writers' PostgreSQL backends (``application_name``
+  ``td-writer:<shard>``), split as ``cpu_us_per_order_shard`` / ``_postgres`` (psutil);
+- ``half_load``: the same run offered at half the measured rate, open loop (latency from each
+  batch's scheduled send time); ``one_shard`` and ``scaling_*``: with ``--shards K > 1``, one shard
+  on its own first, in the same run;
+- ``event_payload_bytes`` / ``events_table_bytes_per_event``: stored size of the run's events (costs
+  and recovery parts: ``bench/costs.py``, ``bench/recovery.py``).
 
 Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
 each run creates and drops its own database, and stops and deletes the embedded server
@@ -40,6 +52,8 @@ import typer
 from actors.core.commands import PlaceOrder
 from bench import BENCH_REGIONS, JsonOut
 from bench.cleanup import Started
+from bench.costs import core_rate, cpu_s, event_bytes, writer_backends
+from bench.recovery import recovery
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, epoch ms
 
@@ -95,57 +109,6 @@ def _dsn(args: SimpleNamespace, started: Started) -> str:
     return started.database(base)
 
 
-def _cpu_s(pids: list[int]) -> dict[int, float]:
-    """User + system CPU seconds of each live process in ``pids`` (psutil)."""
-    import psutil
-
-    out = {}
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        out[pid] = t.user + t.system
-    return out
-
-
-def _writer_backends(dsn: str, shard_ids: list[str]) -> list[int]:
-    """PostgreSQL backend pids of the shards' writers (``application_name`` ``td-writer:<shard>``)."""
-    import asyncio
-
-    import asyncpg
-
-    from persistence.shard_writer import WRITER_APP_PREFIX
-
-    async def run() -> list[int]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            names = [WRITER_APP_PREFIX + s for s in shard_ids]
-            rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = ANY($1::text[])", names
-            )
-        finally:
-            await conn.close()
-        return [int(r[0]) for r in rows]
-
-    return asyncio.run(run())
-
-
-def _core_rate(streams: list[list[PlaceOrder]], batch: int, profile: str) -> float:
-    """Orders/s of the in-memory core alone (no Ray, no database) on the same command streams."""
-    from actors.core.engine import ShardEngine
-
-    total, secs = 0, 0.0
-    for cmds in streams:
-        eng = ShardEngine(cmds[0].region, "cotton", profile)
-        t0 = time.perf_counter()
-        for j in range(0, len(cmds), batch):
-            eng.process(cmds[j : j + batch])
-        secs += time.perf_counter() - t0
-        total += len(cmds)
-    return total / secs if secs else 0.0
-
-
 def _throughput(
     rt: Any,
     k: int,
@@ -173,8 +136,8 @@ def _throughput(
     events = [0] * k
     ray.get([h.submit.remote([]) for h in handles])  # the writers' pools are open before timing
     shard_pids = [int(i["pid"]) for i in infos0]
-    pg_pids = _writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else []
-    cpu0 = _cpu_s(shard_pids + pg_pids)
+    pg_pids = writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else []
+    cpu0 = cpu_s(shard_pids + pg_pids)
     per_shard_rate = rate / k if rate else 0.0
 
     def drive(i: int, t_start: float) -> None:
@@ -208,15 +171,13 @@ def _throughput(
     acked = time.perf_counter() - t0
     ray.get([h.flush.remote() for h in handles])  # async durability: the commits count too
     wall = time.perf_counter() - t0
-    pg_pids = sorted(
-        set(pg_pids) | set(_writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else ())
-    )
-    cpu1 = _cpu_s(shard_pids + pg_pids)
+    pg_pids = sorted(set(pg_pids) | set(writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else ()))
+    cpu1 = cpu_s(shard_pids + pg_pids)
     all_lat = [x for xs in lat for x in xs]
     infos = ray.get([h.info.remote() for h in handles])
     shard_cpu = sum(cpu1.get(p, 0.0) - cpu0.get(p, 0.0) for p in shard_pids)
     pg_cpu = sum(cpu1.get(p, 0.0) - cpu0.get(p, 0.0) for p in pg_pids)
-    core = _core_rate(streams, batch, profile)
+    core = core_rate(streams, batch, profile)
     orders = per * k
     return {
         "shard_match_s": [
@@ -337,87 +298,6 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
     return out
 
 
-def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: int) -> tuple[int, float]:
-    """Write about ``n_events`` real engine events of one shard straight into the event store (same
-    rows and COPY path as the persistence actor, without the Ray hop), with a snapshot every
-    ``snapshot_every`` events. Returns (last seq, seconds)."""
-    import asyncio
-
-    import asyncpg
-
-    from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, encode_snapshot, order_ids_of
-    from persistence.pg_store import PostgresEventStore, init_connection
-
-    async def run() -> int:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
-        store = PostgresEventStore(pool, method="copy")
-        eng = ShardEngine(region, "cotton", "price_time")
-        last_snap = 0
-        i = 0
-        chunk = 20_000
-        while eng.seq < n_events:
-            cmds = make_orders(region, "cotton", chunk, seed=1000 + i, prefix=f"r{i}-", ts0=T0 + i * chunk)
-            for j in range(0, len(cmds), batch):
-                res = eng.process(cmds[j : j + batch])
-                ids: dict[str, None] = {}
-                for e in res.events:
-                    for oid in order_ids_of(e):
-                        ids[oid] = None
-                await store.append(
-                    batch_rows(eng.shard_id, res.events, [d for d in map(eng.get_order, ids) if d])
-                )
-                if eng.seq >= n_events:  # the tail after the last snapshot is replayed from events
-                    break
-                if snapshot_every and eng.seq // snapshot_every > last_snap // snapshot_every:
-                    await store.save_snapshot(eng.shard_id, eng.seq, encode_snapshot(eng.snapshot()))
-                    last_snap = eng.seq
-            i += 1
-        await pool.close()
-        return int(eng.seq)
-
-    t0 = time.perf_counter()
-    seq = asyncio.run(run())
-    return seq, time.perf_counter() - t0
-
-
-def _recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int) -> dict[str, Any]:
-    """Fill one shard's log to about ``n_events`` events, start its actor (recovery on start), then
-    kill it with restart and time the second recovery too."""
-    import ray
-
-    region = "IN-RJ"
-    seq, fill_s = _fill_log(dsn, region, n_events, snapshot_every, batch)
-    t0 = time.perf_counter()
-    h = rt.shard(region, "cotton")
-    first = ray.get(h.info.remote())
-    start_wall = time.perf_counter() - t0
-    assert first["committed_seq"] == seq, (first, seq)
-    ray.kill(h, no_restart=False)
-    t1 = time.perf_counter()
-    while True:
-        try:
-            after = ray.get(h.info.remote(), timeout=600)
-            if after["pid"] != first["pid"] and not after["dirty"]:
-                break
-        except Exception:
-            pass
-        time.sleep(0.05)
-    restart_wall = time.perf_counter() - t1
-    assert after["committed_seq"] == seq, (after, seq)
-    return {
-        "recovery_events": seq,
-        "recovery_snapshot_every": snapshot_every,
-        "recovery_snapshot_seq": after["last_snapshot_seq"],
-        "recovery_replayed_events": after["recovered_events"],
-        "recovery_s": round(after["recovery_s"], 3),
-        "recovery_restart_wall_s": round(restart_wall, 3),
-        "recovery_first_start_s": round(first["recovery_s"], 3),
-        "recovery_first_start_wall_s": round(start_wall, 3),
-        "recovery_fill_s": round(fill_s, 1),
-    }
-
-
 def main(args: SimpleNamespace) -> int:
     """Run the benchmark with the options of :func:`command`; print a JSON object or a table. Returns 0."""
 
@@ -473,40 +353,14 @@ def main(args: SimpleNamespace) -> int:
         if args.method_orders:
             out.update(_append_methods(dsn, args.method_orders, args.batch))
         if args.recovery_events:
-            out.update(_recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
-        out.update(_event_bytes(dsn))
+            out.update(recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
+        out.update(event_bytes(dsn))
     if args.json:
         print(json.dumps(out))
     else:
         for k, v in out.items():
             print(f"{k:28s} {v}")
     return 0
-
-
-def _event_bytes(dsn: str) -> dict[str, Any]:
-    """Stored size of the run's events: payload bytes per event and the events table (heap, TOAST and
-    indexes) per event."""
-    import asyncio
-
-    import asyncpg
-
-    async def run() -> dict[str, Any]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            n, body = await conn.fetchrow(
-                "SELECT count(*), avg(coalesce(octet_length(body), octet_length(payload::text))) FROM events"
-            )
-            total = await conn.fetchval("SELECT pg_total_relation_size('events')")
-        finally:
-            await conn.close()
-        if not n:
-            return {}
-        return {
-            "event_payload_bytes": round(float(body), 1),
-            "events_table_bytes_per_event": round(total / n, 1),
-        }
-
-    return asyncio.run(run())
 
 
 def command(

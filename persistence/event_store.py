@@ -1,5 +1,5 @@
-"""Event store on PostgreSQL: append a shard's event batch and its projections in one transaction,
-read events back for recovery, save and load snapshots.
+"""Event store rows: a shard batch as row tuples (events as MessagePack, projections), stored rows back
+to events or JSON, snapshot codecs.
 
 Two halves:
 
