@@ -104,9 +104,9 @@ async def test_json_events_survive_the_upgrade(old_dsn: str) -> None:
         new = _batches(live, 60, "k", 1_767_225_700_000)
         for batch in new:
             ids = dict.fromkeys(oid for e in batch for oid in order_ids_of(e))
-            rows = batch_rows(live.shard_id, batch, [d for d in map(live.get_order, ids) if d])
-            await store.append(rows)
-            assert all(isinstance(t[4], bytes) for t in rows.events)
+            batch_out = batch_rows(live.shard_id, batch, [d for d in map(live.get_order, ids) if d])
+            await store.append(batch_out)
+            assert all(isinstance(t[4], bytes) for t in batch_out.events)
         new_events = [e for b in new for e in b]
         mixed = await store.read_events(live.shard_id, 0)
         assert [type(r[4]) for r in mixed] == [str] * len(old_events) + [bytes] * len(new_events)
