@@ -50,17 +50,25 @@ def writer_backends(dsn: str, shard_ids: list[str]) -> list[int]:
 
 
 def core_rate(streams: list[list[PlaceOrder]], batch: int, profile: str) -> float:
-    """Orders/s of the in-memory core alone (no Ray, no database) on the same command streams."""
-    from actors.core.engine import ShardEngine
+    """Orders/s of the in-memory core alone (no Ray, no database) on the same command streams, with
+    the collector settings of a shard process (:func:`actors.gc_tuning.tune_gc_for_matching`)."""
+    import gc
 
+    from actors.core.engine import ShardEngine
+    from actors.gc_tuning import tune_gc_for_matching
+
+    previous = tune_gc_for_matching()
     total, secs = 0, 0.0
-    for cmds in streams:
-        eng = ShardEngine(cmds[0].region, "cotton", profile)
-        t0 = time.perf_counter()
-        for j in range(0, len(cmds), batch):
-            eng.process(cmds[j : j + batch])
-        secs += time.perf_counter() - t0
-        total += len(cmds)
+    try:
+        for cmds in streams:
+            eng = ShardEngine(cmds[0].region, "cotton", profile)
+            t0 = time.perf_counter()
+            for j in range(0, len(cmds), batch):
+                eng.process(cmds[j : j + batch])
+            secs += time.perf_counter() - t0
+            total += len(cmds)
+    finally:
+        gc.set_threshold(*previous)
     return total / secs if secs else 0.0
 
 

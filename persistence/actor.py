@@ -17,13 +17,12 @@ import logging
 from typing import Any
 
 import ray
-from ray.actor import ActorHandle
 
 from actors.core.ids import PERSISTENCE_ACTOR
 from persistence.event_store import BatchRows
 from persistence.pg_store import PostgresEventStore, init_connection
 from persistence.shard_writer import EventFanout
-from persistence.store import CommitOutcomeUnknown, EventRow, Snapshot, StoreError
+from persistence.store import EventRow, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -132,67 +131,6 @@ class PersistenceService:
         await self._get_store()
         async with self._pool.acquire() as conn:
             return bool(await conn.fetchval("SELECT true"))
-
-
-class PersistenceClient:
-    """The :class:`persistence.store.EventStore` seen through a persistence actor handle (what a shard
-    actor uses). Store errors raised in the actor come back as themselves; an actor that died during
-    an ``append`` gives :class:`~persistence.store.CommitOutcomeUnknown` (it may have committed)."""
-
-    def __init__(self, handle: ActorHandle) -> None:
-        self.handle = handle
-
-    async def append(self, rows: BatchRows) -> int:
-        """See :meth:`persistence.store.EventStore.append`."""
-        try:
-            return int(await _call(self.handle.append.remote(rows)))
-        except StoreError:
-            raise
-        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-            raise CommitOutcomeUnknown(
-                f"commit outcome unknown: persistence actor failed during append: {type(exc).__name__}"
-            ) from exc
-
-    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
-        """See :meth:`persistence.store.EventStore.read_events`."""
-        rows: list[EventRow] = await _call(self.handle.read_events.remote(shard_id, after_seq, limit))
-        return rows
-
-    async def max_seq(self, shard_id: str) -> int:
-        """See :meth:`persistence.store.EventStore.max_seq`."""
-        return int(await _call(self.handle.max_seq.remote(shard_id)))
-
-    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
-        """See :meth:`persistence.store.EventStore.save_snapshot`."""
-        await _call(self.handle.save_snapshot.remote(shard_id, seq, state))
-
-    async def latest_snapshot(self, shard_id: str) -> Snapshot | None:
-        """See :meth:`persistence.store.EventStore.latest_snapshot`."""
-        snap: Snapshot | None = await _call(self.handle.latest_snapshot.remote(shard_id))
-        return snap
-
-    async def upsert_shard(
-        self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
-    ) -> None:
-        """See :meth:`persistence.store.EventStore.upsert_shard`."""
-        await _call(self.handle.upsert_shard.remote(shard_id, region, commodity, status, node_id))
-
-    async def list_shards(self) -> list[dict[str, Any]]:
-        """See :meth:`persistence.store.EventStore.list_shards`."""
-        rows: list[dict[str, Any]] = await _call(self.handle.list_shards.remote())
-        return rows
-
-
-async def _call(ref: Any) -> Any:
-    """Await a Ray call; a :class:`~persistence.store.StoreError` raised by the actor is re-raised as
-    itself (not wrapped in ``RayTaskError``)."""
-    try:
-        return await ref
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, StoreError):
-            raise cause from None
-        raise
 
 
 PersistenceActor = ray.remote(max_restarts=-1, max_task_retries=0)(PersistenceService)
