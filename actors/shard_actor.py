@@ -2,28 +2,33 @@
 
 One named actor per (region, commodity): ``shard:<shard_id>``, ``max_restarts=-1`` and
 ``max_task_retries=0`` (a batch is never re-run behind the client's back; the client retries with the
-same client order ids and gets the original results). The service talks to the persistence actor
-through :class:`persistence.actor.PersistenceClient` (the event-store protocol); everything about
-batches, commits, rollback and recovery is in ``actors/shard_service.py``. On (re)start the actor
-recovers before it takes commands.
+same client order ids and gets the original results). The shard writes its own log: a
+:class:`persistence.shard_writer.ShardWriter` (its own 2-connection asyncpg pool, binary COPY, the
+Redis fan-out after each commit) whose connection settings come from the persistence actor; no other
+actor sits between a batch and its commit. Everything about batches, commits, rollback and recovery
+is in ``actors/shard_service.py``. On (re)start the actor recovers before it takes commands and
+records how long that took (``start_recovery_s``, ``start_kind``: ``cold`` for a new actor,
+``restart`` after Ray restarted a dead one) in :meth:`ShardHost.info`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import ray
 
 from actors import handover
-from actors.core.ids import shard_actor_name
+from actors.core.ids import shard_actor_name, shard_id_for
+from actors.gc_tuning import gc_paused
 from actors.placement import MATCHING_RESOURCE
 from actors.risk_link import DeciderSpec
 from actors.shard_outcomes import CommitUnknown, ShardDraining, ShardUnavailable
 from actors.shard_service import ShardService
-from persistence.actor import PersistenceClient
+from persistence.shard_writer import WRITER_APP_PREFIX, ShardWriter
 
 __all__ = ["CommitUnknown", "ShardActor", "ShardDraining", "ShardHost", "ShardUnavailable"]
 
@@ -31,9 +36,10 @@ actor_name = shard_actor_name
 
 
 class ShardHost:
-    """The Ray actor class: builds the service over the persistence actor and forwards calls.
+    """The Ray actor class: builds the service over the shard's own writer and forwards calls.
 
-    ``persistence``: persistence actor handle; the other arguments go to :class:`ShardService`.
+    ``persistence``: persistence actor handle (asked once for the writer's connection settings); the
+    other arguments go to :class:`ShardService`.
     ``recovery_wait_s``: how long the constructor retries recovery while PostgreSQL is down;
     ``market_reference``: ``agmarknet`` (the shard's reference price is the state's modal price from
     the shipped Agmarknet files, docs/matching.md "Price bands") or ``none``."""
@@ -58,16 +64,20 @@ class ShardHost:
 
         tune_gc_for_matching()  # the actor process hosts one book: avoid long gen-2 pauses
         ref = agmarknet_reference(region, commodity) if market_reference == "agmarknet" else None
+        ctx = ray.get_runtime_context()
+        self.start_kind = "restart" if ctx.was_current_actor_reconstructed else "cold"
+        dsn, redis_url = ray.get(persistence.writer_config.remote())
+        self.writer = ShardWriter(dsn, redis_url, name=WRITER_APP_PREFIX + shard_id_for(region, commodity))
         self.service = ShardService(
             region,
             commodity,
-            PersistenceClient(persistence),
+            self.writer,
             decider,
             durability=durability,
             snapshot_every=snapshot_every,
             profile=profile,
             recovery_page=recovery_page,
-            node_id=ray.get_runtime_context().get_node_id(),
+            node_id=ctx.get_node_id(),
             market_reference=None if ref is None else (ref[0], "agmarknet", ref[1]),
             circuit_breaker=circuit_breaker,
         )
@@ -75,9 +85,18 @@ class ShardHost:
         # promoted; a restarted host serves (its move, if any, is over or was aborted)
         self.service.draining = standby and not ray.get_runtime_context().was_current_actor_reconstructed
         # Ray runs __init__ outside the actor's event loop: recover on a loop of our own (a thread),
-        # so the first command finds the shard ready.
+        # so the first command finds the shard ready; that loop's pool is closed with it.
+        t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, self.service.start(recovery_wait_s)).result()
+            pool.submit(asyncio.run, self._start(recovery_wait_s)).result()
+        self.start_recovery_s = time.perf_counter() - t0
+
+    async def _start(self, wait_s: float) -> None:
+        try:
+            with gc_paused():  # the snapshot and the log tail build the whole book at once
+                await self.service.start(wait_s)
+        finally:
+            await self.writer.aclose()
 
     async def submit(self, commands: Sequence[object]) -> list[dict[str, Any]]:
         """See :meth:`ShardService.submit`."""
@@ -112,8 +131,17 @@ class ShardHost:
         return await self.service.engine_snapshot()
 
     def info(self) -> dict[str, Any]:
-        """See :meth:`ShardService.info`."""
-        return self.service.info()
+        """:meth:`ShardService.info` plus ``start_kind`` (``cold`` | ``restart``), ``start_recovery_s``
+        (seconds from the actor's construction to ready: snapshot + log tail, connection included)
+        and ``events_published`` / ``events_dropped`` (the Redis fan-out)."""
+        fanout = self.writer.fanout
+        return {
+            **self.service.info(),
+            "start_kind": self.start_kind,
+            "start_recovery_s": round(self.start_recovery_s, 4),
+            "events_published": fanout.published,
+            "events_dropped": fanout.dropped,
+        }
 
     async def fence(self) -> dict[str, Any]:
         """See :func:`actors.handover.fence`."""
@@ -167,8 +195,6 @@ def create_shard_actor(
     of ``cluster.yaml``), each shard asks for 1 unit of it, so shards land on matching nodes only
     (100 units per node = at most 100 shards per node); spread over them with ``scheduling_strategy``.
     """
-    from actors.core.ids import shard_id_for
-
     opts: dict[str, Any] = {
         "name": name or actor_name(shard_id_for(region, commodity)),
         "get_if_exists": True,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actors.core.engine import ShardEngine
+from actors.gc_tuning import gc_paused
 from persistence.event_store import BatchRows, decode_event, event_row
 from persistence.store import EventRow, EventStore
 
@@ -39,11 +40,13 @@ class Checkpoint:
 def apply_rows(engine: ShardEngine, seq: int, rows: list[EventRow], shard_id: str) -> int:
     """Apply event rows that must follow ``seq`` without a gap; return the new seq. Raises
     RuntimeError on a gap."""
-    for row in rows:
-        if int(row[0]) != seq + 1:
-            raise RuntimeError(f"event log gap in {shard_id}: expected {seq + 1}, got {row[0]}")
-        engine.apply(decode_event(row))
-        seq += 1
+    apply = engine.apply
+    with gc_paused():  # a page of events builds many objects and no cycles
+        for row in rows:
+            if row[0] != seq + 1:
+                raise RuntimeError(f"event log gap in {shard_id}: expected {seq + 1}, got {row[0]}")
+            apply(decode_event(row))
+            seq += 1
     return seq
 
 

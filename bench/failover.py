@@ -2,7 +2,7 @@
 
 For each history size H (``--events``, default 10k and 100k events), on a fresh
 :class:`bench.local_cluster.LocalCluster` (head + two matching nodes): one cotton shard's log is
-filled with H real engine events (``bench.shard._fill_log``: snapshot every ``--snapshot-every``,
+filled with H real engine events (``bench.recovery.fill_log``: snapshot every ``--snapshot-every``,
 default the server's), its host starts on a matching node, and a client places orders at a steady
 rate (``--rate`` orders/s in batches of ``--batch``), retrying a failed batch with the same client
 order ids the way the gateway does. Then:
@@ -126,14 +126,14 @@ def _one(dsn: str, events: int, snapshot_every: int, rate: float, batch: int) ->
     from actors.runtime import start_runtime
     from actors.settings import Settings
     from bench.local_cluster import LocalCluster
-    from bench.shard import _fill_log
+    from bench.recovery import fill_log
 
     region = "IN-GJ"
     sid = f"{region}.cotton"
     from persistence.migrate import apply_migrations
 
     apply_migrations(dsn)
-    seq, fill_s = _fill_log(dsn, region, events, snapshot_every, 1000)
+    seq, fill_s = fill_log(dsn, region, events, snapshot_every, 1000)
     cluster = LocalCluster(matching=2, risk=0, cpus_per_node=1)
     try:
         ns = f"td-fo-{uuid.uuid4().hex[:8]}"

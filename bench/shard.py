@@ -15,10 +15,18 @@ batches outstanding (the shard matches batch N+1 while batch N commits), and rep
   killed and restarted; ``recovery_s`` is the restarted actor's load time (snapshot + later events),
   ``recovery_restart_wall_s`` the client-side time from kill to first answered call;
 - ``shard_match_s`` / ``shard_rows_s`` / ``shard_commit_s``: where each shard spent its time;
-- ``projector_*``: the asynchronous projections under that load (``--projector live``, the default:
-  projecting during the run on the same machine; ``after``: paused during the run, then timed
-  catching up alone): events projected, events/s over its busy time and over the wall time until it
-  caught up, seconds it needed after the load ended, lag (events, seconds) sampled every 50 ms.
+- ``core_orders_per_s``: the in-memory core alone on the same commands in the same run, and
+  ``durable_vs_core`` the durable rate over it; ``matching_orders_per_s``: orders over the busiest
+  shard's matching seconds; ``acked_orders_per_s``: until the last answer (with ``--durability
+  async`` the answers come before the commits; ``orders_per_s`` always counts until all committed);
+- ``cpu_us_per_order``: CPU microseconds per durable order, summed over the shard processes (which
+  now hold the writers) and the writers' PostgreSQL backends (``application_name``
+  ``td-writer:<shard>``), split as ``cpu_us_per_order_shard`` / ``_postgres`` (psutil);
+- ``half_load``: the same run offered at half the measured rate, open loop (latency from each
+  batch's scheduled send time); ``one_shard`` and ``scaling_*``: with ``--shards K > 1``, one shard
+  on its own first, in the same run;
+- ``event_payload_bytes`` / ``events_table_bytes_per_event``: stored size of the run's events (costs
+  and recovery parts: ``bench/costs.py``, ``bench/recovery.py``).
 
 Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
 each run creates and drops its own database, and stops and deletes the embedded server
@@ -45,6 +53,8 @@ from actors.core.commands import PlaceOrder
 from actors.core.ids import shard_id_for
 from bench import BENCH_REGIONS, JsonOut
 from bench.cleanup import Started
+from bench.costs import core_rate, cpu_s, event_bytes, writer_backends
+from bench.recovery import recovery
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, epoch ms
 
@@ -101,26 +111,51 @@ def _dsn(args: SimpleNamespace, started: Started) -> str:
 
 
 def _throughput(
-    rt: Any, k: int, n: int, batch: int, inflight: int = 2, projector: str = "live"
+    rt: Any,
+    k: int,
+    n: int,
+    batch: int,
+    inflight: int = 2,
+    *,
+    dsn: str | None = None,
+    rate: float = 0.0,
+    profile: str = "price_time",
+    tag: str = "b",
+    first_region: int = 0,
+    projector: str = "live",
 ) -> dict[str, Any]:
-    """Drive the shards; ``projector``: ``live`` (projecting during the run, sharing the machine) or
-    ``after`` (paused during the run, then timed catching up alone)."""
+    """Drive ``n`` orders over ``k`` shards. ``rate``: offered orders/s over all shards (0 = as fast
+    as answered; else batches leave on schedule and latency counts from the scheduled send time).
+    With ``dsn``: CPU seconds of the shard processes and their writers' PostgreSQL backends.
+    ``projector``: ``live`` (projecting during the run, sharing the machine) or ``after`` (paused
+    during the run, then timed catching up alone)."""
     import ray
 
-    regions = list(BENCH_REGIONS[:k])
+    regions = list(BENCH_REGIONS[first_region : first_region + k])
     handles = [rt.shard(r, "cotton") for r in regions]
-    ray.get([h.info.remote() for h in handles])
+    infos0 = ray.get([h.info.remote() for h in handles])
     per = n // k
-    streams = [make_orders(r, "cotton", per, seed=i, prefix="b") for i, r in enumerate(regions)]
+    streams = [make_orders(r, "cotton", per, seed=i, prefix=tag) for i, r in enumerate(regions)]
     lat: list[list[float]] = [[] for _ in range(k)]
     events = [0] * k
+    ray.get([h.submit.remote([]) for h in handles])  # the writers' pools are open before timing
+    shard_pids = [int(i["pid"]) for i in infos0]
+    pg_pids = writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else []
+    cpu0 = cpu_s(shard_pids + pg_pids)
+    per_shard_rate = rate / k if rate else 0.0
 
-    def drive(i: int) -> None:
+    def drive(i: int, t_start: float) -> None:
         # up to ``inflight`` batches outstanding per shard; answers come back in submission order
         h, cmds = handles[i], streams[i]
         window: list[tuple[Any, float]] = []
         for j in range(0, len(cmds), batch):
-            window.append((h.submit.remote(cmds[j : j + batch]), time.perf_counter()))
+            t_send = time.perf_counter()
+            if per_shard_rate:
+                t_send = t_start + j / per_shard_rate
+                wait = t_send - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            window.append((h.submit.remote(cmds[j : j + batch]), t_send))
             if len(window) >= inflight:
                 ref, t = window.pop(0)
                 res = ray.get(ref)
@@ -131,7 +166,6 @@ def _throughput(
             lat[i].append((time.perf_counter() - t) * 1000)
             events[i] += sum(len(r["seqs"]) for r in res)
 
-    threads = [threading.Thread(target=drive, args=(i,)) for i in range(k)]
     lag = _LagSampler(rt.dsn, [shard_id_for(r, "cotton") for r in regions])
     proj0 = ray.get(rt.projector.ping.remote())
     if projector == "after":
@@ -139,42 +173,66 @@ def _throughput(
     else:
         lag.start()
     t0 = time.perf_counter()
+    threads = [threading.Thread(target=drive, args=(i, t0)) for i in range(k)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    acked = time.perf_counter() - t0
+    ray.get([h.flush.remote() for h in handles])  # async durability: the commits count too
     wall = time.perf_counter() - t0
     if projector == "after":
         lag.start()
         ray.get(rt.projector.resume.remote())
-        wall_proj = 0.0
-    else:
-        wall_proj = wall
     lag.stop_when_caught_up()
     proj1 = ray.get(rt.projector.ping.remote())
-    all_lat = [x for xs in lat for x in xs]
-    infos = ray.get([h.info.remote() for h in handles])
     proj_events = proj1["events"] - proj0["events"]
     proj_s = proj1["project_s"] - proj0["project_s"]
+    wall_proj = wall if projector == "live" else 0.0
+    pg_pids = sorted(set(pg_pids) | set(writer_backends(dsn, [i["shard_id"] for i in infos0]) if dsn else ()))
+    cpu1 = cpu_s(shard_pids + pg_pids)
+    all_lat = [x for xs in lat for x in xs]
+    infos = ray.get([h.info.remote() for h in handles])
+    shard_cpu = sum(cpu1.get(p, 0.0) - cpu0.get(p, 0.0) for p in shard_pids)
+    pg_cpu = sum(cpu1.get(p, 0.0) - cpu0.get(p, 0.0) for p in pg_pids)
+    core = core_rate(streams, batch, profile)
+    orders = per * k
     return {
+        "projector": projector,
         "projector_events": proj_events,
         "projector_busy_events_per_s": round(proj_events / proj_s, 1) if proj_s > 0 else None,
         "projector_wall_events_per_s": round(proj_events / lag.caught_up_s, 1) if lag.caught_up_s else None,
-        "projector": projector,
         "projector_caught_up_after_s": round(lag.caught_up_s - wall_proj, 3) if lag.caught_up_s else None,
         "projector_lag_events_max": lag.max_events,
         "projector_lag_s_max": round(lag.max_s, 3),
         "projector_lag_s_p50": round(percentile(lag.samples, 50), 3),
-        "shard_match_s": [i["match_s"] for i in infos],
-        "shard_rows_s": [i["rows_s"] for i in infos],
-        "shard_commit_s": [i["commit_s"] for i in infos],
+        "shard_match_s": [
+            round(i["match_s"] - i0["match_s"], 3) for i, i0 in zip(infos, infos0, strict=True)
+        ],
+        "shard_rows_s": [round(i["rows_s"] - i0["rows_s"], 3) for i, i0 in zip(infos, infos0, strict=True)],
+        "shard_commit_s": [
+            round(i["commit_s"] - i0["commit_s"], 3) for i, i0 in zip(infos, infos0, strict=True)
+        ],
         "shards": k,
-        "orders": per * k,
+        "orders": orders,
         "batch": batch,
         "inflight": inflight,
+        "offered_orders_per_s": rate or None,
         "wall_s": round(wall, 3),
-        "orders_per_s": round(per * k / wall, 1),
+        "orders_per_s": round(orders / wall, 1),
+        "acked_orders_per_s": round(orders / acked, 1),
         "events_per_s": round(sum(events) / wall, 1),
+        "matching_orders_per_s": round(
+            orders
+            / max(max(i["match_s"] - i0["match_s"] for i, i0 in zip(infos, infos0, strict=True)), 1e-9),
+            1,
+        ),
+        "core_orders_per_s": round(core, 1),
+        "durable_vs_core": round(orders / wall / core, 3) if core else None,
+        "cpu_us_per_order": round((shard_cpu + pg_cpu) / orders * 1e6, 1),
+        "cpu_us_per_order_shard": round(shard_cpu / orders * 1e6, 1),
+        "cpu_us_per_order_postgres": round(pg_cpu / orders * 1e6, 1),
+        "postgres_backends": len(pg_pids),
         "p50_ms": round(percentile(all_lat, 50), 2),
         "p99_ms": round(percentile(all_lat, 99), 2),
         "mean_ms": round(statistics.fmean(all_lat), 2) if all_lat else 0.0,
@@ -303,81 +361,6 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
     return out
 
 
-def _fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: int) -> tuple[int, float]:
-    """Write about ``n_events`` real engine events of one shard straight into the event store (same
-    rows and COPY path as the persistence actor, without the Ray hop), with a snapshot every
-    ``snapshot_every`` events. Returns (last seq, seconds)."""
-    import asyncio
-
-    import asyncpg
-
-    from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows, encode_snapshot
-    from persistence.pg_store import PostgresEventStore, init_connection
-
-    async def run() -> int:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
-        store = PostgresEventStore(pool, method="copy")
-        eng = ShardEngine(region, "cotton", "price_time")
-        last_snap = 0
-        i = 0
-        chunk = 20_000
-        while eng.seq < n_events:
-            cmds = make_orders(region, "cotton", chunk, seed=1000 + i, prefix=f"r{i}-", ts0=T0 + i * chunk)
-            for j in range(0, len(cmds), batch):
-                res = eng.process(cmds[j : j + batch])
-                await store.append(batch_rows(eng.shard_id, res.events))
-                if eng.seq >= n_events:  # the tail after the last snapshot is replayed from events
-                    break
-                if snapshot_every and eng.seq // snapshot_every > last_snap // snapshot_every:
-                    await store.save_snapshot(eng.shard_id, eng.seq, encode_snapshot(eng.snapshot()))
-                    last_snap = eng.seq
-            i += 1
-        await pool.close()
-        return int(eng.seq)
-
-    t0 = time.perf_counter()
-    seq = asyncio.run(run())
-    return seq, time.perf_counter() - t0
-
-
-def _recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int) -> dict[str, Any]:
-    """Fill one shard's log to about ``n_events`` events, start its actor (recovery on start), then
-    kill it with restart and time the second recovery too."""
-    import ray
-
-    region = "IN-RJ"
-    seq, fill_s = _fill_log(dsn, region, n_events, snapshot_every, batch)
-    t0 = time.perf_counter()
-    h = rt.shard(region, "cotton")
-    first = ray.get(h.info.remote())
-    start_wall = time.perf_counter() - t0
-    assert first["committed_seq"] == seq, (first, seq)
-    ray.kill(h, no_restart=False)
-    t1 = time.perf_counter()
-    while True:
-        try:
-            after = ray.get(h.info.remote(), timeout=600)
-            if after["pid"] != first["pid"] and not after["dirty"]:
-                break
-        except Exception:
-            pass
-        time.sleep(0.05)
-    restart_wall = time.perf_counter() - t1
-    assert after["committed_seq"] == seq, (after, seq)
-    return {
-        "recovery_events": seq,
-        "recovery_snapshot_every": snapshot_every,
-        "recovery_snapshot_seq": after["last_snapshot_seq"],
-        "recovery_replayed_events": after["recovered_events"],
-        "recovery_s": round(after["recovery_s"], 3),
-        "recovery_restart_wall_s": round(restart_wall, 3),
-        "recovery_first_start_s": round(first["recovery_s"], 3),
-        "recovery_first_start_wall_s": round(start_wall, 3),
-        "recovery_fill_s": round(fill_s, 1),
-    }
-
-
 def main(args: SimpleNamespace) -> int:
     """Run the benchmark with the options of :func:`command`; print a JSON object or a table. Returns 0."""
 
@@ -385,21 +368,60 @@ def main(args: SimpleNamespace) -> int:
     from actors.settings import Settings
 
     ns = f"td-bench-{uuid.uuid4().hex[:8]}"
-    out: dict[str, Any] = {"bench": "shard", "durability": "sync"}
+    out: dict[str, Any] = {"bench": "shard", "durability": args.durability}
     with Started() as started:
         dsn = _dsn(args, started)
         started.ray(ns)
-        settings = Settings(ray_namespace=ns, durability="sync", snapshot_every=args.snapshot_every)
+        settings = Settings(ray_namespace=ns, durability=args.durability, snapshot_every=args.snapshot_every)
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
-        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight, args.projector))
+        run = {"dsn": dsn, "profile": args.profile}
+        if args.shards > 1:  # one shard in the same run, on a region the K-shard pass does not use
+            one = _throughput(
+                rt,
+                1,
+                args.orders // args.shards,
+                args.batch,
+                args.inflight,
+                first_region=args.shards,
+                tag="o",
+                **run,
+            )
+            out["one_shard"] = one
+        out.update(
+            _throughput(
+                rt, args.shards, args.orders, args.batch, args.inflight, projector=args.projector, **run
+            )
+        )
+        if args.shards > 1:
+            base = out["one_shard"]
+            out["scaling_orders_per_s"] = round(out["orders_per_s"] / base["orders_per_s"], 2)
+            out["scaling_acked_orders_per_s"] = round(
+                out["acked_orders_per_s"] / base["acked_orders_per_s"], 2
+            )
+        if args.half_load:  # latency at half the rate just measured, open loop
+            half = _throughput(
+                rt,
+                args.shards,
+                args.orders,
+                args.batch,
+                args.inflight,
+                rate=out["orders_per_s"] / 2,
+                tag="h",
+                **run,
+            )
+            out["half_load"] = {
+                k: half[k]
+                for k in ("offered_orders_per_s", "orders_per_s", "p50_ms", "p99_ms", "cpu_us_per_order")
+            }
         if args.baseline_orders:
             out.update(_baseline(dsn, args.baseline_orders))
             out["speedup_vs_baseline"] = round(out["orders_per_s"] / out["baseline_orders_per_s"], 1)
         if args.method_orders:
             out.update(_append_methods(dsn, args.method_orders, args.batch))
         if args.recovery_events:
-            out.update(_recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
+            out.update(recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
+        out.update(event_bytes(dsn))
     if args.json:
         print(json.dumps(out))
     else:
@@ -413,6 +435,10 @@ def command(
     orders: Annotated[int, typer.Option(help="orders in total over all shards (N)")] = 50_000,
     batch: Annotated[int, typer.Option(help="orders per submit call")] = 1000,
     inflight: Annotated[int, typer.Option(help="batches outstanding per shard (pipelining)")] = 2,
+    durability: Annotated[
+        Literal["sync", "async"], typer.Option(help="acknowledge after/before commit")
+    ] = "sync",
+    half_load: Annotated[bool, typer.Option(help="also measure latency at half the measured rate")] = True,
     baseline_orders: Annotated[int, typer.Option(help="orders through the 1-per-txn baseline")] = 2000,
     method_orders: Annotated[int, typer.Option(help="orders for COPY vs executemany")] = 20_000,
     recovery_events: Annotated[int, typer.Option(help="events for the recovery test (0 = skip)")] = 0,
@@ -427,9 +453,11 @@ def command(
     ] = "live",
     json_out: JsonOut = False,
 ) -> None:
-    """One shard actor, PostgreSQL commit included, vs a one-order-per-transaction baseline."""
+    """Shard actors with their PostgreSQL commit vs the in-memory core and a one-order-per-transaction
+    baseline, all in the same run."""
     raise typer.Exit(
         main(SimpleNamespace(shards=shards, orders=orders, batch=batch, inflight=inflight,
+                             durability=durability, half_load=half_load,
                              baseline_orders=baseline_orders, method_orders=method_orders,
                              recovery_events=recovery_events, snapshot_every=snapshot_every,
                              profile=profile, dsn=dsn, projector=projector, json=json_out))

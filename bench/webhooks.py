@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Annotated, Any
 
+import msgspec
 import typer
 
 from bench import JsonOut, emit
@@ -97,7 +98,7 @@ async def _run(dsn: str, n: int, batch: int) -> dict[str, Any]:
         secret = new_secret()
         await WebhookRepo(pool).create("WH-bench", PARTY, url, ["allocation"], None, box.seal(secret))
         store = PostgresEventStore(pool)
-        payloads = [allocated_json(i) for i in range(1, n + 1)]
+        payloads = [msgspec.msgpack.encode(json.loads(allocated_json(i))) for i in range(1, n + 1)]
         committed: dict[int, float] = {}
         d = Dispatcher(pool, box, cfg)
         await d.start()

@@ -243,6 +243,13 @@ def create_app(
         gw.metrics.ws_clients.set(request.app.state.hub.clients)
         with contextlib.suppress(Exception):  # a database outage must not break the scrape
             await refresh_lag_metrics(gw.pool, gw.lag)
+        if gw.directory is not None:
+            with contextlib.suppress(Exception):  # a slow or missing directory never fails a scrape
+                for row in await asyncio.wait_for(gw.directory.list.remote(), 2.0):
+                    if row.get("start_recovery_s") is not None:
+                        gw.metrics.shard_recovery.labels(row["shard_id"], row["start_kind"]).set(
+                            row["start_recovery_s"]
+                        )
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     from gateway import (

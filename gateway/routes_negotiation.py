@@ -14,6 +14,7 @@ kg and paise/kg throughout. Another party's ids answer 404.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
@@ -37,6 +38,7 @@ from gateway.responses import (
 )
 from gateway.routes_orders import arrival_ms, command_result, decode_cursor, encode_cursor, gw
 from gateway.schemas import AcceptIn, to_jsonable
+from persistence.event_store import STORED_PAYLOAD_SQL, payload_dict, stored_payload
 
 router = APIRouter(prefix="/v1", tags=["negotiation", "allocations"])
 
@@ -208,6 +210,51 @@ async def list_allocations(
     return {"items": to_jsonable(items), "next_cursor": nxt}
 
 
+def _id_seq(ref: int | str) -> int | None:
+    """The seq of the event that created a shard-assigned id (``O-<shard>-<seq>``, ``A-``, ``P-``,
+    ``R-``: :mod:`actors.core.ids`); an int is a seq already. None when the id has no seq part."""
+    if isinstance(ref, int):
+        return ref
+    tail = ref.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+async def _audit_events(
+    pool: Any, shard_id: str, upto: int | None, refs: list[int | str], keep: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """Events of ``shard_id`` (seq <= ``upto`` when given) for which ``keep`` holds, oldest first, as
+    ``{seq, type, ts, schema_version, payload}``. Read at the seqs the ids in ``refs`` were created
+    at (ids keep their seq: :mod:`actors.core.ids`); when one of them is not there (ids of a shard
+    merged by migration 0006 keep their old seq), the shard's log up to ``upto`` is read and
+    filtered instead (payloads are binary, so the filter runs here, not in SQL)."""
+    seqs = [q for q in map(_id_seq, refs) if q is not None and (upto is None or q <= upto)]
+    cols = f"seq, type, ts, schema_version, {STORED_PAYLOAD_SQL}"
+    recs = await pool.fetch(
+        f"SELECT {cols} FROM events WHERE shard_id = $1 AND seq = ANY($2::bigint[]) ORDER BY seq",
+        shard_id,
+        seqs,
+    )
+    found = [e for e in map(_event_dict, recs) if keep(e)]
+    if len(seqs) == len(refs) and len(found) == len(set(seqs)):
+        return found
+    recs = await pool.fetch(
+        f"SELECT {cols} FROM events WHERE shard_id = $1 AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq",
+        shard_id,
+        upto,
+    )
+    return [e for e in map(_event_dict, recs) if keep(e)]
+
+
+def _event_dict(r: Any) -> dict[str, Any]:
+    return {
+        "seq": r["seq"],
+        "type": r["type"],
+        "ts": r["ts"],
+        "schema_version": r["schema_version"],
+        "payload": payload_dict(stored_payload(r["body"], r["payload_text"])),
+    }
+
+
 @router.get(
     "/allocations/{allocation_id}",
     summary="One allocation with its audit trail",
@@ -226,28 +273,30 @@ async def get_allocation(allocation_id: EntityId, request: Request, p: OrderRead
     if r is None or (p.party_id not in (r["buyer_id"], r["seller_id"]) and not p.has(*STAFF)):
         raise Problem("not-found", "no such allocation")
     a = _rowdict(r)
-    ids = [a["buy_order_id"], a["sell_order_id"]]
-    evs = await g.pool.fetch(
-        "SELECT seq, type, ts, schema_version, payload FROM events WHERE shard_id = $1 AND seq <= $2 AND ("
-        " seq = $2 OR payload->'order'->>'order_id' = ANY($3::text[])"
-        " OR ($4::text IS NOT NULL AND payload->>'reservation_id' = $4)"
-        " OR (payload->>'allocation_id' = $5)) ORDER BY seq",
-        a["shard_id"],
-        a["seq"],
-        ids,
-        a["reservation_id"],
-        allocation_id,
-    )
-    events = [_rowdict(e) for e in evs]
-    prop_ids = {e["payload"].get("proposal_id") for e in events if isinstance(e["payload"], dict)} - {None}
-    if prop_ids:
-        more = await g.pool.fetch(
-            "SELECT seq, type, ts, schema_version, payload FROM events WHERE shard_id = $1"
-            " AND type = 'PROPOSED' AND payload->>'proposal_id' = ANY($2::text[])",
-            a["shard_id"],
-            list(prop_ids),
+    sid, seq, rid = a["shard_id"], a["seq"], a["reservation_id"]
+    ids = {a["buy_order_id"], a["sell_order_id"]}
+
+    def related(e: dict[str, Any]) -> bool:  # the allocation, its orders' acceptance, its reservation
+        pl = e["payload"]
+        o = pl.get("order")
+        return (
+            e["seq"] == seq
+            or (isinstance(o, dict) and o.get("order_id") in ids)
+            or (rid is not None and pl.get("reservation_id") == rid)
+            or pl.get("allocation_id") == allocation_id
         )
-        events = sorted(events + [_rowdict(e) for e in more], key=lambda e: e["seq"])
+
+    events = await _audit_events(g.pool, sid, seq, [seq, *ids, *([rid] if rid else [])], related)
+    prop_ids = {e["payload"].get("proposal_id") for e in events} - {None}
+    if prop_ids:
+        more = await _audit_events(
+            g.pool,
+            sid,
+            None,
+            list(prop_ids),
+            lambda e: e["type"] == "PROPOSED" and e["payload"].get("proposal_id") in prop_ids,
+        )
+        events = sorted(events + more, key=lambda e: e["seq"])
     for e in events:  # never disclose a counterparty's order internals beyond the facts of this trade
         pl = e.get("payload")
         if isinstance(pl, dict) and "order" in pl and isinstance(pl["order"], dict):

@@ -76,6 +76,13 @@ class Metrics:
             registry=self.registry,
         )
         self.ws_clients = Gauge("tradedesk_ws_clients", "Open WebSocket connections", registry=self.registry)
+        self.shard_recovery = Gauge(
+            "tradedesk_shard_recovery_seconds",
+            "Seconds a running shard took to load its snapshot and log tail when its actor started "
+            "(start=cold: a new actor; start=restart: Ray restarted it after it died)",
+            ["shard", "start"],
+            registry=self.registry,
+        )
 
 
 class GatewayService:

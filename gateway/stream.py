@@ -53,6 +53,7 @@ from actors.core.ids import events_channel, key_revocations_channel
 from gateway.auth import MARKET_DATA, Authenticator, Principal
 from gateway.problems import problem_type
 from gateway.visibility import AccessBook
+from persistence.event_store import STORED_PAYLOAD_SQL, payload_dict, stored_payload
 
 log = logging.getLogger("tradedesk.gateway")
 router = APIRouter()
@@ -273,7 +274,7 @@ class Connection:
         }
 
     async def _read(self, shard_id: str, after: int, before: int | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT seq, type, ts, payload FROM events WHERE shard_id = $1 AND seq > $2"
+        sql = f"SELECT seq, type, ts, {STORED_PAYLOAD_SQL} FROM events WHERE shard_id = $1 AND seq > $2"
         args: list[Any] = [shard_id, after]
         if before is not None:
             sql += " AND seq < $3"
@@ -281,14 +282,13 @@ class Connection:
         rows = await self.hub.gw.pool.fetch(sql + f" ORDER BY seq LIMIT {REPLAY_LIMIT}", *args)
         out = []
         for r in rows:
-            pl = r["payload"]
             out.append(
                 {
                     "shard_id": shard_id,
                     "seq": r["seq"],
                     "type": r["type"],
                     "ts": r["ts"],
-                    "payload": json.loads(pl) if isinstance(pl, str) else pl,
+                    "payload": payload_dict(stored_payload(r["body"], r["payload_text"])),
                 }
             )
         return out

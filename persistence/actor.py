@@ -1,10 +1,9 @@
 """The persistence actor: an async Ray actor that owns an asyncpg pool and the event store.
 
-Shard actors hand it one :class:`persistence.event_store.BatchRows` per command batch; it commits the
-batch's events in one transaction and returns the batch's last seq. After the commit
-it publishes the events, in seq order, to the Redis channel ``td:events:<shard_id>`` as JSON
-``{"shard_id", "seq", "type", "ts", "payload"}`` when a Redis URL was given (publishing never delays
-the acknowledgement and a Redis failure never fails a commit).
+It serves the shards registry to the shard directory (``list_shards``, ``upsert_shard``), tells
+shard actors where their own writer connects (:meth:`PersistenceService.writer_config`: shards
+append their batches directly, :mod:`persistence.shard_writer`), and keeps the whole event-store
+API for tools and tests (``append`` publishes what it committed like a shard writer does).
 
 The pool is opened lazily and reopened after a PostgreSQL restart (asyncpg replaces broken
 connections on acquire), so a call during an outage raises and later calls succeed again.
@@ -14,17 +13,16 @@ Named ``persistence`` in the runtime's namespace, ``max_restarts=-1``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import ray
-from ray.actor import ActorHandle
 
-from actors.core.ids import PERSISTENCE_ACTOR, events_channel
+from actors.core.ids import PERSISTENCE_ACTOR
 from persistence.event_store import BatchRows
 from persistence.pg_store import PostgresEventStore, init_connection
-from persistence.store import CommitOutcomeUnknown, EventRow, Snapshot, StoreError
+from persistence.shard_writer import EventFanout
+from persistence.store import EventRow, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +45,7 @@ class PersistenceService:
         self._pool: Any = None
         self._store: PostgresEventStore | None = None
         self._lock = asyncio.Lock()
-        self._redis: Any = None
-        self._pubq: asyncio.Queue[tuple[str, list[str]]] | None = None
-        self._pubtask: asyncio.Task[None] | None = None
+        self.fanout = EventFanout(redis_url)
         self.batches = 0
         self.events = 0
         self.failures = 0
@@ -82,40 +78,8 @@ class PersistenceService:
             raise
         self.batches += 1
         self.events += len(rows.events)
-        if self.redis_url and rows.events:
-            self._publish(rows)
+        self.fanout.publish(rows)
         return last
-
-    def _publish(self, rows: BatchRows) -> None:
-        if self._pubq is None:
-            self._pubq = asyncio.Queue(maxsize=10_000)
-            self._pubtask = asyncio.get_running_loop().create_task(self._publisher())
-        sid = json.dumps(rows.shard_id)
-        msgs = [
-            f'{{"shard_id":{sid},"seq":{seq},"type":"{typ}","ts":{ts},"payload":{payload}}}'
-            for (_s, seq, typ, _v, payload, ts) in rows.events
-        ]
-        try:
-            self._pubq.put_nowait((events_channel(rows.shard_id), msgs))
-        except asyncio.QueueFull:
-            log.warning("event publish queue full; dropping %d events of %s", len(msgs), rows.shard_id)
-
-    async def _publisher(self) -> None:
-        import redis.asyncio as aioredis
-
-        assert self._pubq is not None
-        while True:
-            channel, msgs = await self._pubq.get()
-            try:
-                if self._redis is None:
-                    self._redis = aioredis.Redis.from_url(str(self.redis_url))
-                pipe = self._redis.pipeline(transaction=False)
-                for m in msgs:
-                    pipe.publish(channel, m)
-                await pipe.execute()
-            except Exception as exc:  # never fail a commit because of fan-out
-                log.warning("publish to %s failed: %s", channel, exc)
-                self._redis = None
 
     async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
         """``(seq, type, ts, schema_version, payload_json)`` rows with seq > ``after_seq``."""
@@ -153,6 +117,10 @@ class PersistenceService:
         async with self._pool.acquire() as conn:
             return [dict(r) for r in await conn.fetch(sql, *args)]
 
+    async def writer_config(self) -> tuple[str, str | None]:
+        """``(dsn, redis_url)`` for a shard's own :class:`persistence.shard_writer.ShardWriter`."""
+        return self.dsn, self.redis_url
+
     async def stats(self) -> dict[str, Any]:
         """Counters: committed batches and events, failed appends, append method."""
         return {
@@ -167,72 +135,6 @@ class PersistenceService:
         await self._get_store()
         async with self._pool.acquire() as conn:
             return bool(await conn.fetchval("SELECT true"))
-
-
-class PersistenceClient:
-    """The :class:`persistence.store.EventStore` seen through a persistence actor handle (what a shard
-    actor uses). Store errors raised in the actor come back as themselves; an actor that died during
-    an ``append`` gives :class:`~persistence.store.CommitOutcomeUnknown` (it may have committed)."""
-
-    def __init__(self, handle: ActorHandle) -> None:
-        self.handle = handle
-
-    async def append(self, rows: BatchRows) -> int:
-        """See :meth:`persistence.store.EventStore.append`."""
-        try:
-            return int(await _call(self.handle.append.remote(rows)))
-        except StoreError:
-            raise
-        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-            raise CommitOutcomeUnknown(
-                f"commit outcome unknown: persistence actor failed during append: {type(exc).__name__}"
-            ) from exc
-
-    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
-        """See :meth:`persistence.store.EventStore.read_events`."""
-        rows: list[EventRow] = await _call(self.handle.read_events.remote(shard_id, after_seq, limit))
-        return rows
-
-    async def max_seq(self, shard_id: str) -> int:
-        """See :meth:`persistence.store.EventStore.max_seq`."""
-        return int(await _call(self.handle.max_seq.remote(shard_id)))
-
-    async def place_results(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """See :meth:`persistence.pg_store.PostgresEventStore.place_results`."""
-        got: dict[tuple[str, str], dict[str, Any]] = await _call(self.handle.place_results.remote(keys))
-        return got
-
-    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
-        """See :meth:`persistence.store.EventStore.save_snapshot`."""
-        await _call(self.handle.save_snapshot.remote(shard_id, seq, state))
-
-    async def latest_snapshot(self, shard_id: str) -> Snapshot | None:
-        """See :meth:`persistence.store.EventStore.latest_snapshot`."""
-        snap: Snapshot | None = await _call(self.handle.latest_snapshot.remote(shard_id))
-        return snap
-
-    async def upsert_shard(
-        self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
-    ) -> None:
-        """See :meth:`persistence.store.EventStore.upsert_shard`."""
-        await _call(self.handle.upsert_shard.remote(shard_id, region, commodity, status, node_id))
-
-    async def list_shards(self) -> list[dict[str, Any]]:
-        """See :meth:`persistence.store.EventStore.list_shards`."""
-        rows: list[dict[str, Any]] = await _call(self.handle.list_shards.remote())
-        return rows
-
-
-async def _call(ref: Any) -> Any:
-    """Await a Ray call; a :class:`~persistence.store.StoreError` raised by the actor is re-raised as
-    itself (not wrapped in ``RayTaskError``)."""
-    try:
-        return await ref
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, StoreError):
-            raise cause from None
-        raise
 
 
 PersistenceActor = ray.remote(max_restarts=-1, max_task_retries=0)(PersistenceService)

@@ -1,7 +1,7 @@
 """The :class:`persistence.store.EventStore` in memory: for unit tests of the shard service and
 for benchmarks of the core without a database. Same contract as PostgreSQL (``tests/contract/``):
 atomic batches, fencing on ``(shard_id, seq)``, the same values refused (:mod:`persistence.storable`),
-events read back as JSON text rows, snapshots and the shards registry. Not durable.
+events read back as stored (MessagePack bodies), snapshots and the shards registry. Not durable.
 """
 
 from __future__ import annotations

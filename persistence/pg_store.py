@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from persistence.event_store import EVENT_COLS, BatchRows
+from persistence.event_store import EVENT_COLS, STORED_PAYLOAD_SQL, BatchRows, stored_payload
 from persistence.store import (
     CommitFailed,
     CommitOutcomeUnknown,
@@ -37,6 +37,10 @@ def _insert_sql(table: str, cols: Sequence[str]) -> str:
 
 
 _MAX_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM events WHERE shard_id = $1"
+_READ_SQL = (
+    f"SELECT seq, type, ts, schema_version, {STORED_PAYLOAD_SQL} FROM events "
+    "WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -84,16 +88,11 @@ class PostgresEventStore:
 
     async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
         """Events of ``shard_id`` with ``seq > after_seq``, oldest first, at most ``limit``, as
-        ``(seq, type, ts, schema_version, payload_json_text)`` tuples."""
+        ``(seq, type, ts, schema_version, payload)`` tuples (payload: MessagePack bytes, or JSON
+        text for rows stored before migration 0010)."""
         async with self.pool.acquire() as conn:
-            recs = await conn.fetch(
-                "SELECT seq, type, ts, schema_version, payload::text FROM events "
-                "WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                shard_id,
-                after_seq,
-                limit,
-            )
-        return [(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in recs]
+            recs = await conn.fetch(_READ_SQL, shard_id, after_seq, limit)
+        return [(r[0], r[1], r[2], r[3], stored_payload(r[4], r[5])) for r in recs]
 
     async def place_results(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Results of past place commands by (party_id, client_order_id), from the ``client_orders``

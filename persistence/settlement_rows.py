@@ -23,6 +23,7 @@ from actors.core.posttrade.state import (
     invoice_status,
     invoice_view,
 )
+from persistence.event_store import event_tuple
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -173,7 +174,7 @@ def settlement_rows(state: SettlementState, events: Sequence[ev.Event]) -> Settl
     invoices: dict[str, None] = {}
     for e in events:
         p = e.payload
-        rows.events.append((SETTLEMENT_STREAM, e.seq, e.type, e.schema_version, ev.payload_to_json(p), e.ts))
+        rows.events.append(event_tuple(SETTLEMENT_STREAM, e))
         contracts[p.contract_id] = None
         inv_id = getattr(p, "invoice_id", None)
         if inv_id:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from actors.core.ids import SETTLEMENT_STREAM
-from persistence.event_store import EVENT_COLS
+from persistence.event_store import EVENT_COLS, STORED_PAYLOAD_SQL, stored_payload
 from persistence.pg_store import PostgresEventStore, fenced_commit
 from persistence.settlement_rows import (
     ACCOUNT_COLS,
@@ -61,8 +61,8 @@ _UPSERT_ACCOUNTS_FROM_STAGE = (
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in ACCOUNT_COLS if c != "account_id")
 )
 TAIL_SQL = (
-    "SELECT seq, type, ts, schema_version, payload::text FROM events WHERE shard_id = $1 AND seq > $2"
-    " AND type IN ('ALLOCATED', 'CONFIRMED')"
+    f"SELECT seq, type, ts, schema_version, {STORED_PAYLOAD_SQL} FROM events WHERE shard_id = $1"
+    " AND seq > $2 AND type IN ('ALLOCATED', 'CONFIRMED')"
     # only what the projector has passed: the contract reads both orders from the orders projection
     " AND seq <= (SELECT coalesce(max(c.seq), 0) FROM projector_checkpoints c WHERE c.shard_id = $1)"
     " ORDER BY seq LIMIT $3"
@@ -138,7 +138,7 @@ class PostgresSettlementStore:
         """Committed ALLOCATED/CONFIRMED events of ``shard_id`` with seq > ``after_seq``."""
         async with self.pool.acquire() as conn:
             recs = await conn.fetch(TAIL_SQL, shard_id, after_seq, limit)
-        return [(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in recs]
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), stored_payload(r[4], r[5])) for r in recs]
 
     async def order_docs(self, order_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """``{order_id: order dict}`` from the orders projection (the tail reads only allocations the

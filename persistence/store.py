@@ -3,8 +3,8 @@
 :class:`EventStore` is a :class:`typing.Protocol` with two implementations that pass the same
 contract suite (``tests/contract/``): :class:`persistence.memory_store.MemoryEventStore` (in memory,
 for unit tests of the shard service) and :class:`persistence.event_store.PostgresEventStore`
-(asyncpg). The Ray persistence actor's client (:class:`persistence.actor.PersistenceClient`) is a
-third, forwarding one.
+(asyncpg). Each shard actor writes its own log through a :class:`persistence.shard_writer.ShardWriter`
+(a :class:`PostgresEventStore` on the shard's own small pool, plus the Redis fan-out).
 
 Semantics every implementation keeps:
 
@@ -16,7 +16,9 @@ Semantics every implementation keeps:
 - Errors say whether the batch is known not to be written (:class:`CommitFailed`, its subclass
   :class:`SeqConflict`) or may have been (:class:`CommitOutcomeUnknown`: e.g. the connection was
   lost while COMMIT was in flight). Callers may resolve an unknown outcome with ``max_seq``.
-- ``read_events`` returns rows ``(seq, type, ts, schema_version, payload_json)`` oldest first.
+- ``read_events`` returns rows ``(seq, type, ts, schema_version, payload)`` oldest first; ``payload``
+  is the MessagePack body (``bytes``) or, for rows stored as JSON before migration 0010, JSON text
+  (``str``); :func:`persistence.event_store.decode_event` reads both.
 - Snapshots: ``save_snapshot`` is idempotent per (shard, seq); ``latest_snapshot`` returns the one
   with the highest seq.
 - The shards registry: ``upsert_shard`` inserts or updates status (and node when given);
@@ -32,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 if TYPE_CHECKING:
     from persistence.event_store import BatchRows
 
-EventRow: TypeAlias = tuple[int, str, int, int, str]
-"""One stored event: ``(seq, type, ts epoch ms, schema_version, payload as JSON text)``."""
+EventRow: TypeAlias = tuple[int, str, int, int, bytes | str]
+"""One stored event: ``(seq, type, ts epoch ms, schema_version, payload)``; payload as MessagePack
+bytes, or JSON text for rows stored before migration 0010."""
 
 Snapshot: TypeAlias = tuple[int, "str | bytes"]
 """``(seq, state)``: state as JSON text or zlib-compressed JSON bytes (see ``event_store``)."""

@@ -16,7 +16,6 @@ committed before an event is seen with it: every event committed after an endpoi
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from actors.core.webhooks import WEBHOOK_TYPES, parties_of, wants
+from persistence.event_store import STORED_PAYLOAD_SQL, payload_dict, stored_payload
 
 STATUSES = ("pending", "delivered", "dead")
 
@@ -64,7 +64,8 @@ WITH due AS (
     RETURNING d.delivery_id, d.endpoint_id, d.stream_id, d.seq, d.attempts
 )
 SELECT c.delivery_id, c.endpoint_id, c.stream_id, c.seq, c.attempts, e.url,
-       ev.type, ev.ts, ev.schema_version, ev.payload::text AS payload,
+       ev.type, ev.ts, ev.schema_version, ev.body,
+       CASE WHEN ev.body IS NULL THEN ev.payload::text END AS payload_text,
        ARRAY(SELECT s.ciphertext FROM webhook_secrets s
               WHERE s.endpoint_id = c.endpoint_id AND (s.expires_at IS NULL OR s.expires_at > now())
               ORDER BY s.secret_no DESC) AS secrets
@@ -72,6 +73,11 @@ SELECT c.delivery_id, c.endpoint_id, c.stream_id, c.seq, c.attempts, e.url,
   JOIN webhook_endpoints e ON e.endpoint_id = c.endpoint_id
   JOIN events ev ON ev.shard_id = c.stream_id AND ev.seq = c.seq
 """
+
+
+def _payload(r: Any) -> dict[str, Any]:
+    """The payload of an events row read with ``body`` and ``payload_text`` (either codec)."""
+    return payload_dict(stored_payload(r["body"], r["payload_text"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +239,7 @@ class WebhookRepo:
         with 0 attempts. Returns ``{"queued", "through_seq", "more"}`` (``through_seq``: the last seq
         scanned; ``more``: call again from ``through_seq + 1``)."""
         rows = await self.pool.fetch(
-            "SELECT seq, type, payload::text AS payload FROM events WHERE shard_id = $1 AND seq >= $2 "
+            f"SELECT seq, type, {STORED_PAYLOAD_SQL} FROM events WHERE shard_id = $1 AND seq >= $2 "
             "ORDER BY seq LIMIT $3",
             stream_id,
             from_seq,
@@ -243,7 +249,7 @@ class WebhookRepo:
         todo = [
             (eid, stream_id, r["seq"], r["type"])
             for r in rows
-            if r["type"] in WEBHOOK_TYPES and wants(party, cats, r["type"], json.loads(r["payload"]))
+            if r["type"] in WEBHOOK_TYPES and wants(party, cats, r["type"], _payload(r))
         ]
         if todo:
             async with self.pool.acquire() as conn:
@@ -290,8 +296,9 @@ class WebhookRepo:
             await self._move(conn, stream_id, int(head))
             return int(head) - int(last)
         rows = await conn.fetch(
-            "SELECT seq, type, CASE WHEN type = ANY($3::text[]) THEN payload::text END AS payload "
-            "FROM events WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $4",
+            "SELECT seq, type, CASE WHEN type = ANY($3::text[]) THEN body END AS body,"
+            " CASE WHEN type = ANY($3::text[]) AND body IS NULL THEN payload::text END AS payload_text"
+            " FROM events WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $4",
             stream_id,
             last,
             sorted(WEBHOOK_TYPES),
@@ -304,9 +311,9 @@ class WebhookRepo:
             by_party.setdefault(e["party_id"], []).append(e)
         todo = []
         for r in rows:
-            if r["payload"] is None:
+            if r["body"] is None and r["payload_text"] is None:
                 continue
-            payload = json.loads(r["payload"])
+            payload = _payload(r)
             for party in parties_of(payload) & by_party.keys():
                 for e in by_party[party]:
                     if wants(party, e["categories"], r["type"], payload):
@@ -340,7 +347,7 @@ class WebhookRepo:
                 r["type"],
                 r["ts"],
                 r["schema_version"],
-                json.loads(r["payload"]),
+                _payload(r),
                 tuple(bytes(c) for c in r["secrets"]),
                 lease,
             )

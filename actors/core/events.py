@@ -7,11 +7,13 @@ timestamp ``ts`` (epoch ms), a ``schema_version`` and a typed ``payload``: one
 
 Encodings (:mod:`msgspec`):
 
-- JSON (:func:`payload_to_json`, :func:`payload_from_json`): the API, the Redis stream and the
-  ``events.payload`` JSONB column of PostgreSQL. The JSON object of a payload has exactly the
-  Struct's fields, so rows written before the payloads were typed (schema version 1) decode as is.
-- MessagePack (:func:`encode_events`, :func:`decode_events`): the compact binary form of an event
-  log (``[seq, type, ts, schema_version, payload]`` arrays, payload fields as a map).
+- MessagePack (:func:`payload_to_msgpack`, :func:`payload_from_msgpack`): the stored form, the
+  ``events.body`` ``bytea`` column of PostgreSQL (payload fields as a map keyed by field name, so a
+  field added with a default decodes old rows as is). :func:`encode_events` / :func:`decode_events`
+  wrap a whole log (``[seq, type, ts, schema_version, payload]`` arrays).
+- JSON (:func:`payload_to_json`, :func:`payload_from_json`): the API and the Redis stream, and the
+  ``events.payload`` JSONB column of rows written before migration 0010. The JSON object of a
+  payload has exactly the Struct's fields, so both codecs carry the same data.
 
 Each payload class carries its ``SCHEMA`` version; an event stored under an older version is
 upgraded by :data:`UPGRADES` before it is decoded, a newer one is refused (ValueError).
@@ -346,10 +348,15 @@ def payload_from_json(etype: str, data: str | bytes, schema_version: int = SCHEM
     return payload_from_builtins(etype, msgspec.json.decode(data), schema_version)
 
 
-def event_from_row(seq: int, etype: str, ts: int, schema_version: int, payload_json: str | bytes) -> Event:
-    """An :class:`Event` from a stored row ``(seq, type, ts, schema_version, payload JSON)``."""
-    payload = payload_from_json(etype, payload_json, int(schema_version))
-    return Event(int(seq), etype, int(ts), payload, PAYLOAD_TYPES[etype].SCHEMA)
+def event_from_row(seq: int, etype: str, ts: int, schema_version: int, payload: str | bytes) -> Event:
+    """An :class:`Event` from a stored row ``(seq, type, ts, schema_version, payload)``: ``payload``
+    as MessagePack ``bytes`` (:func:`payload_to_msgpack`) or as JSON ``str`` (rows stored as JSON).
+    Raises ``KeyError`` (unknown type), ``ValueError`` (newer schema) or ``msgspec`` errors."""
+    if isinstance(payload, str):
+        body = payload_from_json(etype, payload, int(schema_version))
+    else:
+        body = payload_from_msgpack(etype, payload, int(schema_version))
+    return Event(int(seq), etype, int(ts), body, PAYLOAD_TYPES[etype].SCHEMA)
 
 
 class _Envelope(msgspec.Struct, array_like=True, gc=False):
@@ -365,6 +372,24 @@ _mp_envelopes = msgspec.msgpack.Decoder(list[_Envelope])
 _mp_decoders = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
 
 
+def payload_to_msgpack(payload: Payload) -> bytes:
+    """Payload -> MessagePack bytes (fields as a map): the stored form (``events.body``)."""
+    return _mp_encoder.encode(payload)
+
+
+def payload_from_msgpack(etype: str, data: bytes, schema_version: int = SCHEMA_VERSION) -> Payload:
+    """MessagePack bytes of a payload of type ``etype`` -> Struct (older schema versions upgraded)."""
+    if schema_version == PAYLOAD_TYPES[etype].SCHEMA:
+        return _mp_decoders[etype].decode(data)
+    return payload_from_builtins(etype, msgspec.msgpack.decode(data), schema_version)
+
+
+def msgpack_to_json(data: bytes) -> bytes:
+    """MessagePack bytes of a payload -> the same payload as compact JSON bytes, without its type
+    (the JSON equals :func:`payload_to_json` of the decoded payload: field order and values kept)."""
+    return _json_encoder.encode(msgspec.msgpack.decode(data))
+
+
 def encode_events(events: Iterable[Event]) -> bytes:
     """Events -> MessagePack bytes: an array of ``[seq, type, ts, schema_version, payload]``."""
     return _mp_encoder.encode([(e.seq, e.type, e.ts, e.schema_version, e.payload) for e in events])
@@ -375,13 +400,8 @@ def decode_events(data: bytes) -> list[Event]:
     ``msgspec.DecodeError``/``ValidationError`` on bad bytes, ``KeyError`` on an unknown type."""
     out: list[Event] = []
     for env in _mp_envelopes.decode(data):
-        cls = PAYLOAD_TYPES[env.type]
-        if env.schema_version == cls.SCHEMA:
-            payload = _mp_decoders[env.type].decode(env.payload)
-        else:
-            raw = msgspec.msgpack.decode(env.payload)
-            payload = payload_from_builtins(env.type, raw, env.schema_version)
-        out.append(Event(env.seq, env.type, env.ts, payload, cls.SCHEMA))
+        payload = payload_from_msgpack(env.type, env.payload, env.schema_version)
+        out.append(Event(env.seq, env.type, env.ts, payload, PAYLOAD_TYPES[env.type].SCHEMA))
     return out
 
 

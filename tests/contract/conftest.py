@@ -1,5 +1,6 @@
-"""The event-store contract suite runs once per implementation: ``memory`` and ``postgres`` (a fresh
-database of the machine's PostgreSQL, migrated). Each test uses its own shard ids."""
+"""The event-store contract suite runs once per implementation: ``memory``, ``postgres`` (a fresh
+database of the machine's PostgreSQL, migrated) and ``writer`` (a shard's own writer on it). Each
+test uses its own shard ids."""
 
 from __future__ import annotations
 
@@ -22,13 +23,23 @@ def contract_dsn() -> Iterator[str]:
     drop_database(name)
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture(params=["memory", "postgres", "writer"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    """An :class:`persistence.store.EventStore` of each implementation."""
+    """An :class:`persistence.store.EventStore` of each implementation (``writer``: a shard actor's
+    own :class:`persistence.shard_writer.ShardWriter`)."""
     if request.param == "memory":
         from persistence.memory_store import MemoryEventStore
 
         yield MemoryEventStore()
+        return
+    if request.param == "writer":
+        from persistence.shard_writer import ShardWriter
+
+        writer = ShardWriter(request.getfixturevalue("contract_dsn"))
+        try:
+            yield writer
+        finally:
+            await writer.aclose()
         return
     import asyncpg
 

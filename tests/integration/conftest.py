@@ -5,7 +5,6 @@ shared by the runtime tests."""
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -14,9 +13,10 @@ from typing import Any
 import pytest
 
 from actors.core.events import Event
+from persistence.event_store import decode_event, stored_payload
 
 _EVENT_SQL = (
-    "SELECT seq, type, ts, schema_version, payload::text FROM events WHERE shard_id = %s ORDER BY seq"
+    "SELECT seq, type, ts, schema_version, body, payload::text FROM events WHERE shard_id = %s ORDER BY seq"
 )
 
 
@@ -86,7 +86,10 @@ def db_events(dsn: str, shard_id: str) -> list[Event]:
     try:
         with conn.cursor() as cur:
             cur.execute(_EVENT_SQL, (shard_id,))
-            return [Event(s, t, ts, json.loads(p), v) for s, t, ts, v, p in cur.fetchall()]
+            return [
+                decode_event((s, t, ts, v, stored_payload(None if b is None else bytes(b), p)))
+                for s, t, ts, v, b, p in cur.fetchall()
+            ]
     finally:
         conn.close()
 

@@ -366,3 +366,17 @@ def test_operator_cli_and_admin_key_file(gw: Gateway, capsys: pytest.CaptureFixt
     assert '"draining": true' in capsys.readouterr().out
     assert main([*common, "drain", "IN-NOPE.cotton"]) == 1
     assert main(["--gateway", gw.base, "--api-key-file", "/nonexistent/key", "list"]) == 2
+
+
+def test_metrics_export_shard_recovery_time(gw: Gateway, keys: dict[str, str]) -> None:
+    region = unique_region()
+    with gw.client(keys["seller"]) as c:
+        r = c.post("/v1/orders/availabilities", json=availability("rm1", region))
+        assert r.status_code in (200, 201), r.text
+        lines = [
+            ln
+            for ln in c.get("/metrics").text.splitlines()
+            if ln.startswith(f'tradedesk_shard_recovery_seconds{{shard="{region}.cotton"')
+        ]
+    assert len(lines) == 1 and 'start="cold"' in lines[0]
+    assert 0 < float(lines[0].rsplit(" ", 1)[1]) < 60

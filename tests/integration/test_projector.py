@@ -182,7 +182,7 @@ def test_upgrade_of_a_database_projected_synchronously():
         sid = asyncio.run(old_writer())
         before = {t: db_rows(dsn, q, sid) for t, q in _TABLES.items() if t != "client_orders"}
         assert before["orders"] and before["allocations"]
-        assert apply_migrations(dsn) == ["0009_projections"]
+        assert apply_migrations(dsn) == ["0009_projections", "0010_binary_events"]
         assert db_rows(dsn, "SELECT seq FROM projector_checkpoints WHERE shard_id = %s", sid) == [{"seq": 0}]
 
         async def project() -> None:

@@ -64,6 +64,9 @@ def test_kill_shard_mid_stream(td_runtime, pg_dsn):
     after = ray.get(h.info.remote())
     assert after["pid"] != before["pid"] and after["recoveries"] >= 1
     assert after["last_snapshot_seq"] > 0  # recovered from a snapshot plus later events
+    # the start's recovery time, by kind: a new actor, then one Ray restarted after the kill
+    assert (before["start_kind"], after["start_kind"]) == ("cold", "restart")
+    assert 0 < after["start_recovery_s"] < 60
 
     events = db_events(pg_dsn, sid)
     assert_gap_free(events)

@@ -1,4 +1,6 @@
-"""Outages under load: the persistence actor is killed mid-stream, then PostgreSQL itself restarts
+"""Outages under load: the shard writer's PostgreSQL connections are killed mid-stream (the writer
+lives in the shard actor, so this is how its link to the log breaks without the shard dying; the
+persistence actor, killed too, is no longer on the commit path), then PostgreSQL itself restarts
 mid-stream. The shard reports errors (no false acknowledgements: "nothing acknowledged" or, when the
 commit's answer was lost, "outcome unknown"), resumes when they are back, and nothing acknowledged is
 lost; the log stays gap-free and equals the book."""
@@ -12,10 +14,12 @@ import pytest
 import ray
 
 from bench.shard import make_orders
+from persistence.shard_writer import WRITER_APP_PREFIX
 from tests.integration.conftest import (
     assert_gap_free,
     assert_projection_matches,
     db_events,
+    db_rows,
     replay,
     unique_region,
 )
@@ -60,7 +64,7 @@ def _check(pg_dsn, h, region, sid, cmds, acked):
     assert_projection_matches(pg_dsn, sid, snap)
 
 
-def test_persistence_actor_killed_mid_stream(td_runtime, pg_dsn):
+def test_writer_connections_killed_mid_stream(td_runtime, pg_dsn):
     region = unique_region()
     h = td_runtime.shard(region, "cotton")
     sid = ray.get(h.info.remote())["shard_id"]
@@ -71,10 +75,21 @@ def test_persistence_actor_killed_mid_stream(td_runtime, pg_dsn):
     t.start()
     while len(acked) < 80:
         time.sleep(0.01)
-    ray.kill(td_runtime.persistence, no_restart=False)
+    ray.kill(td_runtime.persistence, no_restart=False)  # no longer on the commit path
+    killed = 0
+    deadline = time.monotonic() + 20
+    while not errors and time.monotonic() < deadline:  # until a batch's append has been cut
+        rows = db_rows(
+            pg_dsn,
+            "SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity WHERE application_name = %s",
+            WRITER_APP_PREFIX + sid,
+        )
+        killed += len(rows)
+        time.sleep(0.02)
     t.join(timeout=200)
     assert not t.is_alive()
-    # the actor died during an append: either definitely not committed, or outcome unknown
+    assert killed >= 1
+    # the connection died during an append: either definitely not committed, or outcome unknown
     assert any("ShardUnavailable" in e or "CommitUnknown" in e for e in errors), errors
     info = ray.get(h.info.remote())
     assert info["failures"] + info["unknown"] >= 1 and info["recoveries"] >= 2

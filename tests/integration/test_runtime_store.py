@@ -59,10 +59,10 @@ async def test_copy_and_executemany_write_the_same(pg_dsn):
             for b in batches:
                 await store.append(b)
             sid = eng.shard_id
-            q_ev = "SELECT seq, type, payload, ts FROM events WHERE shard_id=$1 ORDER BY 1"
+            q_ev = "SELECT seq, type, body, ts FROM events WHERE shard_id=$1 ORDER BY 1"
             async with pool.acquire() as conn:
                 ev = await conn.fetch(q_ev, sid)
-            tables[method] = [(r[0], r[1], r[2].replace(region, "REGION"), r[3]) for r in ev]
+            tables[method] = [(r[0], r[1], es.payload_json(r[2]).replace(region, "REGION"), r[3]) for r in ev]
             assert len(ev) == eng.seq
             got = await store.read_events(eng.shard_id, 10, 5)
             assert [r[0] for r in got] == [11, 12, 13, 14, 15]

@@ -27,7 +27,7 @@ BOOM = "boom-refused-by-trigger"
 TRIGGER_SQL = f"""
 CREATE OR REPLACE FUNCTION td_test_refuse() RETURNS trigger AS $$
 BEGIN
-  IF NEW.payload -> 'order' ->> 'client_order_id' = '{BOOM}' THEN
+  IF position(convert_to('{BOOM}', 'UTF8') IN NEW.body) > 0 THEN  -- the MessagePack body holds the text as is
     RAISE EXCEPTION 'refused by test trigger';
   END IF;
   RETURN NEW;

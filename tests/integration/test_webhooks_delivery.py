@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from cryptography.fernet import Fernet
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -69,12 +70,12 @@ def settlement(typ: str, buyer: str, seller: str, **fields: Any) -> str:
 
 async def commit(store: PostgresEventStore, stream: str, events: list[tuple[str, str]]) -> list[int]:
     """Append ``(type, payload JSON)`` events to ``stream`` through the store's lowest-level append
-    (one batch, next seqs); returns their seqs."""
+    (one batch, next seqs, the payload stored as MessagePack like every writer does); returns their seqs."""
     first = await store.max_seq(stream) + 1
     rows = BatchRows(stream)
     ts = 1_762_761_600_000
     for i, (typ, payload) in enumerate(events):
-        rows.events.append((stream, first + i, typ, 1, payload, ts + i))
+        rows.events.append((stream, first + i, typ, 1, msgspec.msgpack.encode(json.loads(payload)), ts + i))
     rows.last_seq = first + len(events) - 1
     await store.append(rows)
     return list(range(first, first + len(events)))

@@ -6,11 +6,11 @@ categories select, and every stream's cursor is at its head."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings
@@ -67,7 +67,7 @@ async def _run(dsn: str, endpoints: list[tuple[str, set[str]]], ops: list[Any]) 
             for typ, b, s in o[2]:
                 heads[stream] += 1
                 payload = {"buyer_id": f"{b}{tag}", "seller_id": f"{s}{tag}", "contract_id": "CT-x"}
-                rows.events.append((stream, heads[stream], typ, 1, json.dumps(payload), 0))
+                rows.events.append((stream, heads[stream], typ, 1, msgspec.msgpack.encode(payload), 0))
                 committed.append((stream, heads[stream], typ, payload["buyer_id"], payload["seller_id"]))
             rows.last_seq = heads[stream]
             await store.append(rows)

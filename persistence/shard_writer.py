@@ -1,0 +1,196 @@
+"""The writer of one shard's log: the :class:`persistence.store.EventStore` a shard actor appends to
+directly, on its own small asyncpg pool (no shared persistence actor, no Ray hop per batch), plus the
+Redis fan-out of what it committed.
+
+- :class:`ShardWriter`: a :class:`~persistence.pg_store.PostgresEventStore` over a pool of
+  ``pool_size`` (default 2) connections created in the running event loop (asyncpg pools belong to
+  one loop: a call from another loop gets a pool of its own; :meth:`ShardWriter.aclose` closes the
+  current one). Batches are appended by binary ``COPY`` in one transaction each, fenced by the
+  ``(shard_id, seq)`` primary key (:func:`persistence.pg_store.fenced_commit`). The pool is reopened
+  after a PostgreSQL restart (asyncpg replaces broken connections on acquire).
+- :class:`EventFanout`: after a commit, the batch's events are published in seq order to the Redis
+  channel ``td:events:<shard_id>`` as JSON ``{"shard_id", "seq", "type", "ts", "payload"}``. The JSON
+  is made from the stored MessagePack (:func:`actors.core.events.msgpack_to_json`) by a background
+  task, so publishing never delays the acknowledgement, and a Redis failure never fails a commit
+  (the stream's readers fill gaps from PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+
+from actors.core.events import msgpack_to_json
+from actors.core.ids import events_channel
+from persistence.event_store import BatchRows
+from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.store import EventRow, Snapshot
+
+log = logging.getLogger(__name__)
+
+WRITER_APP_PREFIX = "td-writer:"
+"""``application_name`` prefix of the shard writers' connections (``td-writer:<shard id>``)."""
+
+_envelope = msgspec.json.Encoder().encode
+QUEUE_BATCHES = 10_000
+"""Batches waiting for Redis at most; beyond it a batch is dropped from the live stream (logged)."""
+
+
+class EventFanout:
+    """Publishes committed batches to Redis from a background task of the running loop.
+    ``redis_url``: None = publish nothing."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self.redis_url = redis_url
+        self._redis: Any = None
+        self._queue: asyncio.Queue[BatchRows] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+        self.dropped = 0
+
+    def publish(self, rows: BatchRows) -> None:
+        """Queue a committed batch (returns at once; the JSON is made in the background)."""
+        if not self.redis_url or not rows.events:
+            return
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+            self._task = asyncio.get_running_loop().create_task(self._run(self._queue))
+        try:
+            self._queue.put_nowait(rows)
+        except asyncio.QueueFull:
+            self.dropped += len(rows.events)
+            log.warning("event publish queue full; dropping %d events of %s", len(rows.events), rows.shard_id)
+
+    @staticmethod
+    def messages(rows: BatchRows) -> list[bytes]:
+        """The JSON messages of a batch, one per event, in seq order."""
+        sid = rows.shard_id
+        out = []
+        for _s, seq, typ, _v, body, ts in rows.events:
+            payload = msgspec.Raw(msgpack_to_json(body))
+            out.append(_envelope({"shard_id": sid, "seq": seq, "type": typ, "ts": ts, "payload": payload}))
+        return out
+
+    async def _run(self, queue: asyncio.Queue[BatchRows]) -> None:
+        import redis.asyncio as aioredis
+
+        while True:
+            rows = await queue.get()
+            channel = events_channel(rows.shard_id)
+            try:
+                msgs = self.messages(rows)
+                if self._redis is None:
+                    self._redis = aioredis.Redis.from_url(str(self.redis_url))
+                pipe = self._redis.pipeline(transaction=False)
+                for m in msgs:
+                    pipe.publish(channel, m)
+                await pipe.execute()
+                self.published += len(msgs)
+            except Exception as exc:  # never fail a commit because of fan-out
+                log.warning("publish to %s failed: %s", channel, exc)
+                self._redis = None
+
+    async def aclose(self) -> None:
+        """Stop the background task and close the Redis connection."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+
+class ShardWriter:
+    """One shard's event store on its own pool. ``dsn``: PostgreSQL URL; ``redis_url``: where to
+    publish committed events (None = nowhere); ``pool_size``: connections (one append at a time,
+    the other for reads and snapshots); ``method``: ``copy`` | ``executemany``; ``name``: the
+    connections' ``application_name`` (``td-writer:<shard id>``: operators and ``bench shard`` find
+    the writer's PostgreSQL backends in ``pg_stat_activity`` by it)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        redis_url: str | None = None,
+        pool_size: int = 2,
+        method: str = "copy",
+        name: str = "td-writer",
+    ) -> None:
+        self.dsn = dsn
+        self.name = name
+        self.pool_size = pool_size
+        self.method = method
+        self.fanout = EventFanout(redis_url)
+        self._pool: Any = None
+        self._store: PostgresEventStore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def store(self) -> PostgresEventStore:
+        """The store over this loop's pool (created on first use in each loop)."""
+        loop = asyncio.get_running_loop()
+        if self._store is not None and self._loop is loop:
+            return self._store
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop, self._store = asyncio.Lock(), loop, None
+        async with self._lock:
+            if self._store is None:
+                import asyncpg
+
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    init=init_connection,
+                    command_timeout=60,
+                    server_settings={"application_name": self.name[:63]},
+                )
+                self._store = PostgresEventStore(self._pool, self.method)
+        return self._store
+
+    async def aclose(self) -> None:
+        """Close this loop's pool and the fan-out (the next call opens a new pool)."""
+        pool, self._pool, self._store = self._pool, None, None
+        await self.fanout.aclose()
+        if pool is not None:
+            await pool.close()
+
+    async def append(self, rows: BatchRows) -> int:
+        """See :meth:`persistence.store.EventStore.append`; committed events are then published."""
+        last = await (await self.store()).append(rows)
+        self.fanout.publish(rows)
+        return last
+
+    async def read_events(self, shard_id: str, after_seq: int, limit: int = 50_000) -> list[EventRow]:
+        """See :meth:`persistence.store.EventStore.read_events`."""
+        return await (await self.store()).read_events(shard_id, after_seq, limit)
+
+    async def max_seq(self, shard_id: str) -> int:
+        """See :meth:`persistence.store.EventStore.max_seq`."""
+        return await (await self.store()).max_seq(shard_id)
+
+    async def place_results(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Results of past place commands by (party_id, client_order_id), from the ``client_orders``
+        projection (see :meth:`persistence.pg_store.PostgresEventStore.place_results`)."""
+        return await (await self.store()).place_results(keys)
+
+    async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
+        """See :meth:`persistence.store.EventStore.save_snapshot`."""
+        await (await self.store()).save_snapshot(shard_id, seq, state)
+
+    async def latest_snapshot(self, shard_id: str) -> Snapshot | None:
+        """See :meth:`persistence.store.EventStore.latest_snapshot`."""
+        return await (await self.store()).latest_snapshot(shard_id)
+
+    async def upsert_shard(
+        self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
+    ) -> None:
+        """See :meth:`persistence.store.EventStore.upsert_shard`."""
+        await (await self.store()).upsert_shard(shard_id, region, commodity, status, node_id)
+
+    async def list_shards(self) -> list[dict[str, Any]]:
+        """See :meth:`persistence.store.EventStore.list_shards`."""
+        return await (await self.store()).list_shards()
