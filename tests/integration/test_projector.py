@@ -130,14 +130,14 @@ def test_retry_of_a_forgotten_client_order_id_returns_the_original_result(td_run
 
 
 def test_upgrade_of_a_database_projected_synchronously():
-    """A database at 0008 with events and the projection rows the synchronous path wrote: 0009 starts
+    """A database at 0008 with JSON events and the projection rows the synchronous path wrote: 0009 starts
     its shards at checkpoint 0 and the projector re-projects the log over the old rows (same values)
     and fills ``client_orders``."""
     from alembic import command
 
+    from actors.core import events as ev
     from actors.core.engine import ShardEngine
     from persistence import projections as pj
-    from persistence.event_store import batch_rows
     from persistence.migrate import _config, apply_migrations
     from persistence.pg_store import PostgresEventStore
     from persistence.projection_store import init_connection
@@ -160,9 +160,23 @@ def test_upgrade_of_a_database_projected_synchronously():
                 cmds = make_orders(region, "cotton", 600, seed=12, prefix="up", parties=10)
                 for j in range(0, len(cmds), 150):
                     res = eng.process(cmds[j : j + 150])
-                    await store.append(batch_rows(eng.shard_id, res.events))
                     rows = pj.project_page(mirror, res.events)
                     async with pool.acquire() as conn, conn.transaction():  # what 0008's append wrote
+                        await conn.copy_records_to_table(
+                            "events",
+                            records=[
+                                (
+                                    eng.shard_id,
+                                    e.seq,
+                                    e.type,
+                                    e.schema_version,
+                                    ev.payload_to_json(e.payload),
+                                    e.ts,
+                                )
+                                for e in res.events
+                            ],
+                            columns=("shard_id", "seq", "type", "schema_version", "payload", "ts"),
+                        )
                         for table, cols, recs in (
                             ("orders", pj.ORDER_COLS, rows.orders),
                             ("allocations", pj.ALLOCATION_COLS, rows.allocations),
