@@ -21,7 +21,8 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not multinode"
+	$(BIN)/pytest -q -m multinode  # the multi-node cluster in a Ray session of its own
 
 bench: install
 	$(BIN)/tradedesk bench core --profile price_time --orders 200000 --json
