@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from typing import Any
 
 import ray
 
 from actors.core.ids import PROJECTOR_ACTOR
+
+log = logging.getLogger(__name__)
 
 
 class ProjectorHost:
@@ -55,7 +58,13 @@ class ProjectorHost:
                 await asyncio.sleep(0.5)
         self.projector = Projector(pool, self.page)
         self._ready.set()
-        await self.projector.run(self._stop, self.idle_s)
+        while not self._stop.is_set():  # the loop never ends on an error: it starts again
+            try:
+                await self.projector.run(self._stop, self.idle_s)
+            except Exception as exc:
+                log.warning("projector loop failed, restarting: %s: %s", type(exc).__name__, exc)
+                self.projector.cursors.clear()
+                await asyncio.sleep(1.0)
 
     def _call(self, coro: Any, timeout: float = 3600) -> Any:
         fut: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)

@@ -19,6 +19,7 @@ rebuild``). Hosted by the Ray actor ``projector`` (:mod:`actors.projector_actor`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -164,12 +165,18 @@ class Projector:
         return None
 
     async def _resign(self, conn: Any) -> None:
-        if conn is not None:
-            try:
-                await conn.execute("SELECT pg_advisory_unlock_all()")
-                await self.pool.release(conn)
-            except Exception:
+        """Give up the leader lock and always return its connection to the pool (a dead one, e.g.
+        after a PostgreSQL restart, is terminated first): a connection kept out of the pool on every
+        failed round would exhaust it and stall the projector for good."""
+        if conn is None:
+            return
+        try:
+            await conn.execute("SELECT pg_advisory_unlock_all()")
+        except Exception:
+            with contextlib.suppress(Exception):  # already closed or already back in the pool
                 conn.terminate()
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn)
 
     async def rebuild(self, shard_id: str | None = None) -> dict[str, int]:
         """Empty and re-project one shard (or every shard of the ``shards`` table) from its whole log,
