@@ -4,7 +4,7 @@ type, a body matching the documented schema). Plus the HTTP semantics the docume
 415 for a non-JSON body, 400 for broken JSON, ``Allow`` with every method of a path, and party
 links that must name other, existing parties.
 
-Bounded and reproducible: ``TRADEDESK_SCHEMATHESIS_EXAMPLES`` (default 20) valid and
+Bounded and reproducible: ``TRADEDESK_SCHEMATHESIS_EXAMPLES`` (default 12) valid and
 ``TRADEDESK_SCHEMATHESIS_NEGATIVE_EXAMPLES`` (default 5) invalid examples per operation and role,
 derandomized. Order bodies are pinned to one shard (IN-GJ cotton), so the run starts one
 shard actor; every other case keeps a seeded id (an order, a proposal, a reservation, an
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 REGION = "IN-GJ"
 COMMODITY = "cotton"
 ROLES = ("seller", "buyer", "trader", "operator", "admin", "data_scientist")
-EXAMPLES = int(os.environ.get("TRADEDESK_SCHEMATHESIS_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("TRADEDESK_SCHEMATHESIS_EXAMPLES", "12"))
 NEGATIVE_EXAMPLES = int(os.environ.get("TRADEDESK_SCHEMATHESIS_NEGATIVE_EXAMPLES", "5"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 PT = "urn:tradedesk:problem:"
