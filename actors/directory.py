@@ -179,8 +179,20 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         self.activity.pop(sid, None)
 
     def _set_status(self, sid: str, status: str, node_id: str | None = None) -> None:
+        """Record a shard's status (and node) in the ``shards`` table through the persistence actor;
+        while that actor restarts (``max_restarts=-1``) the idempotent upsert is retried for up to
+        30 s (tenacity, exponential back-off to 1 s)."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
         region, commodity = self.meta[sid]
-        ray.get(self.persistence.upsert_shard.remote(sid, region, commodity, status, node_id))
+        for attempt in Retrying(
+            retry=retry_if_exception_type(ray.exceptions.ActorUnavailableError),
+            stop=stop_after_delay(30),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        ):
+            with attempt:
+                ray.get(self.persistence.upsert_shard.remote(sid, region, commodity, status, node_id))
         self.status[sid] = status
 
     def _touch(self, sid: str) -> None:
