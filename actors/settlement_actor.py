@@ -59,10 +59,9 @@ class SettlementHost:
                 import asyncpg
 
                 from persistence.exposure import ExposureStore
-                from persistence.pg_store import init_connection
                 from persistence.settlement_store import PostgresSettlementStore
 
-                pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4, init=init_connection)
+                pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
                 exposure = ExposureStore.from_url(self.redis_url, self.key_prefix) if self.redis_url else None
                 svc = SettlementService(PostgresSettlementStore(pool), self.terms, exposure)
                 await svc.start()

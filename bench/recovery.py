@@ -21,10 +21,10 @@ def fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: i
     from actors.core.engine import ShardEngine
     from bench.shard import T0, make_orders
     from persistence.event_store import batch_rows, encode_snapshot
-    from persistence.pg_store import PostgresEventStore, init_connection
+    from persistence.pg_store import PostgresEventStore
 
     async def run() -> int:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         store = PostgresEventStore(pool, method="copy")
         eng = ShardEngine(region, "cotton", "price_time")
         last_snap = 0

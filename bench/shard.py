@@ -299,9 +299,7 @@ def _baseline(dsn: str, n: int) -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
         eng = ShardEngine("IN-KA", "cotton")
         cmds = make_orders("IN-KA", "cotton", n, seed=99, prefix="x")
-        from persistence.pg_store import PostgresEventStore, init_connection
-
-        await init_connection(conn)
+        from persistence.pg_store import PostgresEventStore
 
         class _One:
             def acquire(self) -> Any:
@@ -335,7 +333,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
 
     from actors.core.engine import ShardEngine
     from persistence.event_store import batch_rows
-    from persistence.pg_store import PostgresEventStore, init_connection
+    from persistence.pg_store import PostgresEventStore
 
     out: dict[str, Any] = {}
     for k, method in enumerate(("executemany", "copy")):
@@ -347,7 +345,7 @@ def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
             prepared.append(batch_rows(eng.shard_id, res.events))
 
         async def run(method: str = method, prepared: list[Any] = prepared) -> tuple[float, int]:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, init=init_connection)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
             store = PostgresEventStore(pool, method=method)
             t0 = time.perf_counter()
             for rows in prepared:

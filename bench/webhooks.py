@@ -85,14 +85,14 @@ async def _run(dsn: str, n: int, batch: int) -> dict[str, Any]:
     from gateway.webhooks.dispatcher import DispatchConfig, Dispatcher, sign
     from gateway.webhooks.secrets import SecretBox, new_secret
     from persistence.event_store import BatchRows
-    from persistence.pg_store import PostgresEventStore, init_connection
+    from persistence.pg_store import PostgresEventStore
     from persistence.webhooks import WebhookRepo
 
     box = SecretBox(Fernet.generate_key())
     cfg = DispatchConfig(poll_s=0.02)
     arrivals: dict[int, float] = {}
     runner, url = await _receiver(arrivals)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_connection)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     out: dict[str, Any] = {"bench": "webhooks", "events": n, "batch": batch, "concurrency": cfg.concurrency}
     try:
         secret = new_secret()

@@ -20,7 +20,7 @@ import ray
 
 from actors.core.ids import PERSISTENCE_ACTOR
 from persistence.event_store import BatchRows
-from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.pg_store import PostgresEventStore
 from persistence.shard_writer import EventFanout
 from persistence.store import EventRow, Snapshot
 
@@ -61,7 +61,6 @@ class PersistenceService:
                     self.dsn,
                     min_size=1,
                     max_size=self.pool_size,
-                    init=init_connection,
                     command_timeout=60,
                 )
                 self._store = PostgresEventStore(self._pool, self.method)

@@ -35,8 +35,6 @@ import msgspec
 from actors.core import events as ev
 from persistence.store import EventRow
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
 EVENT_COLS = ("shard_id", "seq", "type", "schema_version", "body", "ts")
 """Columns of a :attr:`BatchRows.events` tuple; ``body``: the payload as MessagePack bytes."""
 

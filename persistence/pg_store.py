@@ -43,14 +43,9 @@ _READ_SQL = (
 )
 
 
-async def init_connection(conn: asyncpg.Connection) -> None:
-    """asyncpg pool ``init`` hook (kept for the pools that pass it; nothing to prepare now)."""
-    return None
-
-
 class PostgresEventStore:
-    """The :class:`persistence.store.EventStore` on PostgreSQL through an asyncpg pool (``pool``
-    created with ``init=init_connection``). ``method``: ``copy`` or ``executemany`` for the append path.
+    """The :class:`persistence.store.EventStore` on PostgreSQL through an asyncpg pool.
+    ``method``: ``copy`` or ``executemany`` for the append path.
     """
 
     def __init__(self, pool: asyncpg.Pool, method: str = "copy"):

@@ -92,8 +92,7 @@ async def write_ledger(
 
 
 class PostgresSettlementStore:
-    """Store of the settlement host over an asyncpg pool (created with
-    :func:`persistence.pg_store.init_connection`)."""
+    """Store of the settlement host over an asyncpg pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool

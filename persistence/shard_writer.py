@@ -26,7 +26,7 @@ import msgspec
 from actors.core.events import msgpack_to_json
 from actors.core.ids import events_channel
 from persistence.event_store import BatchRows
-from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.pg_store import PostgresEventStore
 from persistence.store import EventRow, Snapshot
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,6 @@ class ShardWriter:
                     self.dsn,
                     min_size=1,
                     max_size=self.pool_size,
-                    init=init_connection,
                     command_timeout=60,
                     server_settings={"application_name": self.name[:63]},
                 )

@@ -43,10 +43,10 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         return
     import asyncpg
 
-    from persistence.pg_store import PostgresEventStore, init_connection
+    from persistence.pg_store import PostgresEventStore
 
     dsn = request.getfixturevalue("contract_dsn")
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3, init=init_connection)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3)
     try:
         yield PostgresEventStore(pool)
     finally:

@@ -23,7 +23,7 @@ from persistence.event_store import (
     payload_json,
 )
 from persistence.migrate import _config, apply_migrations, current_version
-from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.pg_store import PostgresEventStore
 from persistence.shard_writer import ShardWriter
 from tests.conftest import create_database, drop_database
 from tests.integration.conftest import unique_region
@@ -88,7 +88,7 @@ async def test_json_events_survive_the_upgrade(old_dsn: str) -> None:
 
     assert "0010_binary_events" in apply_migrations(old_dsn)
 
-    pool = await asyncpg.create_pool(old_dsn, min_size=1, max_size=2, init=init_connection)
+    pool = await asyncpg.create_pool(old_dsn, min_size=1, max_size=2)
     try:
         store = PostgresEventStore(pool)
         stored = await store.read_events(live.shard_id, 0)

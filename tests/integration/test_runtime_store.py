@@ -11,7 +11,7 @@ from actors.core.engine import ShardEngine
 from bench.shard import make_orders
 from persistence import event_store as es
 from persistence.migrate import apply_migrations, current_version
-from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.pg_store import PostgresEventStore
 from tests.integration.conftest import db_rows, unique_region
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_stale_writer_rejected_atomically(td_runtime, pg_dsn):
 async def test_copy_and_executemany_write_the_same(pg_dsn):
     import asyncpg
 
-    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2, init=init_connection)
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
     try:
         tables = {}
         for method in ("copy", "executemany"):

@@ -26,7 +26,7 @@ from gateway.webhooks.dispatcher import APPLICATION_NAME, DispatchConfig, Dispat
 from gateway.webhooks.secrets import SecretBox, new_secret
 from persistence.event_store import BatchRows
 from persistence.migrate import apply_migrations
-from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.pg_store import PostgresEventStore
 from persistence.webhooks import WebhookRepo
 from tests.integration.webhook_receiver import Receiver
 
@@ -53,7 +53,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture()
 async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_connection)
+    p = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     yield p
     await p.close()
 

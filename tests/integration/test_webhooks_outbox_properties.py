@@ -20,7 +20,7 @@ from actors.core.webhooks import CATEGORIES, CATEGORY_TYPES
 from gateway.webhooks.secrets import SecretBox, new_secret
 from persistence.event_store import BatchRows
 from persistence.migrate import apply_migrations
-from persistence.pg_store import PostgresEventStore, init_connection
+from persistence.pg_store import PostgresEventStore
 from persistence.webhooks import WebhookRepo
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def dsn(pg_dsn: str) -> str:
 async def _run(dsn: str, endpoints: list[tuple[str, set[str]]], ops: list[Any]) -> None:
     tag = uuid.uuid4().hex[:8]
     streams = [f"S{tag}-{i}" for i in range(3)]
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         repo, store = WebhookRepo(pool), PostgresEventStore(pool)
         eps = {}
