@@ -1,29 +1,37 @@
 """The :class:`persistence.store.EventStore` in memory: for unit tests of the shard service and
 for benchmarks of the core without a database. Same contract as PostgreSQL (``tests/contract/``):
 atomic batches, fencing on ``(shard_id, seq)``, the same values refused (:mod:`persistence.storable`),
-events read back as stored (MessagePack bodies), snapshots and the shards registry. Not durable.
+events read back as stored (MessagePack bodies), snapshots and the shards registry, and the
+snapshot positions the background snapshot builder polls (times from :attr:`MemoryEventStore.clock`,
+which tests may replace). Not durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 from persistence.event_store import BatchRows, event_row
 from persistence.storable import rows_problem
-from persistence.store import CommitFailed, EventRow, Snapshot, check_fence
+from persistence.store import CommitFailed, EventRow, Snapshot, SnapshotPosition, check_fence
 
 
 class MemoryEventStore:
     """Event logs, snapshots and shards in dicts.
 
     One ``asyncio.Lock`` serialises appends, so two writers racing for the same seq see the same
-    fencing as on PostgreSQL."""
+    fencing as on PostgreSQL. ``clock``: epoch seconds, stamps snapshots and each shard's first event
+    (``snapshot_positions``)."""
 
     def __init__(self) -> None:
         self.events: dict[str, list[EventRow]] = {}
         self.snapshots: dict[str, dict[int, str | bytes]] = {}
         self.shards: dict[str, dict[str, Any]] = {}
+        self.clock: Callable[[], float] = time.time
+        self._snapshot_at: dict[tuple[str, int], float] = {}  # (shard, snapshot seq) -> clock()
+        self._first_event_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
     async def append(self, rows: BatchRows) -> int:
@@ -38,6 +46,8 @@ class MemoryEventStore:
             problem = rows_problem(rows)
             if problem is not None:
                 raise CommitFailed(f"batch not written: {rows.shard_id}: {problem}")
+            if not log:
+                self._first_event_at[rows.shard_id] = self.clock()
             log.extend(event_row(e) for e in rows.events)
         return rows.last_seq
 
@@ -54,7 +64,9 @@ class MemoryEventStore:
 
     async def save_snapshot(self, shard_id: str, seq: int, state: str | bytes) -> None:
         """Keep the state after ``seq``; re-saving the same seq keeps the first."""
-        self.snapshots.setdefault(shard_id, {}).setdefault(int(seq), state)
+        if int(seq) not in self.snapshots.setdefault(shard_id, {}):
+            self.snapshots[shard_id][int(seq)] = state
+            self._snapshot_at[(shard_id, int(seq))] = self.clock()
 
     async def latest_snapshot(self, shard_id: str) -> Snapshot | None:
         """The snapshot with the highest seq, or None."""
@@ -63,6 +75,10 @@ class MemoryEventStore:
             return None
         seq = max(snaps)
         return (seq, snaps[seq])
+
+    async def latest_snapshot_seq(self, shard_id: str) -> int:
+        """Seq of the newest snapshot (0 when none)."""
+        return max(self.snapshots.get(shard_id) or [0])
 
     async def upsert_shard(
         self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
@@ -78,3 +94,18 @@ class MemoryEventStore:
     async def list_shards(self) -> list[dict[str, Any]]:
         """Every shard row, by shard id."""
         return [dict(self.shards[k]) for k in sorted(self.shards)]
+
+    async def snapshot_positions(self) -> list[SnapshotPosition]:
+        """Per registered shard: latest snapshot seq, committed head and seconds since that snapshot
+        (else since the first event; None when neither), by shard id."""
+        out = []
+        now = self.clock()
+        for sid in sorted(self.shards):
+            row = self.shards[sid]
+            snaps = self.snapshots.get(sid)
+            seq = max(snaps) if snaps else 0
+            stamp = self._snapshot_at.get((sid, seq)) if snaps else self._first_event_at.get(sid)
+            since = None if stamp is None else now - stamp
+            head = await self.max_seq(sid)
+            out.append(SnapshotPosition(sid, row["region"], row["commodity"], seq, head, since))
+        return out

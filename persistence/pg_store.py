@@ -23,6 +23,7 @@ from persistence.store import (
     EventRow,
     SeqConflict,
     Snapshot,
+    SnapshotPosition,
     check_fence,
 )
 
@@ -41,6 +42,20 @@ _READ_SQL = (
     f"SELECT seq, type, ts, schema_version, {STORED_PAYLOAD_SQL} FROM events "
     "WHERE shard_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
 )
+
+_POSITIONS_SQL = """
+SELECT s.shard_id, s.region, s.commodity, coalesce(sn.seq, 0), coalesce(h.seq, 0),
+       extract(epoch FROM now() - coalesce(sn.created_at, f.recorded_at))::float8
+FROM shards s
+LEFT JOIN LATERAL (SELECT seq, created_at FROM snapshots
+                   WHERE shard_id = s.shard_id ORDER BY seq DESC LIMIT 1) sn ON true
+LEFT JOIN LATERAL (SELECT max(seq) AS seq FROM events WHERE shard_id = s.shard_id) h ON true
+LEFT JOIN LATERAL (SELECT recorded_at FROM events
+                   WHERE shard_id = s.shard_id ORDER BY seq LIMIT 1) f ON true
+ORDER BY s.shard_id
+"""
+"""Per registered shard: latest snapshot seq, committed head, seconds since that snapshot (else since
+the first event). Three primary-key lookups per shard: no scan of the log or of snapshot blobs."""
 
 
 class PostgresEventStore:
@@ -133,6 +148,25 @@ class PostgresEventStore:
         if r is None:
             return None
         return (int(r[0]), bytes(r[2]) if r[2] is not None else r[1])
+
+    async def latest_snapshot_seq(self, shard_id: str) -> int:
+        """Seq of the newest snapshot of a shard (0 when none), without reading its state."""
+        async with self.pool.acquire() as conn:
+            v = await conn.fetchval(
+                "SELECT coalesce(max(seq), 0) FROM snapshots WHERE shard_id = $1", shard_id
+            )
+        return int(v)
+
+    async def snapshot_positions(self) -> list[SnapshotPosition]:
+        """Per shard of the ``shards`` table: latest snapshot seq, committed head and seconds since that
+        snapshot was stored (else since the first event was recorded; None when neither), by shard id
+        (see :class:`~persistence.store.SnapshotPosition`)."""
+        async with self.pool.acquire() as conn:
+            recs = await conn.fetch(_POSITIONS_SQL)
+        return [
+            SnapshotPosition(r[0], r[1], r[2], int(r[3]), int(r[4]), None if r[5] is None else float(r[5]))
+            for r in recs
+        ]
 
     async def upsert_shard(
         self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None

@@ -184,6 +184,10 @@ class ShardWriter:
         """See :meth:`persistence.store.EventStore.latest_snapshot`."""
         return await (await self.store()).latest_snapshot(shard_id)
 
+    async def latest_snapshot_seq(self, shard_id: str) -> int:
+        """See :meth:`persistence.pg_store.PostgresEventStore.latest_snapshot_seq`."""
+        return await (await self.store()).latest_snapshot_seq(shard_id)
+
     async def upsert_shard(
         self, shard_id: str, region: str, commodity: str, status: str = "ACTIVE", node_id: str | None = None
     ) -> None:

@@ -20,7 +20,10 @@ Semantics every implementation keeps:
   is the MessagePack body (``bytes``) or, for rows stored as JSON before migration 0010, JSON text
   (``str``); :func:`persistence.event_store.decode_event` reads both.
 - Snapshots: ``save_snapshot`` is idempotent per (shard, seq); ``latest_snapshot`` returns the one
-  with the highest seq.
+  with the highest seq. Stores the background snapshot builder runs over (:class:`SnapshotSource`:
+  PostgreSQL and in memory) also answer ``snapshot_positions()``: per registered shard, its latest
+  snapshot seq, its committed head and the seconds since that snapshot (one cheap query). A store
+  may answer ``latest_snapshot_seq(shard_id)`` (all three do): the seq alone, no state read.
 - The shards registry: ``upsert_shard`` inserts or updates status (and node when given);
   ``list_shards`` returns every row sorted by shard id.
 
@@ -29,6 +32,7 @@ Units: ``ts`` epoch ms; seqs are 1, 2, 3... per shard.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
@@ -95,6 +99,34 @@ class EventStore(Protocol):
 
     async def list_shards(self) -> list[dict[str, Any]]:
         """Every registered shard: ``{"shard_id", "region", "commodity", "status", "node_id"}``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPosition:
+    """Where a registered shard's latest snapshot stands against its log: ``snapshot_seq`` (0 = no
+    snapshot), ``head_seq`` (highest committed seq, 0 = no event), ``since_s``: seconds since that
+    snapshot was stored, or, without one, since the shard's first event was recorded (None: neither)."""
+
+    shard_id: str
+    region: str
+    commodity: str
+    snapshot_seq: int
+    head_seq: int
+    since_s: float | None
+
+    @property
+    def new_events(self) -> int:
+        """Committed events after the latest snapshot."""
+        return max(0, self.head_seq - self.snapshot_seq)
+
+
+class SnapshotSource(EventStore, Protocol):
+    """An :class:`EventStore` that also tells, per registered shard, how far its latest snapshot is
+    behind its log (what :class:`actors.snapshot_builder.SnapshotBuilder` polls)."""
+
+    async def snapshot_positions(self) -> list[SnapshotPosition]:
+        """A :class:`SnapshotPosition` per shard of the registry, by shard id."""
         ...
 
 
