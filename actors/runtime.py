@@ -1,5 +1,5 @@
 """Start (or attach to) the Ray runtime of tradedesk: migrations, persistence actor, shard directory,
-settlement host, projector.
+settlement host, projector, snapshotter.
 
 ``tradedesk serve`` calls :func:`start_runtime` once Ray is initialised; the gateway then asks the
 directory for shard handles. Everything is named in ``settings.ray_namespace``, so a second process
@@ -30,6 +30,7 @@ class Runtime:
     redis_url: str | None = None
     settlement: Any = None
     projector: Any = None
+    snapshotter: Any = None
 
     def shard(self, region: str, commodity: str) -> Any:
         """Handle of the shard actor for (region, commodity), created if new: an operator's call, so
@@ -61,8 +62,11 @@ def start_runtime(
     profile: str | None = None,
 ) -> Runtime:
     """Apply migrations to ``dsn``, then get or create the ``persistence``, ``shard-directory``,
-    ``settlement`` and ``projector`` actors in ``settings.ray_namespace``; the directory follows the
-    settings' shard policy (``shard_creation``, ``max_shards_per_node``, ``shard_idle_timeout_s``).
+    ``settlement``, ``projector`` and ``snapshotter`` actors in ``settings.ray_namespace``; the
+    directory follows the settings' shard policy (``shard_creation``, ``max_shards_per_node``,
+    ``shard_idle_timeout_s``); the shards take no periodic snapshots themselves (their default
+    ``snapshot_mode="background"``): the snapshotter builds them from the log (``snapshot_every``,
+    ``snapshot_interval_s``, ``snapshot_check_s``).
     ``decider``: a risk decider or picklable factory of one handed to every shard (None = pass-all).
     Requires ``ray.init`` to have been called."""
     from actors.directory import get_or_create_directory
@@ -70,6 +74,7 @@ def start_runtime(
     from actors.projector_actor import get_or_create_projector
     from actors.settlement_actor import get_or_create_settlement
     from actors.shard_policy import ShardPolicy
+    from actors.snapshotter_actor import get_or_create_snapshotter
 
     apply_migrations(dsn)
     ns = settings.ray_namespace
@@ -104,9 +109,20 @@ def start_runtime(
         placement=on_head,
     )
     projector = get_or_create_projector(dsn, namespace=ns, detached=detached, placement=on_head)
+    snapshotter = get_or_create_snapshotter(
+        dsn,
+        namespace=ns,
+        detached=detached,
+        placement=on_head,
+        every=settings.snapshot_every,
+        interval_s=settings.snapshot_interval_s,
+        check_s=settings.snapshot_check_s,
+        profile=profile,
+    )
     ray.get(persistence.ping.remote())
     ray.get(settlement.ping.remote())
     ray.get(projector.ping.remote())
+    ray.get(snapshotter.ping.remote())
     return Runtime(
         dsn=dsn,
         namespace=ns,
@@ -115,4 +131,5 @@ def start_runtime(
         redis_url=redis_url,
         settlement=settlement,
         projector=projector,
+        snapshotter=snapshotter,
     )

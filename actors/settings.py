@@ -46,7 +46,12 @@ class Settings(BaseSettings):
     gateway_batch_max: int = 256
     gateway_queue_max: int = 4096
     api_batch_max_orders: int = 1000
-    snapshot_every: int = 100_000
+    # Snapshots (docs/contracts.md "Snapshots"): the snapshotter actor builds one from the committed
+    # log when `snapshot_every` events (0 = no size rule) or `snapshot_interval_s` seconds with at
+    # least one new event (0 = no time rule) follow a shard's latest; it looks every `snapshot_check_s`.
+    snapshot_every: int = Field(default=100_000, ge=0)
+    snapshot_interval_s: float = Field(default=300.0, ge=0)
+    snapshot_check_s: float = Field(default=5.0, gt=0)
     default_profile: Literal["price_time", "quality"] = "quality"
 
     # Shards (docs/operators.md): who may open a new (region, commodity) shard, how many shard

@@ -58,6 +58,7 @@ class ShardHost:
         market_reference: str = "agmarknet",
         circuit_breaker: bool = True,
         standby: bool = False,
+        snapshot_mode: str = "background",
     ) -> None:
         from actors.gc_tuning import tune_gc_for_matching
         from persistence.agmarknet_reference import market_reference as agmarknet_reference
@@ -80,6 +81,7 @@ class ShardHost:
             node_id=ctx.get_node_id(),
             market_reference=None if ref is None else (ref[0], "agmarknet", ref[1]),
             circuit_breaker=circuit_breaker,
+            snapshot_mode=snapshot_mode,
         )
         # a standby (the next host of a live move, actors/handover.py) takes no commands until
         # promoted; a restarted host serves (its move, if any, is over or was aborted)
@@ -187,6 +189,7 @@ def create_shard_actor(
     circuit_breaker: bool = True,
     name: str | None = None,
     standby: bool = False,
+    snapshot_mode: str = "background",
 ) -> Any:
     """Create (or get, if it exists) the named shard actor ``shard:<region>.<commodity>`` (``name``:
     another host name, :func:`actors.placement.host_name`; ``standby``: see :mod:`actors.handover`).
@@ -217,5 +220,6 @@ def create_shard_actor(
         market_reference=market_reference,
         circuit_breaker=circuit_breaker,
         standby=standby,
+        snapshot_mode=snapshot_mode,
         **({"recovery_page": handover.STANDBY_RECOVERY_PAGE} if standby else {}),
     )

@@ -1,5 +1,7 @@
 """What a shard keeps in memory to undo a failed batch cheaply, and the helpers its one recovery
-routine uses (``actors/shard_service.py``): applying rows, telling whether a batch is in the store.
+routine uses (``actors/shard_service.py``, and the background snapshot builder,
+``actors/snapshot_builder.py``): an engine from a stored state, applying rows, telling whether a
+batch is in the store.
 
 - :class:`Checkpoint`: the latest snapshot as encoded bytes (or None = empty engine) and the committed
   event rows after it. Rebuilding from it costs a snapshot decode + restore + the rows.
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 from actors.core.engine import ShardEngine
 from actors.gc_tuning import gc_paused
-from persistence.event_store import BatchRows, decode_event, event_row
+from persistence.event_store import BatchRows, decode_event, decode_snapshot, event_row
 from persistence.store import EventRow, EventStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,28 @@ class Checkpoint:
     seq: int
     state: str | bytes | None
     rows: list[EventRow] = field(default_factory=list)
+
+    def rebased(self, seq: int, state: str | bytes) -> Checkpoint | None:
+        """The same committed state on a later snapshot (``state`` at ``seq``): only the rows after
+        ``seq`` are kept. None when ``seq`` is not after :attr:`seq` and within the rows."""
+        if not self.seq < seq <= self.seq + len(self.rows):
+            return None
+        rows = self.rows[seq - self.seq :]  # rows are seq + 1, seq + 2, ... without a gap
+        return Checkpoint(seq, state, rows) if not rows or rows[0][0] == seq + 1 else None
+
+
+def engine_from_state(
+    state: str | bytes | None, region: str, commodity: str, profile: str | None = None
+) -> ShardEngine:
+    """The engine a shard starts from: a stored snapshot state (encoded, its own region, commodity
+    and profile win) or, for None, an empty engine of ``region``/``commodity`` with ``profile``
+    (None = the commodity's default). Raises ``zlib.error`` / ``msgspec.DecodeError`` on a damaged
+    snapshot."""
+    if state is not None:
+        return ShardEngine.from_snapshot(decode_snapshot(state))
+    if profile:
+        return ShardEngine(region, commodity, profile)
+    return ShardEngine(region, commodity)
 
 
 def apply_rows(engine: ShardEngine, seq: int, rows: list[EventRow], shard_id: str) -> int:

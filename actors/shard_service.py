@@ -15,6 +15,13 @@ later events in the store: never the whole log. An unclear error is resolved by 
 seqs back; if the store cannot tell, :class:`CommitUnknown` ("outcome unknown: retry with the same
 client_order_id"). Recovery applies events; it never re-runs matching or risk. Costs and the full
 contract: docs/contracts.md, "Runtime".
+
+Snapshots: with ``snapshot_mode="background"`` (the default) the shard takes none in its batches;
+the runtime's snapshot builder (``actors/snapshot_builder.py``) writes them from the committed log,
+and the shard now and then reads the latest one back (off the matching path) to move its rollback
+checkpoint and ``last_snapshot_seq`` forward. ``inline`` keeps the former path: an engine snapshot
+in the batch every ``snapshot_every`` events. :meth:`ShardService.snapshot_now` (drain, handover,
+shutdown) snapshots in either mode.
 """
 
 from __future__ import annotations
@@ -46,8 +53,8 @@ from actors.shard_outcomes import (
     ShardUnavailable,
     merge_refused,
 )
-from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store
-from persistence.event_store import BatchRows, batch_rows, decode_snapshot, encode_snapshot, event_row
+from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store, engine_from_state
+from persistence.event_store import BatchRows, batch_rows, encode_snapshot, event_row
 from persistence.storable import command_problem, rows_problem
 from persistence.store import CommitFailed, EventStore
 
@@ -73,7 +80,10 @@ class ShardService:
     (beyond it recovery reads the store); ``shadow``: keep a committed-state engine for O(1)
     rollback (see the module docstring); ``recovery_page``: events per store read;
     ``market_reference``: ``(price paise/kg, source, as_of)`` the shard records as its market
-    reference (a MARKET_REFERENCE event before the first batch that finds it different)."""
+    reference (a MARKET_REFERENCE event before the first batch that finds it different);
+    ``snapshot_mode``: ``background`` (snapshots come from the builder; every ``snapshot_every // 2``
+    committed events, else ``memory_tail // 4``, the shard reads the store's latest one) or
+    ``inline`` (an engine snapshot in the batch every ``snapshot_every`` events; 0 = never)."""
 
     def __init__(
         self,
@@ -91,15 +101,22 @@ class ShardService:
         node_id: str | None = None,
         market_reference: tuple[int, str, str] | None = None,
         circuit_breaker: bool = True,
+        snapshot_mode: str = "background",
     ) -> None:
         if durability not in ("sync", "async"):
             raise ValueError(f"durability must be sync or async, not {durability!r}")
+        if snapshot_mode not in ("background", "inline"):
+            raise ValueError(f"snapshot_mode must be background or inline, not {snapshot_mode!r}")
         self.region, self.commodity = region, commodity
         self.shard_id = shard_id_for(region, commodity)
         self.store = store
         self.decider = make_decider(decider)
         self.durability = durability
         self.snapshot_every = int(snapshot_every)
+        self.snapshot_mode = snapshot_mode
+        self._learn_step = max(1, self.snapshot_every // 2 if self.snapshot_every > 0 else memory_tail // 4)
+        self._learn_at = 0  # committed seq from which to look for a newer stored snapshot
+        self._learning = False
         self.profile = profile
         self.recovery_page = recovery_page
         self.memory_tail = memory_tail
@@ -171,6 +188,7 @@ class ShardService:
         self._checkpoint = cp if cp is not None and len(cp.rows) <= self.memory_tail else None
         self.engine, self.committed_seq, self._last, self._dirty = engine, seq, None, False
         self.last_snapshot_seq = cp.seq if cp is not None else self.last_snapshot_seq
+        self._learn_at = seq + self._learn_step
         if self.shadow is not None:
             self.shadow.rebuild(lambda: self._checkpoint)
         self._settle_unknown(seq)
@@ -182,11 +200,7 @@ class ShardService:
         )
 
     def _engine_from(self, state: str | bytes | None) -> ShardEngine:
-        if state is not None:
-            return ShardEngine.from_snapshot(decode_snapshot(state))
-        if self.profile:
-            return ShardEngine(self.region, self.commodity, self.profile)
-        return ShardEngine(self.region, self.commodity)
+        return engine_from_state(state, self.region, self.commodity, self.profile)
 
     def _reference_command(self, engine: ShardEngine) -> SetMarketReference | None:
         """The command recording :attr:`market_reference` when the engine has another one."""
@@ -349,6 +363,12 @@ class ShardService:
         done.set_result(True)
         if batch.snap is not None:
             self._spawn(self._write_snapshot(*batch.snap))
+        elif (
+            self.snapshot_mode == "background" and self.committed_seq >= self._learn_at and not self._learning
+        ):
+            self._learning = True
+            self._learn_at = self.committed_seq + self._learn_step
+            self._spawn(self._learn_snapshot())
 
     def _failed(self, batch: _Batch, done: asyncio.Future[bool]) -> None:
         """A batch definitely not written: give its credit back, roll back before the next batch."""
@@ -370,7 +390,7 @@ class ShardService:
     # -- snapshots ----------------------------------------------------------------------------
     def _snapshot_if_due(self, engine: ShardEngine, force: bool = False) -> tuple[int, dict[str, Any]] | None:
         seq = int(engine.seq)
-        if seq <= self.last_snapshot_seq:
+        if seq <= self.last_snapshot_seq or not (force or self.snapshot_mode == "inline"):
             return None
         every = self.snapshot_every
         if not (force or (every > 0 and seq // every > self.last_snapshot_seq // every)):
@@ -392,6 +412,29 @@ class ShardService:
             if raise_errors:
                 raise
             log.warning("shard %s: snapshot at %d failed: %s", self.shard_id, seq, exc)
+
+    async def _learn_snapshot(self) -> None:
+        """Background mode: read the store's latest snapshot (the builder's); a newer one becomes
+        ``last_snapshot_seq`` and the base of the rollback checkpoint (its rows up to that seq are
+        dropped), so the checkpoint holds about ``snapshot_every`` rows, as inline. Without a
+        checkpoint (more than ``memory_tail`` rows since the last base) rollback reads the store."""
+        newest = getattr(self.store, "latest_snapshot_seq", None)  # the seq first: no state read
+        try:
+            if newest is not None and await newest(self.shard_id) <= self.last_snapshot_seq:
+                return
+            snap = await self.store.latest_snapshot(self.shard_id)
+        except Exception as exc:  # a missed look only keeps the older checkpoint
+            log.info("shard %s: latest snapshot not read: %s", self.shard_id, exc)
+            return
+        finally:
+            self._learning = False
+        if snap is None or snap[0] <= self.last_snapshot_seq:
+            return
+        seq, state = snap
+        self.last_snapshot_seq = seq
+        cp = self._checkpoint
+        if cp is not None and not self._dirty:
+            self._checkpoint = cp.rebased(seq, state) or cp
 
     async def flush(self) -> int:
         """Wait for every in-flight commit and snapshot; return the committed seq."""
@@ -452,7 +495,10 @@ class ShardService:
             return (await self._ready()).snapshot()
 
     def info(self) -> dict[str, Any]:
-        """Status: ids, ``node_id``, ``pid``, ``seq`` (engine), ``committed_seq``, ``book_size``,
+        """Status: ids, ``node_id``, ``pid``, ``seq`` (engine), ``committed_seq``,
+        ``last_snapshot_seq`` (the newest snapshot the shard knows of: its own, the one it recovered
+        from or, in background mode, the builder's as last read, at most about ``snapshot_every // 2``
+        events behind the store's), ``snapshot_mode``, ``book_size``,
         ``queue_depth`` (batches received and not yet answered), counters, stage seconds, and the
         market status (``halted``, ``halt_kind``, ``halt_reason``, ``halted_until`` epoch ms or None,
         ``price_band``; :meth:`actors.core.engine.ShardEngine.market_status`)."""
@@ -468,6 +514,7 @@ class ShardService:
             "seq": getattr(eng, "seq", None),
             "committed_seq": self.committed_seq,
             "last_snapshot_seq": self.last_snapshot_seq,
+            "snapshot_mode": self.snapshot_mode,
             "book_size": stats.get("book_size"),
             "queue_depth": self.in_flight,
             "durability": self.durability,

@@ -51,10 +51,12 @@ def fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: i
 
 def recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int) -> dict[str, Any]:
     """Fill one shard's log to about ``n_events`` events, start its actor (recovery on start), then
-    kill it with restart and time the second recovery too."""
+    kill it with restart and time the second recovery too (the runtime's snapshotter paused
+    meanwhile, so both start from the snapshots written with the log)."""
     import ray
 
     region = "IN-RJ"
+    ray.get(rt.snapshotter.pause.remote())  # recover from the snapshots fill_log writes, no others
     seq, fill_s = fill_log(dsn, region, n_events, snapshot_every, batch)
     t0 = time.perf_counter()
     h = rt.shard(region, "cotton")
@@ -73,6 +75,7 @@ def recovery(rt: Any, dsn: str, n_events: int, snapshot_every: int, batch: int) 
         time.sleep(0.05)
     restart_wall = time.perf_counter() - t1
     assert after["committed_seq"] == seq, (after, seq)
+    ray.get(rt.snapshotter.resume.remote())
     return {
         "recovery_events": seq,
         "recovery_snapshot_every": snapshot_every,

@@ -1,7 +1,8 @@
 """``tradedesk bench rollback``: what it costs to undo a batch whose commit failed (no Ray, no database).
 
 A shard service on the in-memory event store takes ``--orders`` synthetic cotton orders in batches
-of ``--batch`` (snapshot every ``--snapshot-every`` events), then one batch's commit fails. Reports:
+of ``--batch`` (snapshots inline, every ``--snapshot-every`` events), then one batch's commit
+fails. Reports:
 
 - ``batch_match_ms``: mean time of one batch (match + rows + in-memory commit);
 - ``engine_snapshot_ms``: one ``engine.snapshot()`` of the final book: the price of keeping a
@@ -50,7 +51,9 @@ class _FailNext(MemoryEventStore):
 
 async def _run(n: int, batch: int, snapshot_every: int) -> dict[str, Any]:
     store = _FailNext()
-    svc = ShardService(REGION, "cotton", store, snapshot_every=snapshot_every, shadow=True)
+    svc = ShardService(
+        REGION, "cotton", store, snapshot_every=snapshot_every, shadow=True, snapshot_mode="inline"
+    )
     await svc.start(0)
     cmds = make_orders(REGION, "cotton", n + batch, seed=5, prefix="r")
     t0 = time.perf_counter()

@@ -27,6 +27,7 @@ PERSISTENCE_ACTOR = "persistence"
 SHARD_ACTOR_PREFIX = "shard:"
 SETTLEMENT_ACTOR = "settlement"
 PROJECTOR_ACTOR = "projector"
+SNAPSHOTTER_ACTOR = "snapshotter"
 SETTLEMENT_STREAM = "settlement"  # stream id (events.shard_id) of the settlement host's log
 
 

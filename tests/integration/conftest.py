@@ -59,6 +59,7 @@ def start_test_runtime(dsn: str, redis_url: str | None = None, decider: Any = No
         "ray_namespace": f"tdt-{uuid.uuid4().hex[:10]}",
         "durability": "sync",
         "snapshot_every": 40,
+        "snapshot_check_s": 0.2,
         "shard_creation": "any",
         "max_shards_per_node": 10_000,
         "shard_idle_timeout_s": 0,
@@ -69,8 +70,8 @@ def start_test_runtime(dsn: str, redis_url: str | None = None, decider: Any = No
 
 @pytest.fixture(scope="module")
 def td_runtime(ray_session: None, pg_dsn: str) -> Iterator[Any]:
-    """Runtime over the module's database, sync durability, snapshot every 40 events, Redis fan-out
-    to the machine's Redis."""
+    """Runtime over the module's database, sync durability, a background snapshot every 40 events
+    (the snapshotter looks every 0.2 s), Redis fan-out to the machine's Redis."""
     from tests.conftest import REDIS_URL
 
     rt = start_test_runtime(pg_dsn, redis_url=REDIS_URL)

@@ -1,6 +1,7 @@
-"""Kill test: while a client streams orders, a shard actor is killed (Ray restarts it). Afterwards
-every acknowledged order is present, no event is lost or duplicated, the recovered book equals a
-full-log replay, and retries with the same client order ids return the original results."""
+"""Kill test: while a client streams orders, a shard actor is killed (Ray restarts it) once the
+snapshotter has stored a snapshot of it. Afterwards every acknowledged order is present, no event is
+lost or duplicated, the recovered book equals a full-log replay, and retries with the same client
+order ids return the original results."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.integration.conftest import (
     assert_gap_free,
     assert_projection_matches,
     db_events,
+    db_rows,
     replay,
     unique_region,
 )
@@ -55,7 +57,8 @@ def test_kill_shard_mid_stream(td_runtime, pg_dsn):
     errors: list[str] = []
     t = threading.Thread(target=_stream, args=(h, cmds, acked, errors))
     t.start()
-    while len(acked) < 120:
+    # kill mid-stream once the snapshotter has stored a snapshot of the shard (every 40 events)
+    while len(acked) < 120 or not db_rows(pg_dsn, "SELECT 1 FROM snapshots WHERE shard_id = %s", sid):
         time.sleep(0.01)
     ray.kill(h, no_restart=False)
     t.join(timeout=180)

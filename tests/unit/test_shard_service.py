@@ -48,13 +48,13 @@ async def test_recovery_after_kill_gives_identical_state() -> None:
 
 async def test_snapshot_plus_later_events_restore_exact_state() -> None:
     store = MemoryEventStore()
-    a = await _service(store, snapshot_every=40)
+    a = await _service(store, snapshot_every=40, snapshot_mode="inline")
     await _feed(a, 100, 10, "s")
     await a.flush()
     snap = await store.latest_snapshot(a.shard_id)
     assert snap is not None and 0 < snap[0] < a.committed_seq
     before = await a.engine_snapshot()
-    b = await _service(store, snapshot_every=40)
+    b = await _service(store, snapshot_every=40, snapshot_mode="inline")
     info = b.info()
     assert info["recovery_source"] == "store"
     assert info["recovered_events"] == before["seq"] - snap[0]  # only the events after the snapshot

@@ -33,7 +33,7 @@ async def _control(batches: list[list[Any]], **kw: Any) -> ShardService:
 @pytest.mark.parametrize("shadow", [True, False], ids=["shadow", "checkpoint"])
 async def test_failed_commit_rolls_back_to_pre_batch_state_from_memory(shadow: bool) -> None:
     store = FlakyStore()
-    svc = await _service(store, snapshot_every=25, shadow=shadow)
+    svc = await _service(store, snapshot_every=25, snapshot_mode="inline", shadow=shadow)
     first, second, third = orders(40, "a"), orders(30, "b", seed=8), orders(20, "c", seed=9)
     await svc.submit(first)
     await svc.submit(second)
@@ -55,7 +55,7 @@ async def test_failed_commit_rolls_back_to_pre_batch_state_from_memory(shadow: b
     assert info["recovered_events"] == (0 if shadow else committed - svc.last_snapshot_seq)
     # the retry (same client order ids) gives exactly what a run without the failure gives
     retried = await svc.submit(third)
-    control = await _control([first, second], snapshot_every=25)
+    control = await _control([first, second], snapshot_every=25, snapshot_mode="inline")
     if svc.shadow is not None:  # a new shadow is built after the rollback and keeps up
         await svc.shadow.wait()
         assert svc.shadow.engine is not None
