@@ -9,7 +9,7 @@ Commands:
   parties          kill-switch PARTY: cancel a party's open orders in every shard (operator)
   projections      rebuild [--shard S]: rebuild the read models from the event log (operator)
   bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | ledger | webhooks | console
-                   | failover
+                   | failover | snapshots
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
 """
@@ -30,6 +30,7 @@ from bench import ledger as bench_ledger
 from bench import risk as bench_risk
 from bench import rollback as bench_rollback
 from bench import shard as bench_shard
+from bench import snapshots as bench_snapshots
 from bench import webhooks as bench_webhooks
 from gateway import projections_cli, quickstart
 from gateway import serve as serve_cmd
@@ -56,6 +57,7 @@ bench_app.command("webhooks")(bench_webhooks.command)
 bench_app.command("ledger")(bench_ledger.command)
 bench_app.command("console")(bench_console.command)
 bench_app.command("failover")(bench_failover.command)
+bench_app.command("snapshots")(bench_snapshots.command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(projections_cli.app, name="projections")
 
