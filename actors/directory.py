@@ -32,6 +32,8 @@ from actors.placement import head_placement, host_name, matching_nodes
 from actors.rebalance import LoadWatch
 from actors.risk_link import DeciderSpec
 from actors.shard_actor import create_shard_actor
+from actors.shard_group import ShardNotHosted
+from actors.shard_hosting import HostedShard, HostingPolicy, end_host, group_host_name
 from actors.shard_policy import ACTIVE, DRAINED, IDLE, ShardPolicy
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
     ``market_reference``: where shards take their reference price (``agmarknet`` | ``none``);
     ``circuit_breaker``: False = shards make no automatic breaker halts; ``watch``: track where
     shards run (:class:`actors.rebalance.LoadWatch`); ``rebalance_every_s``: automatic rebalancing
-    period (0 = off, the default: operators run ``tradedesk shards rebalance``).
+    period (0 = off, the default: operators run ``tradedesk shards rebalance``); ``hosting``: which
+    shards share a host process (:class:`actors.shard_hosting.HostingPolicy`; default: none).
     """
 
     def __init__(
@@ -70,8 +73,10 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         circuit_breaker: bool = True,
         watch: bool = True,
         rebalance_every_s: float = 0.0,
+        hosting: HostingPolicy | None = None,
     ) -> None:
         self.persistence = persistence
+        self.hosting = hosting or HostingPolicy()
         self.rebalance_every_s = rebalance_every_s
         self._next_rebalance = time.monotonic() + rebalance_every_s
         self.market_reference = market_reference
@@ -112,9 +117,23 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         """Alive nodes that may host shards (matching nodes when the cluster has them)."""
         return len(matching_nodes())
 
+    def _processes(self) -> int:
+        """Running shard processes: shards in their own process plus shard hosts."""
+        hosts = {h.host._actor_id for h in self.handles.values() if isinstance(h, HostedShard)}
+        return sum(not isinstance(h, HostedShard) for h in self.handles.values()) + len(hosts)
+
+    def _group(self, sid: str) -> str | None:
+        """The host group of known shard ``sid`` (None: its own process)."""
+        return self.hosting.group(*self.meta[sid])
+
     def _new_host(self, sid: str, name: str, scheduling_strategy: Any, standby: bool = True) -> Any:
-        """Create a host actor ``name`` of known shard ``sid`` (a live move's standby by default)."""
+        """Create a host actor ``name`` of known shard ``sid`` (a live move's standby by default);
+        a shard of a host group is opened in the group's host instead (on the strategy's node when
+        it names one) and its :class:`HostedShard` handle returned."""
         region, commodity = self.meta[sid]
+        group = self.hosting.group(region, commodity)
+        if group is not None:
+            return self._open_hosted(sid, group, scheduling_strategy, standby)
         return create_shard_actor(
             region,
             commodity,
@@ -132,6 +151,30 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
             standby=standby,
         )
 
+    def _open_hosted(self, sid: str, group: str, scheduling_strategy: Any, standby: bool) -> HostedShard:
+        from actors.shard_group import get_or_create_group_host, group_host_on
+
+        node = getattr(scheduling_strategy, "node_id", None)
+        name = group_host_name(group, node)
+        if node is not None and group_host_on(self.namespace, group) == node:
+            name = group_host_name(group)  # the group's first host already runs there
+        host = get_or_create_group_host(
+            group,
+            self.persistence,
+            name=name,
+            namespace=self.namespace,
+            scheduling_strategy=scheduling_strategy,
+            detached=self.detached,
+            durability=self.durability,
+            snapshot_every=self.snapshot_every,
+            decider=self.decider,
+            profile=self.profile,
+            market_reference=self.market_reference,
+            circuit_breaker=self.circuit_breaker,
+        )
+        ray.get(host.open.remote(sid, standby, False), timeout=_START_WAIT_S)  # recovery started
+        return HostedShard(host, sid)
+
     def _start(self, sid: str, *, check_capacity: bool = True, scheduling_strategy: Any = "SPREAD") -> Any:
         """Start (or get) the actor of known shard ``sid``; a DRAINED shard starts drained."""
         h = self.handles.get(sid)
@@ -144,7 +187,7 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
                 self.activity[sid] = (-1, time.monotonic())
                 return h
         if check_capacity:
-            self.policy.check_capacity(len(self.handles), self._nodes())
+            self.policy.check_capacity(self._processes(), self._nodes())
         deadline = time.monotonic() + _START_WAIT_S
         while True:
             name = host_name(sid, self.gens.get(sid, 0))
@@ -174,7 +217,7 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         ray.get(h.drain.remote(), timeout=60)
         self._set_status(sid, status)
         del self.handles[sid]
-        ray.kill(h, no_restart=True)
+        end_host(h)
         self.stopped.add(sid)
         self.activity.pop(sid, None)
 
@@ -213,7 +256,7 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         return self.get(sid)
 
     def _create(self, sid: str, region: str, commodity: str) -> Any:
-        self.policy.check_capacity(len(self.handles), self._nodes())
+        self.policy.check_capacity(self._processes(), self._nodes())
         self.meta[sid] = (region, sid.rpartition(".")[2])
         self.status[sid] = ACTIVE
         try:
@@ -245,6 +288,8 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         if self.status.get(shard_id) == IDLE:
             self._set_status(shard_id, ACTIVE)
         self._touch(shard_id)
+        if isinstance(h, HostedShard):  # its host may have restarted empty: open it again
+            h.open.remote(False, False)
         return h
 
     def drain(self, shard_id: str) -> dict[str, Any]:
@@ -300,6 +345,9 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
                 out[sid] = ray.get(ref)
             except Exception as exc:
                 out[sid] = exc
+                if isinstance(exc, ShardNotHosted) and sid not in self.pending:
+                    self.handles[sid].open.remote(False, False)  # its host restarted empty
+                    out[sid] = None  # RECOVERING
         return out
 
     def list(self) -> list[dict[str, Any]]:
@@ -401,6 +449,7 @@ def get_or_create_directory(
     market_reference: str = "agmarknet",
     circuit_breaker: bool = True,
     rebalance_every_s: float = 0.0,
+    hosting: HostingPolicy | None = None,
 ) -> Any:
     """Handle of the named ``shard-directory`` actor (on the head node of a cluster), created if
     missing."""
@@ -423,4 +472,5 @@ def get_or_create_directory(
         circuit_breaker,
         True,
         rebalance_every_s,
+        hosting,
     )
