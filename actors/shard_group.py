@@ -281,9 +281,8 @@ def group_host_on(namespace: str | None, group: str) -> str | None:
     from actors.shard_hosting import group_host_name
 
     try:
-        host = ray.get_actor(group_host_name(group), namespace=namespace)
-        ref = host.host_info.remote()
-        info: Any = ray.get(ref, timeout=30)
+        host: Any = ray.get_actor(group_host_name(group), namespace=namespace)
+        info: Any = ray.get(host.host_info.remote(), timeout=30)
     except (ValueError, ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
         return None
     return str(info["node_id"])
