@@ -33,7 +33,7 @@ from actors.rebalance import LoadWatch
 from actors.risk_link import DeciderSpec
 from actors.shard_actor import create_shard_actor
 from actors.shard_group import ShardNotHosted
-from actors.shard_hosting import HostedShard, HostingPolicy, end_host, group_host_name
+from actors.shard_hosting import HostedShard, HostingMixin, HostingPolicy, end_host
 from actors.shard_policy import ACTIVE, DRAINED, IDLE, ShardPolicy
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,10 @@ _REAP_WAIT_S = 1.0  # how long an idle check waits (a recovering shard must not 
 _START_WAIT_S = 30.0  # a stopped actor's name is released asynchronously: retry a restart this long
 
 
-class ShardDirectoryService(MoveMixin, LoadWatch):
+class ShardDirectoryService(MoveMixin, LoadWatch, HostingMixin):
     """Implementation of the directory actor (live moves: :class:`actors.handover.MoveMixin`; where
-    shards run and their load: :class:`actors.rebalance.LoadWatch`).
+    shards run and their load: :class:`actors.rebalance.LoadWatch`; shards in shared host processes:
+    :class:`actors.shard_hosting.HostingMixin`).
 
     ``persistence``: persistence actor handle; ``namespace``: Ray namespace of the shard actors;
     ``durability``/``snapshot_every``/``decider``/``profile``: passed to every shard actor;
@@ -117,15 +118,6 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         """Alive nodes that may host shards (matching nodes when the cluster has them)."""
         return len(matching_nodes())
 
-    def _processes(self) -> int:
-        """Running shard processes: shards in their own process plus shard hosts."""
-        hosts = {h.host._actor_id for h in self.handles.values() if isinstance(h, HostedShard)}
-        return sum(not isinstance(h, HostedShard) for h in self.handles.values()) + len(hosts)
-
-    def _group(self, sid: str) -> str | None:
-        """The host group of known shard ``sid`` (None: its own process)."""
-        return self.hosting.group(*self.meta[sid])
-
     def _new_host(self, sid: str, name: str, scheduling_strategy: Any, standby: bool = True) -> Any:
         """Create a host actor ``name`` of known shard ``sid`` (a live move's standby by default);
         a shard of a host group is opened in the group's host instead (on the strategy's node when
@@ -150,30 +142,6 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
             name=name,
             standby=standby,
         )
-
-    def _open_hosted(self, sid: str, group: str, scheduling_strategy: Any, standby: bool) -> HostedShard:
-        from actors.shard_group import get_or_create_group_host, group_host_on
-
-        node = getattr(scheduling_strategy, "node_id", None)
-        name = group_host_name(group, node)
-        if node is not None and group_host_on(self.namespace, group) == node:
-            name = group_host_name(group)  # the group's first host already runs there
-        host = get_or_create_group_host(
-            group,
-            self.persistence,
-            name=name,
-            namespace=self.namespace,
-            scheduling_strategy=scheduling_strategy,
-            detached=self.detached,
-            durability=self.durability,
-            snapshot_every=self.snapshot_every,
-            decider=self.decider,
-            profile=self.profile,
-            market_reference=self.market_reference,
-            circuit_breaker=self.circuit_breaker,
-        )
-        ray.get(host.open.remote(sid, standby, False), timeout=_START_WAIT_S)  # recovery started
-        return HostedShard(host, sid)
 
     def _start(self, sid: str, *, check_capacity: bool = True, scheduling_strategy: Any = "SPREAD") -> Any:
         """Start (or get) the actor of known shard ``sid``; a DRAINED shard starts drained."""

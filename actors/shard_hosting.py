@@ -33,6 +33,7 @@ MODES = (PROCESS, BY_COMMODITY, BY_REGION)
 GROUP_HOST_PREFIX = "shard-host:"  # Ray actor names of shard hosts: shard-host:<group>[@<node>]
 _NODE_SEP = "@"
 _NODE_CHARS = 12  # node id characters in a node-pinned host's name
+_OPEN_WAIT_S = 30.0  # how long the directory waits for a host to start a shard's opening
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,56 @@ def end_host(handle: Any, timeout_s: float = 60.0) -> None:
             ray.get(handle.close.remote(), timeout=timeout_s)
         return
     ray.kill(handle, no_restart=True)
+
+
+class HostingMixin:
+    """The shared hosting mode in :class:`actors.directory.ShardDirectoryService` (it provides
+    ``handles``, ``meta``, ``hosting``, ``persistence`` and the shard options)."""
+
+    handles: dict[str, Any]
+    meta: dict[str, tuple[str, str]]
+    hosting: HostingPolicy
+    persistence: Any
+    namespace: str | None
+    detached: bool
+    durability: str
+    snapshot_every: int
+    decider: Any
+    profile: str | None
+    market_reference: str
+    circuit_breaker: bool
+
+    def _processes(self) -> int:
+        """Running shard processes: shards in their own process plus shard hosts."""
+        hosts = {h.host._actor_id for h in self.handles.values() if isinstance(h, HostedShard)}
+        return sum(not isinstance(h, HostedShard) for h in self.handles.values()) + len(hosts)
+
+    def _group(self, sid: str) -> str | None:
+        """The host group of known shard ``sid`` (None: its own process)."""
+        return self.hosting.group(*self.meta[sid])
+
+    def _open_hosted(self, sid: str, group: str, scheduling_strategy: Any, standby: bool) -> HostedShard:
+        import ray
+
+        from actors.shard_group import get_or_create_group_host, group_host_on
+
+        node = getattr(scheduling_strategy, "node_id", None)
+        name = group_host_name(group, node)
+        if node is not None and group_host_on(self.namespace, group) == node:
+            name = group_host_name(group)  # the group's first host already runs there
+        host = get_or_create_group_host(
+            group,
+            self.persistence,
+            name=name,
+            namespace=self.namespace,
+            scheduling_strategy=scheduling_strategy,
+            detached=self.detached,
+            durability=self.durability,
+            snapshot_every=self.snapshot_every,
+            decider=self.decider,
+            profile=self.profile,
+            market_reference=self.market_reference,
+            circuit_breaker=self.circuit_breaker,
+        )
+        ray.get(host.open.remote(sid, standby, False), timeout=_OPEN_WAIT_S)  # recovery started
+        return HostedShard(host, sid)
