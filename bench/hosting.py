@@ -65,7 +65,9 @@ def _pct(xs: list[float], q: float) -> float:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1)
 
 
-def _one(dsn: str, mode: str, shards: int, orders: int, rounds: int, batch: int) -> dict[str, Any]:
+def _one(
+    started: Started, admin_dsn: str, mode: str, shards: int, orders: int, rounds: int, batch: int
+) -> dict[str, Any]:
     import ray
 
     from actors.runtime import start_runtime
@@ -74,62 +76,60 @@ def _one(dsn: str, mode: str, shards: int, orders: int, rounds: int, batch: int)
 
     regions = list(BENCH_REGIONS[:shards])
     ns = f"td-host-{uuid.uuid4().hex[:8]}"
-    ray.init(namespace=ns, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        s = Settings(
-            ray_namespace=ns,
-            shard_hosting=dict.fromkeys(["*"], cast(Any, mode)),
-            shard_creation="any",
-            shard_idle_timeout_s=0,
-            max_shards_per_node=10_000,
-            market_reference="none",
-        )
-        rt = start_runtime(s, dsn)
-        t0 = time.perf_counter()
-        first = rt.shard(regions[0], "cotton")
-        one = _memory({ray.get(first.info.remote(), timeout=600)["pid"]})
-        handles = [first] + [rt.shard(r, "cotton") for r in regions[1:]]
-        infos = ray.get([h.info.remote() for h in handles], timeout=600)
-        open_s = time.perf_counter() - t0
-        pids = {i["pid"] for i in infos}
-        fills = [make_orders(r, "cotton", orders, seed=k, prefix=f"m{k}-") for k, r in enumerate(regions)]
-        ray.get([h.submit.remote(c) for h, c in zip(handles, fills, strict=True)], timeout=600)
-        idle = _memory(pids)
-        lat: list[float] = []
-        cpu0, w0 = _cpu(pids), time.perf_counter()
-        for j in range(rounds):
-            ts0 = T0 + 10**9 + j * batch
-            cmds = [make_orders(r, "cotton", batch, seed=j, prefix=f"r{j}-", ts0=ts0) for r in regions]
-            start = time.perf_counter()
-            pending = {h.submit.remote(c): k for k, (h, c) in enumerate(zip(handles, cmds, strict=True))}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=600)
-                for ref in done:
-                    ray.get(ref)
-                    lat.append(time.perf_counter() - start)
-                    pending.pop(ref)
-        wall, cpu = time.perf_counter() - w0, _cpu(pids) - cpu0
-        busy = _memory(pids)
-        per_shard = {k: round(v / shards, 1) for k, v in busy.items()}
-        return {
-            "mode": mode,
-            "shards": shards,
-            "processes": len(pids),
-            "open_s": round(open_s, 2),
-            "memory_idle": idle,
-            "memory_busy": busy,
-            "memory_per_shard_idle": {k: round(v / shards, 1) for k, v in idle.items()},
-            "memory_per_shard_busy": per_shard,
-            "memory_one_empty_shard": one,
-            "memory_marginal_per_shard": {k: round((busy[k] - one[k]) / max(1, shards - 1), 1) for k in busy},
-            "shards_per_24gb_node": int((NODE_BYTES - NODE_RESERVE_BYTES) / (per_shard["pss"] * 2**20)),
-            "batch_ms": {"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99), "max": _pct(lat, 1.0)},
-            "orders_per_s": round(rounds * batch * shards / wall, 1),
-            "cpu_s": round(cpu, 2),
-            "cpu_us_per_order": round(cpu / (rounds * batch * shards) * 1e6, 1),
-        }
-    finally:
-        ray.shutdown()
+    dsn = started.database(admin_dsn)
+    started.ray(ns)  # a local Ray of its own, shut down (with every actor) on exit
+    s = Settings(
+        ray_namespace=ns,
+        shard_hosting=dict.fromkeys(["*"], cast(Any, mode)),
+        shard_creation="any",
+        shard_idle_timeout_s=0,
+        max_shards_per_node=10_000,
+        market_reference="none",
+    )
+    rt = start_runtime(s, dsn)
+    t0 = time.perf_counter()
+    first = rt.shard(regions[0], "cotton")
+    one = _memory({ray.get(first.info.remote(), timeout=600)["pid"]})
+    handles = [first] + [rt.shard(r, "cotton") for r in regions[1:]]
+    infos = ray.get([h.info.remote() for h in handles], timeout=600)
+    open_s = time.perf_counter() - t0
+    pids = {i["pid"] for i in infos}
+    fills = [make_orders(r, "cotton", orders, seed=k, prefix=f"m{k}-") for k, r in enumerate(regions)]
+    ray.get([h.submit.remote(c) for h, c in zip(handles, fills, strict=True)], timeout=600)
+    idle = _memory(pids)
+    lat: list[float] = []
+    cpu0, w0 = _cpu(pids), time.perf_counter()
+    for j in range(rounds):
+        ts0 = T0 + 10**9 + j * batch
+        cmds = [make_orders(r, "cotton", batch, seed=j, prefix=f"r{j}-", ts0=ts0) for r in regions]
+        start = time.perf_counter()
+        pending = {h.submit.remote(c): k for k, (h, c) in enumerate(zip(handles, cmds, strict=True))}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=600)
+            for ref in done:
+                ray.get(ref)
+                lat.append(time.perf_counter() - start)
+                pending.pop(ref)
+    wall, cpu = time.perf_counter() - w0, _cpu(pids) - cpu0
+    busy = _memory(pids)
+    per_shard = {k: round(v / shards, 1) for k, v in busy.items()}
+    return {
+        "mode": mode,
+        "shards": shards,
+        "processes": len(pids),
+        "open_s": round(open_s, 2),
+        "memory_idle": idle,
+        "memory_busy": busy,
+        "memory_per_shard_idle": {k: round(v / shards, 1) for k, v in idle.items()},
+        "memory_per_shard_busy": per_shard,
+        "memory_one_empty_shard": one,
+        "memory_marginal_per_shard": {k: round((busy[k] - one[k]) / max(1, shards - 1), 1) for k in busy},
+        "shards_per_24gb_node": int((NODE_BYTES - NODE_RESERVE_BYTES) / (per_shard["pss"] * 2**20)),
+        "batch_ms": {"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99), "max": _pct(lat, 1.0)},
+        "orders_per_s": round(rounds * batch * shards / wall, 1),
+        "cpu_s": round(cpu, 2),
+        "cpu_us_per_order": round(cpu / (rounds * batch * shards) * 1e6, 1),
+    }
 
 
 def main(shards: int, orders: int, rounds: int, batch: int, admin_dsn: str) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def main(shards: int, orders: int, rounds: int, batch: int, admin_dsn: str) -> d
     out: dict[str, Any] = {"bench": "hosting", "load_avg_1m": round(os.getloadavg()[0], 2), "runs": []}
     for mode in MODES:
         with Started() as started:
-            out["runs"].append(_one(started.database(admin_dsn), mode, shards, orders, rounds, batch))
+            out["runs"].append(_one(started, admin_dsn, mode, shards, orders, rounds, batch))
     proc, shared = out["runs"]
     out["memory_ratio_pss"] = round(
         proc["memory_per_shard_busy"]["pss"] / shared["memory_per_shard_busy"]["pss"], 1
