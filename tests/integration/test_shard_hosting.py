@@ -85,7 +85,7 @@ def test_group_shares_one_process_and_keeps_logs_apart(rt: Any, pg_dsn: str) -> 
     infos = {r: ray.get(h.info.remote(), timeout=60) for r, h in handles.items()}
     assert infos[REGIONS[0]]["pid"] == infos[REGIONS[1]]["pid"] != infos[REGIONS[2]]["pid"]
     assert infos[REGIONS[0]]["host"] == infos[REGIONS[1]]["host"] == "commodity:cotton"
-    assert "host" not in infos[REGIONS[2]]
+    assert "host" not in infos[REGIONS[2]] and infos[REGIONS[2]]["hosting"] == "process"
 
     acked: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in REGIONS}
     errors: list[str] = []
