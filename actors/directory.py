@@ -32,6 +32,8 @@ from actors.placement import head_placement, host_name, matching_nodes
 from actors.rebalance import LoadWatch
 from actors.risk_link import DeciderSpec
 from actors.shard_actor import create_shard_actor
+from actors.shard_group import ShardNotHosted
+from actors.shard_hosting import HostedShard, HostingMixin, HostingPolicy, end_host
 from actors.shard_policy import ACTIVE, DRAINED, IDLE, ShardPolicy
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,10 @@ _REAP_WAIT_S = 1.0  # how long an idle check waits (a recovering shard must not 
 _START_WAIT_S = 30.0  # a stopped actor's name is released asynchronously: retry a restart this long
 
 
-class ShardDirectoryService(MoveMixin, LoadWatch):
+class ShardDirectoryService(MoveMixin, LoadWatch, HostingMixin):
     """Implementation of the directory actor (live moves: :class:`actors.handover.MoveMixin`; where
-    shards run and their load: :class:`actors.rebalance.LoadWatch`).
+    shards run and their load: :class:`actors.rebalance.LoadWatch`; shards in shared host processes:
+    :class:`actors.shard_hosting.HostingMixin`).
 
     ``persistence``: persistence actor handle; ``namespace``: Ray namespace of the shard actors;
     ``durability``/``snapshot_every``/``decider``/``profile``: passed to every shard actor;
@@ -52,7 +55,8 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
     ``market_reference``: where shards take their reference price (``agmarknet`` | ``none``);
     ``circuit_breaker``: False = shards make no automatic breaker halts; ``watch``: track where
     shards run (:class:`actors.rebalance.LoadWatch`); ``rebalance_every_s``: automatic rebalancing
-    period (0 = off, the default: operators run ``tradedesk shards rebalance``).
+    period (0 = off, the default: operators run ``tradedesk shards rebalance``); ``hosting``: which
+    shards share a host process (:class:`actors.shard_hosting.HostingPolicy`; default: none).
     """
 
     def __init__(
@@ -70,8 +74,10 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         circuit_breaker: bool = True,
         watch: bool = True,
         rebalance_every_s: float = 0.0,
+        hosting: HostingPolicy | None = None,
     ) -> None:
         self.persistence = persistence
+        self.hosting = hosting or HostingPolicy()
         self.rebalance_every_s = rebalance_every_s
         self._next_rebalance = time.monotonic() + rebalance_every_s
         self.market_reference = market_reference
@@ -113,8 +119,13 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         return len(matching_nodes())
 
     def _new_host(self, sid: str, name: str, scheduling_strategy: Any, standby: bool = True) -> Any:
-        """Create a host actor ``name`` of known shard ``sid`` (a live move's standby by default)."""
+        """Create a host actor ``name`` of known shard ``sid`` (a live move's standby by default);
+        a shard of a host group is opened in the group's host instead (on the strategy's node when
+        it names one) and its :class:`HostedShard` handle returned."""
         region, commodity = self.meta[sid]
+        group = self.hosting.group(region, commodity)
+        if group is not None:
+            return self._open_hosted(sid, group, scheduling_strategy, standby)
         return create_shard_actor(
             region,
             commodity,
@@ -144,7 +155,7 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
                 self.activity[sid] = (-1, time.monotonic())
                 return h
         if check_capacity:
-            self.policy.check_capacity(len(self.handles), self._nodes())
+            self.policy.check_capacity(self._processes(), self._nodes())
         deadline = time.monotonic() + _START_WAIT_S
         while True:
             name = host_name(sid, self.gens.get(sid, 0))
@@ -174,7 +185,7 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         ray.get(h.drain.remote(), timeout=60)
         self._set_status(sid, status)
         del self.handles[sid]
-        ray.kill(h, no_restart=True)
+        end_host(h)
         self.stopped.add(sid)
         self.activity.pop(sid, None)
 
@@ -213,7 +224,7 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         return self.get(sid)
 
     def _create(self, sid: str, region: str, commodity: str) -> Any:
-        self.policy.check_capacity(len(self.handles), self._nodes())
+        self.policy.check_capacity(self._processes(), self._nodes())
         self.meta[sid] = (region, sid.rpartition(".")[2])
         self.status[sid] = ACTIVE
         try:
@@ -245,6 +256,8 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
         if self.status.get(shard_id) == IDLE:
             self._set_status(shard_id, ACTIVE)
         self._touch(shard_id)
+        if isinstance(h, HostedShard):  # its host may have restarted empty: open it again
+            h.open.remote(False, False)
         return h
 
     def drain(self, shard_id: str) -> dict[str, Any]:
@@ -300,6 +313,9 @@ class ShardDirectoryService(MoveMixin, LoadWatch):
                 out[sid] = ray.get(ref)
             except Exception as exc:
                 out[sid] = exc
+                if isinstance(exc, ShardNotHosted) and sid not in self.pending:
+                    self.handles[sid].open.remote(False, False)  # its host restarted empty
+                    out[sid] = None  # RECOVERING
         return out
 
     def list(self) -> list[dict[str, Any]]:
@@ -401,6 +417,7 @@ def get_or_create_directory(
     market_reference: str = "agmarknet",
     circuit_breaker: bool = True,
     rebalance_every_s: float = 0.0,
+    hosting: HostingPolicy | None = None,
 ) -> Any:
     """Handle of the named ``shard-directory`` actor (on the head node of a cluster), created if
     missing."""
@@ -423,4 +440,5 @@ def get_or_create_directory(
         circuit_breaker,
         True,
         rebalance_every_s,
+        hosting,
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from actors.placement import host_name, matching_nodes, shard_hosts
+from actors.shard_hosting import end_host
 from actors.shard_policy import ACTIVE, DRAINED
 from actors.shard_recovery import apply_rows
 
@@ -107,15 +108,26 @@ class MoveMixin:
 
     def _adopt(self, sid: str) -> Any:
         """The newest live host of ``sid`` left by an earlier directory (older ones end), or None."""
+        group = self._group(sid)  # type: ignore[attr-defined]
+        if group is not None:
+            return self._adopt_hosted(sid, group)
         hosts = shard_hosts(self.namespace, sid)
         if not hosts:
             return None
         gen, h = hosts[-1]
         for _g, old in hosts[:-1]:
-            ray.kill(old, no_restart=True)
+            end_host(old)
         if gen > 0 and self.status.get(sid) != DRAINED:
             ray.get(h.unfence.remote(), timeout=MOVE_START_TIMEOUT_S)  # a standby of an interrupted move
         self.gens[sid] = gen
+        return h
+
+    def _adopt_hosted(self, sid: str, group: str) -> Any:
+        from actors.shard_group import adopt_hosted
+
+        h = adopt_hosted(self.namespace, group, sid)
+        if h is not None and self.status.get(sid) != DRAINED:
+            ray.get(h.unfence.remote(), timeout=MOVE_START_TIMEOUT_S)  # a standby of an interrupted move
         return h
 
     def move(self, shard_id: str, node_id: str | None = None) -> dict[str, Any]:
@@ -131,7 +143,7 @@ class MoveMixin:
         if node_id is None:
             others = [n for n in matching_nodes() if n != old["node_id"]]
             node_id = others[0] if others else old["node_id"]
-        ray.kill(h, no_restart=True)
+        end_host(h)
         del self.handles[shard_id]
         self.stopped.add(shard_id)  # type: ignore[attr-defined]
         strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)  # a lost node: elsewhere
@@ -193,14 +205,14 @@ class MoveMixin:
                 raise RuntimeError(f"standby caught up to {got}, the old host stopped at {seq}")
             info: dict[str, Any] = ray.get(host.promote.remote(seq, drained, fenced["last_snapshot_seq"]))
         except Exception:
-            ray.kill(host, no_restart=True)
+            end_host(host)
             if fenced is not None and not drained:
                 ray.get(old.unfence.remote(), timeout=60)
             raise
         self.handles[shard_id] = host
         self.gens[shard_id] = gen
         pause_ms = (time.perf_counter() - t0) * 1000
-        ray.kill(old, no_restart=True)
+        end_host(old)
         self._set_status(shard_id, self.status.get(shard_id, "ACTIVE"), info["node_id"])  # type: ignore[attr-defined]
         return {**info, "handover_seq": seq, "pause_ms": round(pause_ms, 1)}
 
@@ -209,7 +221,7 @@ class MoveMixin:
         got = self.pending.pop(shard_id, None)
         if got is None:
             return False
-        ray.kill(got[1], no_restart=True)
+        end_host(got[1])
         return True
 
 

@@ -73,6 +73,7 @@ def start_runtime(
     from actors.placement import head_placement
     from actors.projector_actor import get_or_create_projector
     from actors.settlement_actor import get_or_create_settlement
+    from actors.shard_hosting import HostingPolicy
     from actors.shard_policy import ShardPolicy
     from actors.snapshotter_actor import get_or_create_snapshotter
 
@@ -94,6 +95,7 @@ def start_runtime(
         market_reference=settings.market_reference,
         circuit_breaker=settings.circuit_breaker,
         rebalance_every_s=settings.shard_rebalance_interval_s,
+        hosting=HostingPolicy(dict(settings.shard_hosting)),
     )
     settlement = get_or_create_settlement(
         dsn,

@@ -24,6 +24,7 @@ from actors.core.risk.fusion import (
 )
 from actors.core.risk.rules import RulesConfig
 
+_HOSTING_DEFAULT: dict[str, Literal["process", "commodity", "region"]] = {"*": "process"}
 _RULES = RulesConfig()  # the rules' defaults live in RulesConfig (one source)
 
 
@@ -63,6 +64,12 @@ class Settings(BaseSettings):
     # Automatic rebalancing of shards over the matching nodes by measured commands/s, every this
     # many seconds (0 = off: operators run `tradedesk shards rebalance`; actors/rebalance.py).
     shard_rebalance_interval_s: float = Field(default=0.0, ge=0)
+    # Shard hosting (actors/shard_hosting.py): which shards share one host process instead of one
+    # process each: {commodity code | region code | "*": "process" | "commodity" | "region"}, e.g.
+    # TRADEDESK_SHARD_HOSTING='{"*": "commodity"}' (one host per commodity).
+    shard_hosting: dict[str, Literal["process", "commodity", "region"]] = Field(
+        default_factory=lambda: dict(_HOSTING_DEFAULT)
+    )
     # Market controls (docs/matching.md): the shards' reference price for price bands and the
     # circuit breaker: the shipped Agmarknet modal prices, or none (no percentage band).
     market_reference: Literal["agmarknet", "none"] = "agmarknet"

@@ -134,11 +134,13 @@ class ShardHost:
 
     def info(self) -> dict[str, Any]:
         """:meth:`ShardService.info` plus ``start_kind`` (``cold`` | ``restart``), ``start_recovery_s``
-        (seconds from the actor's construction to ready: snapshot + log tail, connection included)
-        and ``events_published`` / ``events_dropped`` (the Redis fan-out)."""
+        (seconds from the actor's construction to ready: snapshot + log tail, connection included),
+        ``hosting`` (``process``: see :mod:`actors.shard_hosting`) and ``events_published`` /
+        ``events_dropped`` (the Redis fan-out)."""
         fanout = self.writer.fanout
         return {
             **self.service.info(),
+            "hosting": "process",
             "start_kind": self.start_kind,
             "start_recovery_s": round(self.start_recovery_s, 4),
             "events_published": fanout.published,

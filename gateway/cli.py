@@ -9,7 +9,7 @@ Commands:
   parties          kill-switch PARTY: cancel a party's open orders in every shard (operator)
   projections      rebuild [--shard S]: rebuild the read models from the event log (operator)
   bench NAME       benchmarks: core | shard | risk | gateway | abuse | rollback | ledger | webhooks | console
-                   | failover | snapshots
+                   | failover | hosting | snapshots
   train MODEL      train a risk model on Ray, tracked in MLflow
   models           list | promote | rollback registered risk models
 """
@@ -26,6 +26,7 @@ from bench import console as bench_console
 from bench import core as bench_core
 from bench import failover as bench_failover
 from bench import gateway as bench_gateway
+from bench import hosting as bench_hosting
 from bench import ledger as bench_ledger
 from bench import risk as bench_risk
 from bench import rollback as bench_rollback
@@ -58,6 +59,7 @@ bench_app.command("ledger")(bench_ledger.command)
 bench_app.command("console")(bench_console.command)
 bench_app.command("failover")(bench_failover.command)
 bench_app.command("snapshots")(bench_snapshots.command)
+bench_app.command("hosting")(bench_hosting.command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(projections_cli.app, name="projections")
 

@@ -17,6 +17,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.integration.conftest import unique_region
+
+HOSTED_REGION = unique_region()
+"""The region whose shards share a host process (``shard_hosting`` region mode); every other shard
+of the cluster tests has its own process."""
 
 
 @dataclass
@@ -51,7 +56,9 @@ def td_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRig]
     gw = None
     try:
         cluster.connect("tradedesk-test")
-        gw = Gateway(dsn, REDIS_URL, tmp_path_factory.mktemp("cluster"), runtime={"snapshot_every": 500})
+        hosting = {"*": "process", HOSTED_REGION: "region"}
+        runtime = {"snapshot_every": 500, "shard_hosting": hosting}
+        gw = Gateway(dsn, REDIS_URL, tmp_path_factory.mktemp("cluster"), runtime=runtime)
         yield ClusterRig(cluster, gw, dsn)
     finally:
         if gw is not None:

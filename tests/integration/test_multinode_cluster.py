@@ -7,7 +7,9 @@ the real gateway over HTTP and clients that keep placing orders throughout:
 - a matching node dies (raylet and every worker SIGKILLed): its shards restart on the other matching
   node from PostgreSQL; clients see only 503 with Retry-After, retried with the same client order
   ids; every acknowledged order is in the log exactly once, seqs gap-free;
-- a matching node joins and a rebalance moves load (measured commands/s) onto it, not idle shards.
+- a matching node joins and a rebalance moves load (measured commands/s) onto it, not idle shards;
+- a shard of the shared hosting mode (several shards per host process) moves live and fails over
+  like a shard in its own process.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 import ray
 
 from actors.placement import actor_nodes, host_name
-from tests.integration.cluster_fixture import ClusterRig, td_cluster  # noqa: F401
+from tests.integration.cluster_fixture import HOSTED_REGION, ClusterRig, td_cluster  # noqa: F401
 from tests.integration.conftest import assert_gap_free, db_events, db_rows, unique_region
 from tests.integration.gateway_server import availability, requirement
 
@@ -287,3 +289,48 @@ def test_gcs_restart_keeps_shards_serving(td_cluster: ClusterRig, tokens: dict[s
     assert load.bad == [] and load.retried == []
     _assert_exactly_once(rig, f"{region}.cotton", [load])
     assert f"{new_region}.cotton" in _host_nodes(rig)
+
+
+def test_hosted_shard_moves_live_and_fails_over(
+    td_cluster: ClusterRig,  # noqa: F811
+    tokens: dict[str, str],
+) -> None:
+    """A shard inside a shared host (region mode): a live move to the other matching node under load
+    refuses nothing; then that node dies and the shard opens again in its restarted host on the
+    survivor; every acknowledged order is in the log exactly once."""
+    from actors.shard_hosting import group_host_name
+
+    rig = td_cluster
+    sid = f"{HOSTED_REGION}.cotton"
+    load = Load(rig, tokens["trader"], HOSTED_REGION, "hs-", pace_s=0.005).start()
+    load.wait_acks(30)
+    row = _shards(rig)[sid]
+    assert row["hosting"] == "shared" and row["host"] == f"region:{HOSTED_REGION}"
+    with rig.gw.client(rig.gw.admin) as a:
+        nodes = a.get("/v1/admin/nodes").json()["items"]
+    alive = {n["node_id"] for n in nodes if n["type"] == "matching" and n["alive"]}
+    src = row["node_id"]
+    dst = [n for n in rig.cluster.matching if n.node_id in alive and n.node_id != src][0]
+    with rig.gw.client(rig.gw.admin) as a:
+        r = a.post(f"/v1/admin/shards/{sid}/move", json={"node_id": dst.node_id}, timeout=120)
+    assert r.status_code == 200, r.text
+    moved = r.json()
+    assert moved["node_id"] == dst.node_id and moved["pause_ms"] < 1000 and moved["hosting"] == "shared"
+    n = len(load.acked)
+    load.wait_acks(n + 20)
+    assert load.retried == [] and load.bad == []  # the handover was a wait, not an error
+    real = actor_nodes(rig.gw.namespace)
+    assert real[group_host_name(f"region:{HOSTED_REGION}", dst.node_id)] == dst.node_id
+
+    t_kill = rig.cluster.kill_node(dst)
+    n = len(load.acked)
+    load.wait_acks(n + 20, timeout=90)
+    load.stop()
+    assert load.bad == [] and [t for t in load.acked.values() if t > t_kill]
+    assert {p for _t, _s, p in load.retried} <= {
+        "urn:tradedesk:problem:unavailable",
+        "urn:tradedesk:problem:outcome-unknown",
+    }
+    _assert_exactly_once(rig, sid, [load])
+    row = _shards(rig)[sid]
+    assert row["status"] == "UP" and row["node_id"] != dst.node_id and row["start_kind"] == "restart"

@@ -1,0 +1,175 @@
+"""The shared hosting mode (actors/shard_hosting.py) over real Ray actors and PostgreSQL:
+
+- shards of one group share one host process, a shard ruled ``process`` keeps its own; each hosted
+  shard keeps its own gap-free log, and its book equals a full-log replay;
+- the host process killed mid-stream (Ray restarts it empty): the directory opens its shards again
+  from PostgreSQL; every acknowledged order is in the log exactly once and retries return the
+  original results;
+- a cold move and an idle-style stop of one hosted shard leave its neighbours serving in the same
+  process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import ray
+
+from actors.shard_hosting import HostedShard
+from bench.shard import make_orders
+from tests.conftest import REDIS_URL
+from tests.integration.conftest import (
+    assert_gap_free,
+    db_events,
+    kill_namespace,
+    replay,
+    start_test_runtime,
+    unique_region,
+)
+
+pytestmark = pytest.mark.integration
+
+BATCH = 10
+REGIONS = [unique_region() for _ in range(3)]  # two share the cotton host, the third has its own
+
+
+@pytest.fixture(scope="module")
+def rt(ray_session: None, pg_dsn: str) -> Iterator[Any]:
+    hosting = {"*": "commodity", REGIONS[2]: "process"}
+    runtime = start_test_runtime(pg_dsn, redis_url=REDIS_URL, shard_hosting=hosting)
+    yield runtime
+    kill_namespace(runtime.namespace)
+
+
+def _stream(handle: Any, cmds: list[Any], acked: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    """Submit ``cmds`` in batches; a failed batch is sent again (same client order ids) until acked."""
+    deadline = time.monotonic() + 120
+    for j in range(0, len(cmds), BATCH):
+        batch = cmds[j : j + BATCH]
+        while True:
+            try:
+                for r in ray.get(handle.submit.remote(batch), timeout=60):
+                    acked.setdefault(r["client_order_id"], r)
+                break
+            except Exception as exc:  # host died / restarting / shard not yet open again
+                errors.append(type(exc).__name__)
+                assert time.monotonic() < deadline, errors[-3:]
+                time.sleep(0.05)
+
+
+def _assert_log_matches(dsn: str, region: str, h: Any, acked: dict[str, dict[str, Any]]) -> None:
+    sid = f"{region}.cotton"
+    events = db_events(dsn, sid)
+    assert_gap_free(events)
+    accepted = {
+        e.payload.order.client_order_id: e.payload.order.order_id
+        for e in events
+        if e.type == "ORDER_ACCEPTED"
+    }
+    assert len(accepted) == sum(1 for e in events if e.type == "ORDER_ACCEPTED")  # none twice
+    for coid, r in acked.items():
+        assert r["status"] == "ACCEPTED" and accepted[coid] == r["order_id"]
+    snap = ray.get(h.engine_snapshot.remote(), timeout=60)
+    assert snap["seq"] == events[-1].seq
+    assert replay(region, "cotton", events).snapshot() == snap
+
+
+def test_group_shares_one_process_and_keeps_logs_apart(rt: Any, pg_dsn: str) -> None:
+    handles = {r: rt.shard(r, "cotton") for r in REGIONS}
+    assert isinstance(handles[REGIONS[0]], HostedShard) and isinstance(handles[REGIONS[1]], HostedShard)
+    assert not isinstance(handles[REGIONS[2]], HostedShard)
+    infos = {r: ray.get(h.info.remote(), timeout=60) for r, h in handles.items()}
+    assert infos[REGIONS[0]]["pid"] == infos[REGIONS[1]]["pid"] != infos[REGIONS[2]]["pid"]
+    assert infos[REGIONS[0]]["host"] == infos[REGIONS[1]]["host"] == "commodity:cotton"
+    assert "host" not in infos[REGIONS[2]] and infos[REGIONS[2]]["hosting"] == "process"
+
+    acked: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in REGIONS}
+    errors: list[str] = []
+    cmds = {r: make_orders(r, "cotton", 200, seed=i, prefix=f"g{i}-") for i, r in enumerate(REGIONS)}
+    threads = [
+        threading.Thread(target=_stream, args=(handles[r], cmds[r], acked[r], errors)) for r in REGIONS
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert errors == []
+    for r in REGIONS:
+        assert set(acked[r]) == {c.client_order_id for c in cmds[r]}
+        _assert_log_matches(pg_dsn, r, handles[r], acked[r])
+    rows = {x["shard_id"]: x for x in rt.list_shards()}
+    assert all(rows[f"{r}.cotton"]["status"] == "UP" for r in REGIONS)
+    assert rows[f"{REGIONS[0]}.cotton"]["hosting"] == "shared"
+
+
+def test_host_killed_mid_stream_reopens_its_shards(rt: Any, pg_dsn: str) -> None:
+    regions = REGIONS[:2]
+    handles = {r: rt.shard(r, "cotton") for r in regions}
+    pid = ray.get(handles[regions[0]].info.remote(), timeout=60)["pid"]
+    acked: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in regions}
+    errors: list[str] = []
+    cmds = {r: make_orders(r, "cotton", 300, seed=7 + i, prefix=f"k{i}-") for i, r in enumerate(regions)}
+    threads = [
+        threading.Thread(target=_stream, args=(handles[r], cmds[r], acked[r], errors)) for r in regions
+    ]
+    for t in threads:
+        t.start()
+    while min(len(a) for a in acked.values()) < 60:
+        time.sleep(0.01)
+    ray.kill(handles[regions[0]].host, no_restart=False)  # the whole host process: both shards
+    for t in threads:
+        t.join(timeout=180)
+    assert not any(t.is_alive() for t in threads)
+    assert errors, "the kill should have failed at least one call"
+    for r in regions:
+        info = ray.get(handles[r].info.remote(), timeout=60)
+        assert info["pid"] != pid and info["start_kind"] == "restart"
+        assert set(acked[r]) == {c.client_order_id for c in cmds[r]}
+        _assert_log_matches(pg_dsn, r, handles[r], acked[r])
+        last = db_events(pg_dsn, f"{r}.cotton")[-1].seq
+        again = ray.get(handles[r].submit.remote(cmds[r][:50]), timeout=60)  # retries: nothing new
+        assert [x["order_id"] for x in again] == [
+            acked[r][c.client_order_id]["order_id"] for c in cmds[r][:50]
+        ]
+        assert all(x["duplicate"] for x in again)
+        assert db_events(pg_dsn, f"{r}.cotton")[-1].seq == last
+
+
+def test_stopping_one_hosted_shard_leaves_its_neighbour_serving(rt: Any, pg_dsn: str) -> None:
+    a, b = REGIONS[0], REGIONS[1]
+    ha, hb = rt.shard(a, "cotton"), rt.shard(b, "cotton")
+    ia, ib = ray.get(ha.info.remote(), timeout=60), ray.get(hb.info.remote(), timeout=60)
+    snap_a = ray.get(ha.engine_snapshot.remote(), timeout=60)
+
+    moved = ray.get(rt.directory.move.remote(f"{a}.cotton"), timeout=120)  # cold: drain, close, open
+    assert moved["committed_seq"] == ia["committed_seq"] and moved["pid"] == ia["pid"]
+    assert ray.get(rt.shard(a, "cotton").engine_snapshot.remote(), timeout=60) == snap_a
+    hosted = ray.get(ha.host.host_info.remote(), timeout=60)
+    assert {f"{a}.cotton", f"{b}.cotton"} <= set(hosted["shards"])
+
+    # the neighbour kept its book and serves on in the same process
+    more = make_orders(b, "cotton", 20, seed=99, prefix="n-")
+    results = ray.get(hb.submit.remote(more), timeout=60)
+    assert [r["client_order_id"] for r in results] == [c.client_order_id for c in more]
+    ib2 = ray.get(hb.info.remote(), timeout=60)
+    assert ib2["pid"] == ib["pid"] and ib2["committed_seq"] > ib["committed_seq"]
+
+    # a closed shard answers "not hosted" there (nothing runs), while the host serves the other one
+    assert ray.get(ha.host.close.remote(f"{a}.cotton"), timeout=60) is True
+    with pytest.raises(Exception, match="not held by host"):
+        ray.get(ha.submit.remote(make_orders(a, "cotton", 1, seed=5, prefix="x-")), timeout=60)
+    assert len(db_events(pg_dsn, f"{a}.cotton")) == ia["committed_seq"]
+    assert ray.get(hb.info.remote(), timeout=60)["pid"] == ib["pid"]
+    ray.get(rt.directory.get.remote(f"{a}.cotton"), timeout=60)  # the directory opens it again
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert ray.get(ha.engine_snapshot.remote(), timeout=30) == snap_a
+            break
+        except ray.exceptions.RayTaskError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
