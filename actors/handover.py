@@ -107,10 +107,18 @@ class MoveMixin:
     pending: dict[str, tuple[int, Any, str]]
 
     def _adopt(self, sid: str) -> Any:
-        """The newest live host of ``sid`` left by an earlier directory (older ones end), or None."""
+        """The newest live host of ``sid`` left by an earlier directory (older ones end), or None.
+        Copies in the other hosting mode (the ``shard_hosting`` setting changed) end too."""
         group = self._group(sid)  # type: ignore[attr-defined]
-        if group is not None:
-            return self._adopt_hosted(sid, group)
+        hosted = self._adopt_copy(sid, group)  # type: ignore[attr-defined]
+        if group is not None:  # a process of its own under an earlier policy ends
+            for _g, old in shard_hosts(self.namespace, sid):
+                end_host(old)
+            if hosted is not None and self.status.get(sid) != DRAINED:
+                ray.get(
+                    hosted.unfence.remote(), timeout=MOVE_START_TIMEOUT_S
+                )  # an interrupted move's standby
+            return hosted
         hosts = shard_hosts(self.namespace, sid)
         if not hosts:
             return None
@@ -120,14 +128,6 @@ class MoveMixin:
         if gen > 0 and self.status.get(sid) != DRAINED:
             ray.get(h.unfence.remote(), timeout=MOVE_START_TIMEOUT_S)  # a standby of an interrupted move
         self.gens[sid] = gen
-        return h
-
-    def _adopt_hosted(self, sid: str, group: str) -> Any:
-        from actors.shard_group import adopt_hosted
-
-        h = adopt_hosted(self.namespace, group, sid)
-        if h is not None and self.status.get(sid) != DRAINED:
-            ray.get(h.unfence.remote(), timeout=MOVE_START_TIMEOUT_S)  # a standby of an interrupted move
         return h
 
     def move(self, shard_id: str, node_id: str | None = None) -> dict[str, Any]:

@@ -288,30 +288,24 @@ def group_host_on(namespace: str | None, group: str) -> str | None:
     return str(info["node_id"])
 
 
-def adopt_hosted(namespace: str | None, group: str, shard_id: str) -> Any:
-    """The host of ``shard_id`` among the live hosts of ``group`` that an earlier directory left, as
-    a :class:`actors.shard_hosting.HostedShard`, or None. A shard held by several hosts (a move cut
-    short) keeps the one serving (else the first); it is closed in the others."""
-    from actors.shard_hosting import GROUP_HOST_PREFIX, HostedShard, end_host
+def hosted_copies(namespace: str | None) -> dict[str, list[tuple[str, bool, Any]]]:
+    """Every shard held by a live host of ``namespace``: ``{shard_id: [(host actor name, draining,
+    HostedShard)]}`` (what an earlier directory left; hosts that do not answer within 30 s are
+    skipped)."""
+    from actors.shard_hosting import GROUP_HOST_PREFIX, HostedShard
 
     ns = namespace or ray.get_runtime_context().namespace
-    base = f"{GROUP_HOST_PREFIX}{group}"
-    held: list[tuple[bool, HostedShard]] = []
+    out: dict[str, list[tuple[str, bool, Any]]] = {}
     for a in ray.util.list_named_actors(all_namespaces=True):
         name = a["name"]
-        if a.get("namespace") != ns or not (name == base or name.startswith(base + "@")):
+        if a.get("namespace") != ns or not name.startswith(GROUP_HOST_PREFIX):
             continue
         try:
-            host = ray.get_actor(name, namespace=ns)
-            rows: list[dict[str, Any]] = ray.get(host.hosted.remote(), timeout=30)
+            host: Any = ray.get_actor(name, namespace=ns)
+            rows: Any = ray.get(host.hosted.remote(), timeout=30)
         except (ValueError, ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             continue
         for row in rows:
-            if row["shard_id"] == shard_id:
-                held.append((bool(row["draining"]), HostedShard(host, shard_id)))
-    if not held:
-        return None
-    held.sort(key=lambda x: x[0])  # a serving one first
-    for _draining, other in held[1:]:
-        end_host(other)
-    return held[0][1]
+            sid = row["shard_id"]
+            out.setdefault(sid, []).append((name, bool(row["draining"]), HostedShard(host, sid)))
+    return out

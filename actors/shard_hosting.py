@@ -145,6 +145,33 @@ class HostingMixin:
         hosts = {h.host._actor_id for h in self.handles.values() if isinstance(h, HostedShard)}
         return sum(not isinstance(h, HostedShard) for h in self.handles.values()) + len(hosts)
 
+    def _copies_of(self, sid: str) -> list[tuple[str, bool, HostedShard]]:
+        """The copies of ``sid`` that shared hosts held when this directory first looked
+        (:func:`actors.shard_group.hosted_copies`, read once): ``[(host name, draining, handle)]``."""
+        idx = self.__dict__.get("_hosted_copies")
+        if idx is None:
+            from actors.shard_group import hosted_copies
+
+            idx = self.__dict__["_hosted_copies"] = hosted_copies(self.namespace)
+        got: list[tuple[str, bool, HostedShard]] = idx.pop(sid, [])
+        return got
+
+    def _adopt_copy(self, sid: str, group: str | None) -> HostedShard | None:
+        """Keep the copy of ``sid`` a host of ``group`` holds (a serving one before a standby) and
+        close every other copy: those of an interrupted move, and all of them when the shard's
+        hosting changed (``group`` None: it now has its own process)."""
+        base = group_host_name(group) if group is not None else None
+        mine = []
+        for name, draining, h in self._copies_of(sid):
+            if base is not None and (name == base or name.startswith(base + _NODE_SEP)):
+                mine.append((draining, h))
+            else:
+                end_host(h)
+        mine.sort(key=lambda x: x[0])  # a serving one first
+        for _draining, other in mine[1:]:
+            end_host(other)
+        return mine[0][1] if mine else None
+
     def _group(self, sid: str) -> str | None:
         """The host group of known shard ``sid`` (None: its own process)."""
         return self.hosting.group(*self.meta[sid])

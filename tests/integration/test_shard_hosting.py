@@ -6,7 +6,9 @@
   from PostgreSQL; every acknowledged order is in the log exactly once and retries return the
   original results;
 - a cold move and an idle-style stop of one hosted shard leave its neighbours serving in the same
-  process.
+  process;
+- a restarted directory adopts the hosted shards where they are; one started with another hosting
+  setting closes them in their host and starts each in its own process, with the same book.
 """
 
 from __future__ import annotations
@@ -173,3 +175,65 @@ def test_stopping_one_hosted_shard_leaves_its_neighbour_serving(rt: Any, pg_dsn:
         except ray.exceptions.RayTaskError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def _restart_directory(rt: Any, hosting: dict[str, str]) -> Any:
+    """End the detached runtime's directory for good and start a new one over the same shards
+    table (its shard hosts are detached too, so they outlive it)."""
+    from actors.directory import get_or_create_directory
+    from actors.shard_hosting import HostingPolicy
+
+    ray.kill(rt.directory, no_restart=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            d = get_or_create_directory(
+                rt.persistence, namespace=rt.namespace, detached=True, hosting=HostingPolicy(hosting)
+            )
+            ray.get(d.list.remote(), timeout=60)
+            rt.directory = d
+            return d
+        except (ray.exceptions.RayActorError, ValueError):  # the old name is released asynchronously
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+def test_restarted_directory_adopts_hosted_shards_or_moves_them_to_processes(
+    ray_session: None, pg_dsn: str
+) -> None:
+    import uuid
+
+    from actors.runtime import start_runtime
+    from actors.settings import Settings
+
+    a = unique_region()
+    sid = f"{a}.cotton"
+    hosting = {"*": "commodity"}
+    settings = Settings(
+        ray_namespace=f"tdt-{uuid.uuid4().hex[:10]}", shard_creation="any", shard_hosting=hosting
+    )
+    rt = start_runtime(settings, pg_dsn, redis_url=REDIS_URL, detached=True)
+    try:
+        h = rt.shard(a, "cotton")
+        ray.get(h.submit.remote(make_orders(a, "cotton", 120, seed=4, prefix="d-")), timeout=60)
+        before = ray.get(h.info.remote(), timeout=60)
+        snap = ray.get(h.engine_snapshot.remote(), timeout=60)
+
+        d = _restart_directory(rt, hosting)  # the same setting: adopted where it runs
+        h1 = ray.get(d.get.remote(sid), timeout=60)
+        assert isinstance(h1, HostedShard) and h1._actor_id == h._actor_id
+        assert ray.get(h1.info.remote(), timeout=60)["pid"] == before["pid"]
+
+        d = _restart_directory(rt, {"*": "process"})  # hosting changed: a process per shard
+        h2 = ray.get(d.get.remote(sid), timeout=60)
+        assert not isinstance(h2, HostedShard)
+        info = ray.get(h2.info.remote(), timeout=60)
+        assert info["hosting"] == "process" and info["pid"] != before["pid"]
+        assert info["committed_seq"] == before["committed_seq"]
+        assert ray.get(h2.engine_snapshot.remote(), timeout=60) == snap
+        held = ray.get(h.host.host_info.remote(), timeout=60)["shards"]
+        assert sid not in held  # closed in its old host: one copy serves
+        with pytest.raises(Exception, match="not held by host"):
+            ray.get(h.submit.remote(make_orders(a, "cotton", 1, seed=6, prefix="y-")), timeout=60)
+    finally:
+        kill_namespace(rt.namespace)
