@@ -208,7 +208,7 @@ def test_restarted_directory_adopts_hosted_shards_or_moves_them_to_processes(
 
     a = unique_region()
     sid = f"{a}.cotton"
-    hosting = {"*": "commodity"}
+    hosting: dict[str, Any] = {"*": "commodity"}
     settings = Settings(
         ray_namespace=f"tdt-{uuid.uuid4().hex[:10]}", shard_creation="any", shard_hosting=hosting
     )
