@@ -306,11 +306,8 @@ def test_hosted_shard_moves_live_and_fails_over(
     load.wait_acks(30)
     row = _shards(rig)[sid]
     assert row["hosting"] == "shared" and row["host"] == f"region:{HOSTED_REGION}"
-    with rig.gw.client(rig.gw.admin) as a:
-        nodes = a.get("/v1/admin/nodes").json()["items"]
-    alive = {n["node_id"] for n in nodes if n["type"] == "matching" and n["alive"]}
-    src = row["node_id"]
-    dst = [n for n in rig.cluster.matching if n.node_id in alive and n.node_id != src][0]
+    dst = rig.cluster.add_matching()  # a fresh matching node to move to (then to lose)
+    assert row["node_id"] != dst.node_id
     with rig.gw.client(rig.gw.admin) as a:
         r = a.post(f"/v1/admin/shards/{sid}/move", json={"node_id": dst.node_id}, timeout=120)
     assert r.status_code == 200, r.text
