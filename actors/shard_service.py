@@ -21,7 +21,7 @@ the runtime's snapshot builder (``actors/snapshot_builder.py``) writes them from
 and the shard now and then reads the latest one back (off the matching path) to move its rollback
 checkpoint and ``last_snapshot_seq`` forward. ``inline`` keeps the former path: an engine snapshot
 in the batch every ``snapshot_every`` events. :meth:`ShardService.snapshot_now` (drain, handover,
-shutdown) snapshots in either mode.
+shutdown) snapshots in either mode (actors/shard_snapshots.py).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ from actors.shard_outcomes import (
     merge_refused,
 )
 from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store, engine_from_state
-from persistence.event_store import BatchRows, batch_rows, encode_snapshot, event_row
+from actors.shard_snapshots import SnapshotMixin
+from persistence.event_store import BatchRows, batch_rows, event_row
 from persistence.storable import command_problem, rows_problem
 from persistence.store import CommitFailed, EventStore
 
@@ -73,7 +74,7 @@ class _Batch:
     snap: tuple[int, dict[str, Any]] | None = None
 
 
-class ShardService:
+class ShardService(SnapshotMixin):
     """One shard. ``store``: an :class:`~persistence.store.EventStore`; ``decider``: a risk decider or
     factory (None = pass-all); ``durability``: ``sync`` | ``async``; ``snapshot_every``: events
     between snapshots (0 = never); ``memory_tail``: most committed events kept in memory for rollback
@@ -387,55 +388,6 @@ class ShardService:
         if not task.cancelled() and task.exception() is not None:
             log.warning("shard %s: background commit failed: %s", self.shard_id, task.exception())
 
-    # -- snapshots ----------------------------------------------------------------------------
-    def _snapshot_if_due(self, engine: ShardEngine, force: bool = False) -> tuple[int, dict[str, Any]] | None:
-        seq = int(engine.seq)
-        if seq <= self.last_snapshot_seq or not (force or self.snapshot_mode == "inline"):
-            return None
-        every = self.snapshot_every
-        if not (force or (every > 0 and seq // every > self.last_snapshot_seq // every)):
-            return None
-        self.last_snapshot_seq = seq
-        return seq, engine.snapshot()
-
-    async def _write_snapshot(self, seq: int, snap: dict[str, Any], raise_errors: bool = False) -> None:
-        """Encode (in a thread) and store a snapshot; it also becomes the in-memory checkpoint."""
-        try:
-            blob = await asyncio.to_thread(encode_snapshot, snap)
-            cp = self._checkpoint  # snapshots may finish out of order: never move the checkpoint back
-            if cp is not None and not self._dirty and cp.seq < seq:
-                self._checkpoint = Checkpoint(seq, blob, [r for r in cp.rows if r[0] > seq])
-            elif cp is None and self.committed_seq == seq and not self._dirty:
-                self._checkpoint = Checkpoint(seq, blob)
-            await self.store.save_snapshot(self.shard_id, seq, blob)
-        except Exception as exc:  # a missed snapshot only makes the next recovery longer
-            if raise_errors:
-                raise
-            log.warning("shard %s: snapshot at %d failed: %s", self.shard_id, seq, exc)
-
-    async def _learn_snapshot(self) -> None:
-        """Background mode: read the store's latest snapshot (the builder's); a newer one becomes
-        ``last_snapshot_seq`` and the base of the rollback checkpoint (its rows up to that seq are
-        dropped), so the checkpoint holds about ``snapshot_every`` rows, as inline. Without a
-        checkpoint (more than ``memory_tail`` rows since the last base) rollback reads the store."""
-        newest = getattr(self.store, "latest_snapshot_seq", None)  # the seq first: no state read
-        try:
-            if newest is not None and await newest(self.shard_id) <= self.last_snapshot_seq:
-                return
-            snap = await self.store.latest_snapshot(self.shard_id)
-        except Exception as exc:  # a missed look only keeps the older checkpoint
-            log.info("shard %s: latest snapshot not read: %s", self.shard_id, exc)
-            return
-        finally:
-            self._learning = False
-        if snap is None or snap[0] <= self.last_snapshot_seq:
-            return
-        seq, state = snap
-        self.last_snapshot_seq = seq
-        cp = self._checkpoint
-        if cp is not None and not self._dirty:
-            self._checkpoint = cp.rebased(seq, state) or cp
-
     async def flush(self) -> int:
         """Wait for every in-flight commit and snapshot; return the committed seq."""
         if self._last is not None:
@@ -443,16 +395,6 @@ class ShardService:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         return self.committed_seq
-
-    async def snapshot_now(self) -> int:
-        """Write a snapshot at the committed seq now; return that seq."""
-        async with self._get_lock():
-            await self.flush()
-            engine = await self._ready()
-            snap = self._snapshot_if_due(engine, force=True)
-            if snap is not None:
-                await self._write_snapshot(*snap, raise_errors=True)
-            return self.last_snapshot_seq
 
     async def drain(self) -> dict[str, Any]:
         """Stop taking commands, flush commits, write a snapshot, mark DRAINED; return :meth:`info`."""
