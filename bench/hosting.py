@@ -16,7 +16,10 @@ of one ``--batch``-order batch, all shards at once. Reported per mode:
   and ``orders_per_s`` over the rounds;
 - ``shards_per_24gb_node``: how many such shards fit in 24 GiB after a 2 GiB reserve (raylet,
   object store, OS), by busy PSS per shard;
-- ``cpu_s``: CPU seconds of the hosting processes over the rounds (a shared host runs on one core).
+- ``cpu_s``: CPU seconds of the hosting processes over the rounds (a shared host runs on one core);
+- ``steady``: then a steady load, ``--steady-rate`` batches/s per shard for ``--steady-s`` seconds,
+  the sends spread evenly (round robin): the batch round trip's p50/p99/max when shards are not all
+  hit at the same instant, and the orders/s offered and achieved.
 
 Example: ``tradedesk bench hosting --shards 24 --json``.
 """
@@ -65,8 +68,56 @@ def _pct(xs: list[float], q: float) -> float:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1)
 
 
+def _steady(
+    handles: list[Any], regions: list[str], batch: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    """Every shard takes ``rate`` batches/s of ``batch`` orders for ``seconds``, the shards' sends
+    spread evenly over each period (a steady load, not a burst). Returns the round trips' p50/p99/max
+    in ms and the orders/s offered and achieved."""
+    import ray
+
+    from bench.shard import T0, make_orders
+
+    gap = 1.0 / (rate * len(handles))  # seconds between two sends (round robin over the shards)
+    sent: dict[Any, float] = {}
+    lat: list[float] = []
+    t0 = time.perf_counter()
+    t_end, next_send, k = t0 + seconds, t0, 0
+    while time.perf_counter() < t_end or sent:
+        now = time.perf_counter()
+        if next_send <= now < t_end:
+            i = k % len(handles)
+            ts0 = T0 + 2 * 10**9 + k * batch
+            cmds = make_orders(regions[i], "cotton", batch, seed=k, prefix=f"s{k}-", ts0=ts0)
+            sent[handles[i].submit.remote(cmds)] = now
+            k += 1
+            next_send += gap
+            continue
+        timeout = max(0.0, next_send - now) if now < t_end else 1.0
+        if not sent:
+            time.sleep(timeout)
+            continue
+        done, _ = ray.wait(list(sent), num_returns=1, timeout=timeout)
+        for ref in done:
+            ray.get(ref)
+            lat.append(time.perf_counter() - sent.pop(ref))
+    return {
+        "batches_per_s_per_shard": rate,
+        "offered_orders_per_s": round(rate * len(handles) * batch, 1),
+        "achieved_orders_per_s": round(k * batch / (time.perf_counter() - t0), 1),
+        "batch_ms": {"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99), "max": _pct(lat, 1.0)},
+    }
+
+
 def _one(
-    started: Started, admin_dsn: str, mode: str, shards: int, orders: int, rounds: int, batch: int
+    started: Started,
+    admin_dsn: str,
+    mode: str,
+    shards: int,
+    orders: int,
+    rounds: int,
+    batch: int,
+    steady: tuple[float, float] = (0.0, 0.0),
 ) -> dict[str, Any]:
     import ray
 
@@ -111,6 +162,7 @@ def _one(
                 lat.append(time.perf_counter() - start)
                 pending.pop(ref)
     wall, cpu = time.perf_counter() - w0, _cpu(pids) - cpu0
+    steady_out = _steady(handles, regions, batch, *steady) if steady[0] > 0 and steady[1] > 0 else None
     busy = _memory(pids)
     per_shard = {k: round(v / shards, 1) for k, v in busy.items()}
     return {
@@ -129,17 +181,27 @@ def _one(
         "orders_per_s": round(rounds * batch * shards / wall, 1),
         "cpu_s": round(cpu, 2),
         "cpu_us_per_order": round(cpu / (rounds * batch * shards) * 1e6, 1),
+        "steady": steady_out,
     }
 
 
-def main(shards: int, orders: int, rounds: int, batch: int, admin_dsn: str) -> dict[str, Any]:
+def main(
+    shards: int,
+    orders: int,
+    rounds: int,
+    batch: int,
+    admin_dsn: str,
+    steady_rate: float = 0.0,
+    steady_s: float = 0.0,
+) -> dict[str, Any]:
     """Run both modes (each on a fresh database and Ray instance); returns the result dict."""
     if not 1 <= shards <= len(BENCH_REGIONS):
         raise typer.BadParameter(f"--shards must be 1..{len(BENCH_REGIONS)} (one per region)")
     out: dict[str, Any] = {"bench": "hosting", "load_avg_1m": round(os.getloadavg()[0], 2), "runs": []}
     for mode in MODES:
         with Started() as started:
-            out["runs"].append(_one(started, admin_dsn, mode, shards, orders, rounds, batch))
+            steady = (steady_rate, steady_s)
+            out["runs"].append(_one(started, admin_dsn, mode, shards, orders, rounds, batch, steady))
     proc, shared = out["runs"]
     out["memory_ratio_pss"] = round(
         proc["memory_per_shard_busy"]["pss"] / shared["memory_per_shard_busy"]["pss"], 1
@@ -153,8 +215,10 @@ def command(
     orders: Annotated[int, typer.Option(help="orders placed in each shard before measuring")] = 2000,
     rounds: Annotated[int, typer.Option(help="rounds of one batch per shard, all shards at once")] = 20,
     batch: Annotated[int, typer.Option(help="orders per batch")] = 20,
+    steady_rate: Annotated[float, typer.Option(help="steady phase: batches/s per shard (0 = none)")] = 2.0,
+    steady_s: Annotated[float, typer.Option(help="steady phase: seconds")] = 15.0,
     admin_dsn: AdminDsn = ADMIN_DSN,
     json_out: JsonOut = False,
 ) -> None:
     """Memory, latency and CPU of N shards in their own processes vs shared host processes."""
-    emit(main(shards, orders, rounds, batch, admin_dsn), json_out)
+    emit(main(shards, orders, rounds, batch, admin_dsn, steady_rate, steady_s), json_out)
