@@ -55,11 +55,15 @@ def test_kill_shard_mid_stream(td_runtime, pg_dsn):
     cmds = make_orders(region, "cotton", 400, seed=11, prefix="k")
     acked: dict[str, dict] = {}
     errors: list[str] = []
-    t = threading.Thread(target=_stream, args=(h, cmds, acked, errors))
+    _stream(h, cmds[:150], acked, errors)  # a history first, then a snapshot of it (every 40 events)
+    deadline = time.monotonic() + 60
+    while not db_rows(pg_dsn, "SELECT 1 FROM snapshots WHERE shard_id = %s", sid):
+        assert time.monotonic() < deadline, "the snapshotter stored no snapshot"
+        time.sleep(0.05)
+    t = threading.Thread(target=_stream, args=(h, cmds[150:], acked, errors))
     t.start()
-    # kill mid-stream once the snapshotter has stored a snapshot of the shard (every 40 events)
-    while len(acked) < 120 or not db_rows(pg_dsn, "SELECT 1 FROM snapshots WHERE shard_id = %s", sid):
-        time.sleep(0.01)
+    while len(acked) < 170:  # kill mid-stream
+        time.sleep(0.005)
     ray.kill(h, no_restart=False)
     t.join(timeout=180)
     assert not t.is_alive()
