@@ -27,6 +27,22 @@ def cpu_s(pids: list[int]) -> dict[int, float]:
     return out
 
 
+def memory_mib(pids: list[int]) -> dict[str, float]:
+    """RSS, PSS (shared pages split between the processes that map them) and USS (private) in MiB,
+    summed over the live processes in ``pids`` (psutil)."""
+    import psutil
+
+    tot = {"rss": 0.0, "pss": 0.0, "uss": 0.0}
+    for pid in pids:
+        try:
+            m = psutil.Process(pid).memory_full_info()
+        except psutil.Error:
+            continue
+        for k in tot:
+            tot[k] += getattr(m, k) / 2**20
+    return {k: round(v, 1) for k, v in tot.items()}
+
+
 def writer_backends(dsn: str, shard_ids: list[str]) -> list[int]:
     """PostgreSQL backend pids of the shards' writers (``application_name`` ``td-writer:<shard>``)."""
     import asyncio

@@ -40,6 +40,7 @@ import typer
 
 from bench import ADMIN_DSN, AdminDsn, JsonOut, emit
 from bench.cleanup import Started
+from bench.costs import memory_mib
 
 NODE_BYTES = 24 * 1024**3
 NODE_RESERVE_BYTES = 2 * 1024**3  # raylet, object store, OS
@@ -89,13 +90,6 @@ class Client:
     def stop(self) -> None:
         self._stop.set()
         self._t.join(timeout=300)
-
-
-def _memory(pid: int) -> dict[str, float]:
-    import psutil
-
-    m = psutil.Process(pid).memory_full_info()
-    return {k: round(getattr(m, k) / 2**20, 1) for k in ("rss", "pss", "uss")}
 
 
 def _check_log(dsn: str, sid: str, coids: set[str]) -> int:
@@ -154,11 +148,11 @@ def _one(dsn: str, events: int, snapshot_every: int, rate: float, batch: int, ho
         )
         rt = start_runtime(s, dsn)
         empty = rt.shard("IN-MH", "cotton")
-        mem_empty = _memory(ray.get(empty.info.remote())["pid"])
+        mem_empty = memory_mib([ray.get(empty.info.remote())["pid"]])
         h = rt.shard(region, "cotton")
         info = ray.get(h.info.remote(), timeout=600)
         assert info["committed_seq"] == seq, (info["committed_seq"], seq)
-        mem_idle = _memory(info["pid"])
+        mem_idle = memory_mib([info["pid"]])
         client = Client(rt.directory, sid, region, rate, batch)
         time.sleep(3)
         src = info["node_id"]
@@ -169,7 +163,7 @@ def _one(dsn: str, events: int, snapshot_every: int, rate: float, batch: int, ho
         h0, h1 = moved["handover_window"]
         around = [b - a for a, b in client.acks if b >= t_move]
         handover = [b - a for a, b in client.acks if b >= h0 and a <= h1]
-        mem_busy = _memory(moved["pid"])
+        mem_busy = memory_mib([moved["pid"]])
         (victim,) = [n for n in cluster.matching if n.node_id == dst]
         n_before = len(client.acks)
         t_kill = cluster.kill_node(victim)

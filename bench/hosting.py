@@ -35,32 +35,11 @@ import typer
 
 from bench import ADMIN_DSN, BENCH_REGIONS, AdminDsn, JsonOut, emit
 from bench.cleanup import Started
+from bench.costs import cpu_s, memory_mib
 
 NODE_BYTES = 24 * 1024**3
 NODE_RESERVE_BYTES = 2 * 1024**3  # raylet, object store, OS
 MODES = ("process", "commodity")
-
-
-def _memory(pids: set[int]) -> dict[str, float]:
-    """RSS/PSS/USS in MiB summed over ``pids``."""
-    import psutil
-
-    tot = {"rss": 0.0, "pss": 0.0, "uss": 0.0}
-    for pid in pids:
-        m = psutil.Process(pid).memory_full_info()
-        for k in tot:
-            tot[k] += getattr(m, k) / 2**20
-    return {k: round(v, 1) for k, v in tot.items()}
-
-
-def _cpu(pids: set[int]) -> float:
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        t = psutil.Process(pid).cpu_times()
-        total += t.user + t.system
-    return total
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -140,16 +119,16 @@ def _one(
     rt = start_runtime(s, dsn)
     t0 = time.perf_counter()
     first = rt.shard(regions[0], "cotton")
-    one = _memory({ray.get(first.info.remote(), timeout=600)["pid"]})
+    one = memory_mib([ray.get(first.info.remote(), timeout=600)["pid"]])
     handles = [first] + [rt.shard(r, "cotton") for r in regions[1:]]
     infos = ray.get([h.info.remote() for h in handles], timeout=600)
     open_s = time.perf_counter() - t0
-    pids = {i["pid"] for i in infos}
+    pids = sorted({i["pid"] for i in infos})
     fills = [make_orders(r, "cotton", orders, seed=k, prefix=f"m{k}-") for k, r in enumerate(regions)]
     ray.get([h.submit.remote(c) for h, c in zip(handles, fills, strict=True)], timeout=600)
-    idle = _memory(pids)
+    idle = memory_mib(pids)
     lat: list[float] = []
-    cpu0, w0 = _cpu(pids), time.perf_counter()
+    cpu0, w0 = sum(cpu_s(pids).values()), time.perf_counter()
     for j in range(rounds):
         ts0 = T0 + 10**9 + j * batch
         cmds = [make_orders(r, "cotton", batch, seed=j, prefix=f"r{j}-", ts0=ts0) for r in regions]
@@ -161,9 +140,9 @@ def _one(
                 ray.get(ref)
                 lat.append(time.perf_counter() - start)
                 pending.pop(ref)
-    wall, cpu = time.perf_counter() - w0, _cpu(pids) - cpu0
+    wall, cpu = time.perf_counter() - w0, sum(cpu_s(pids).values()) - cpu0
     steady_out = _steady(handles, regions, batch, *steady) if steady[0] > 0 and steady[1] > 0 else None
-    busy = _memory(pids)
+    busy = memory_mib(pids)
     per_shard = {k: round(v / shards, 1) for k, v in busy.items()}
     return {
         "mode": mode,
