@@ -28,7 +28,7 @@ import ray
 
 from actors.core.ids import DIRECTORY_ACTOR, shard_id_for
 from actors.handover import MoveMixin
-from actors.placement import head_placement, host_name, matching_nodes
+from actors.placement import head_placement, host_name, matching_nodes, named_actor_options
 from actors.rebalance import LoadWatch
 from actors.risk_link import DeciderSpec
 from actors.shard_actor import create_shard_actor
@@ -421,11 +421,7 @@ def get_or_create_directory(
 ) -> Any:
     """Handle of the named ``shard-directory`` actor (on the head node of a cluster), created if
     missing."""
-    opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0, **head_placement()}
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
+    opts = named_actor_options(ACTOR_NAME, namespace, detached, **head_placement())
     return ShardDirectory.options(**opts).remote(
         persistence,
         namespace,

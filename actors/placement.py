@@ -36,6 +36,21 @@ def head_placement(cluster_resources: dict[str, float] | None = None) -> dict[st
     return {}
 
 
+def named_actor_options(
+    name: str, namespace: str | None = None, detached: bool = False, num_cpus: float = 0, **extra: Any
+) -> dict[str, Any]:
+    """Ray ``.options()`` of a named runtime actor: ``name``, get-if-exists, ``num_cpus``, the
+    ``namespace`` when given, ``lifetime="detached"`` when ``detached``, then ``extra`` (placement,
+    scheduling strategy, resources)."""
+    opts: dict[str, Any] = {"name": name, "get_if_exists": True, "num_cpus": num_cpus}
+    if namespace:
+        opts["namespace"] = namespace
+    if detached:
+        opts["lifetime"] = "detached"
+    opts.update(extra)
+    return opts
+
+
 def host_name(shard_id: str, gen: int) -> str:
     """Ray actor name of generation ``gen`` of a shard's host (gen 0 = ``shard:<shard_id>``)."""
     base = shard_actor_name(shard_id)

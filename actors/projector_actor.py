@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from actors.core.ids import PROJECTOR_ACTOR
+from actors.placement import named_actor_options
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +120,5 @@ def get_or_create_projector(
     """Handle of the named ``projector`` actor in ``namespace``, created if missing; ``placement``:
     Ray options pinning it (the head node of a cluster, :func:`actors.placement.head_placement`);
     ``kw`` go to :class:`ProjectorHost`."""
-    opts: dict[str, Any] = {"name": PROJECTOR_ACTOR, "get_if_exists": True, "num_cpus": 0}
-    opts.update(placement or {})
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
+    opts = named_actor_options(PROJECTOR_ACTOR, namespace, detached, **(placement or {}))
     return ProjectorActor.options(**opts).remote(dsn, **kw)

@@ -17,6 +17,7 @@ import ray
 
 from actors.core.ids import KEY_PREFIX, SETTLEMENT_ACTOR
 from actors.core.posttrade.terms import DEFAULT_GRACE_DAYS, DEFAULT_TOLERANCE_BPS, Terms
+from actors.placement import named_actor_options
 from actors.settlement_service import SettlementService, SettlementUnavailable
 
 __all__ = ["SettlementActor", "SettlementHost", "SettlementUnavailable", "get_or_create_settlement"]
@@ -110,10 +111,5 @@ def get_or_create_settlement(
 ) -> Any:
     """Handle of the named ``settlement`` actor in ``namespace``, created if missing; ``placement``:
     more actor options (the head node of a cluster); ``kw`` go to :class:`SettlementHost`."""
-    opts: dict[str, Any] = {"name": SETTLEMENT_ACTOR, "get_if_exists": True, "num_cpus": 0}
-    opts.update(placement or {})
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
+    opts = named_actor_options(SETTLEMENT_ACTOR, namespace, detached, **(placement or {}))
     return SettlementActor.options(**opts).remote(dsn, redis_url, **kw)

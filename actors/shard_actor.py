@@ -24,7 +24,7 @@ import ray
 from actors import handover
 from actors.core.ids import shard_actor_name, shard_id_for
 from actors.gc_tuning import gc_paused
-from actors.placement import MATCHING_RESOURCE
+from actors.placement import MATCHING_RESOURCE, named_actor_options
 from actors.risk_link import DeciderSpec
 from actors.shard_outcomes import CommitUnknown, ShardDraining, ShardUnavailable
 from actors.shard_service import ShardService
@@ -200,17 +200,14 @@ def create_shard_actor(
     of ``cluster.yaml``), each shard asks for 1 unit of it, so shards land on matching nodes only
     (100 units per node = at most 100 shards per node); spread over them with ``scheduling_strategy``.
     """
-    opts: dict[str, Any] = {
-        "name": name or actor_name(shard_id_for(region, commodity)),
-        "get_if_exists": True,
-        "num_cpus": num_cpus,
-        "scheduling_strategy": scheduling_strategy,
-    }
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
-    opts.update(matching_placement(ray.cluster_resources()))
+    opts = named_actor_options(
+        name or actor_name(shard_id_for(region, commodity)),
+        namespace,
+        detached,
+        num_cpus,
+        scheduling_strategy=scheduling_strategy,
+        **matching_placement(ray.cluster_resources()),
+    )
     return ShardActor.options(**opts).remote(
         region,
         commodity,

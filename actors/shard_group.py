@@ -260,19 +260,17 @@ def get_or_create_group_host(
     """Handle of the named host actor ``name`` of ``group`` (:func:`actors.shard_hosting.group_host_name`),
     created if missing; on a cluster with matching nodes it asks for 1 unit of their resource (a
     host counts as one shard process). ``shard_options``: :class:`ShardGroupHost` arguments."""
+    from actors.placement import named_actor_options
     from actors.shard_actor import matching_placement
 
-    opts: dict[str, Any] = {
-        "name": name,
-        "get_if_exists": True,
-        "num_cpus": num_cpus,
-        "scheduling_strategy": scheduling_strategy,
-    }
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
-    opts.update(matching_placement(ray.cluster_resources()))
+    opts = named_actor_options(
+        name,
+        namespace,
+        detached,
+        num_cpus,
+        scheduling_strategy=scheduling_strategy,
+        **matching_placement(ray.cluster_resources()),
+    )
     return ShardGroupActor.options(**opts).remote(group, persistence, **shard_options)
 
 

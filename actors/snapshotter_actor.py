@@ -26,6 +26,7 @@ from typing import Any
 import ray
 
 from actors.core.ids import SNAPSHOTTER_ACTOR
+from actors.placement import named_actor_options
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,5 @@ def get_or_create_snapshotter(
     """Handle of the named ``snapshotter`` actor in ``namespace``, created if missing; ``placement``:
     Ray options pinning it (the head node of a cluster, :func:`actors.placement.head_placement`);
     ``kw`` go to :class:`SnapshotterHost`."""
-    opts: dict[str, Any] = {"name": SNAPSHOTTER_ACTOR, "get_if_exists": True, "num_cpus": 0}
-    opts.update(placement or {})
-    if namespace:
-        opts["namespace"] = namespace
-    if detached:
-        opts["lifetime"] = "detached"
+    opts = named_actor_options(SNAPSHOTTER_ACTOR, namespace, detached, **(placement or {}))
     return SnapshotterActor.options(**opts).remote(dsn, **kw)
