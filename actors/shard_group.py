@@ -28,6 +28,7 @@ from typing import Any
 import ray
 
 from actors import handover
+from actors.placement import named_actor_options
 from actors.risk_link import DeciderSpec
 from actors.shard_outcomes import ShardUnavailable
 from actors.shard_service import ShardService
@@ -260,7 +261,6 @@ def get_or_create_group_host(
     """Handle of the named host actor ``name`` of ``group`` (:func:`actors.shard_hosting.group_host_name`),
     created if missing; on a cluster with matching nodes it asks for 1 unit of their resource (a
     host counts as one shard process). ``shard_options``: :class:`ShardGroupHost` arguments."""
-    from actors.placement import named_actor_options
     from actors.shard_actor import matching_placement
 
     opts = named_actor_options(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +78,38 @@ def td_runtime(ray_session: None, pg_dsn: str) -> Iterator[Any]:
     rt = start_test_runtime(pg_dsn, redis_url=REDIS_URL)
     yield rt
     kill_namespace(rt.namespace)
+
+
+STREAM_BATCH = 10  # orders per batch of :func:`stream_orders`
+
+
+def stream_orders(
+    handle: Any,
+    cmds: list[Any],
+    acked: dict[str, dict[str, Any]],
+    errors: list[str],
+    stop_after: float = 120.0,
+    pause_s: float = 0.05,
+) -> None:
+    """Submit ``cmds`` to a shard handle in batches of :data:`STREAM_BATCH`; a failed batch (actor
+    died or restarting, store down) is sent again with the same client order ids until acknowledged.
+    Results go to ``acked`` by client order id (the first answer kept), each failure to ``errors`` as
+    ``"<exception type>: <message>"``; raises the last failure after ``stop_after`` seconds."""
+    import ray
+
+    deadline = time.monotonic() + stop_after
+    for j in range(0, len(cmds), STREAM_BATCH):
+        batch = cmds[j : j + STREAM_BATCH]
+        while True:
+            try:
+                for r in ray.get(handle.submit.remote(batch), timeout=60):
+                    acked.setdefault(r["client_order_id"], r)
+                break
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(pause_s)
 
 
 def db_events(dsn: str, shard_id: str) -> list[Event]:

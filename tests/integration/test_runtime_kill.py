@@ -18,29 +18,11 @@ from tests.integration.conftest import (
     db_events,
     db_rows,
     replay,
+    stream_orders,
     unique_region,
 )
 
 pytestmark = pytest.mark.integration
-
-BATCH = 10
-
-
-def _stream(handle, cmds, acked, errors, stop_after=120.0):
-    """Submit ``cmds`` in batches; retry a failed batch (same client order ids) until it is acked."""
-    deadline = time.monotonic() + stop_after
-    for j in range(0, len(cmds), BATCH):
-        batch = cmds[j : j + BATCH]
-        while True:
-            try:
-                for r in ray.get(handle.submit.remote(batch), timeout=60):
-                    acked.setdefault(r["client_order_id"], r)
-                break
-            except Exception as exc:  # actor died / restarting: retry the same batch
-                errors.append(type(exc).__name__)
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
 
 
 def _key(r):
@@ -55,12 +37,12 @@ def test_kill_shard_mid_stream(td_runtime, pg_dsn):
     cmds = make_orders(region, "cotton", 400, seed=11, prefix="k")
     acked: dict[str, dict] = {}
     errors: list[str] = []
-    _stream(h, cmds[:150], acked, errors)  # a history first, then a snapshot of it (every 40 events)
+    stream_orders(h, cmds[:150], acked, errors)  # a history first, then a snapshot of it (every 40 events)
     deadline = time.monotonic() + 60
     while not db_rows(pg_dsn, "SELECT 1 FROM snapshots WHERE shard_id = %s", sid):
         assert time.monotonic() < deadline, "the snapshotter stored no snapshot"
         time.sleep(0.05)
-    t = threading.Thread(target=_stream, args=(h, cmds[150:], acked, errors))
+    t = threading.Thread(target=stream_orders, args=(h, cmds[150:], acked, errors))
     t.start()
     while len(acked) < 170:  # kill mid-stream
         time.sleep(0.005)

@@ -21,29 +21,12 @@ from tests.integration.conftest import (
     db_events,
     db_rows,
     replay,
+    stream_orders,
     unique_region,
 )
 from tests.integration.pg_control import pg_online, pg_start_if_down, pg_stop
 
 pytestmark = pytest.mark.integration
-
-BATCH = 10
-
-
-def _stream(handle, cmds, acked, errors, stop_after=150.0):
-    deadline = time.monotonic() + stop_after
-    for j in range(0, len(cmds), BATCH):
-        batch = cmds[j : j + BATCH]
-        while True:
-            try:
-                for r in ray.get(handle.submit.remote(batch), timeout=60):
-                    acked.setdefault(r["client_order_id"], r)
-                break
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
 
 
 def _check(pg_dsn, h, region, sid, cmds, acked):
@@ -71,7 +54,7 @@ def test_writer_connections_killed_mid_stream(td_runtime, pg_dsn):
     cmds = make_orders(region, "cotton", 300, seed=21, prefix="p")
     acked: dict[str, dict] = {}
     errors: list[str] = []
-    t = threading.Thread(target=_stream, args=(h, cmds, acked, errors))
+    t = threading.Thread(target=stream_orders, args=(h, cmds, acked, errors, 150.0, 0.1))
     t.start()
     while len(acked) < 80:
         time.sleep(0.01)
@@ -104,7 +87,7 @@ def test_postgres_restart_mid_stream(td_runtime, pg_dsn):
     cmds = make_orders(region, "cotton", 300, seed=22, prefix="q")
     acked: dict[str, dict] = {}
     errors: list[str] = []
-    t = threading.Thread(target=_stream, args=(h, cmds, acked, errors))
+    t = threading.Thread(target=stream_orders, args=(h, cmds, acked, errors, 150.0, 0.1))
     t.start()
     try:
         while len(acked) < 80:

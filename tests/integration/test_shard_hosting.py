@@ -30,12 +30,12 @@ from tests.integration.conftest import (
     kill_namespace,
     replay,
     start_test_runtime,
+    stream_orders,
     unique_region,
 )
 
 pytestmark = pytest.mark.integration
 
-BATCH = 10
 REGIONS = [unique_region() for _ in range(3)]  # two share the cotton host, the third has its own
 
 
@@ -45,22 +45,6 @@ def rt(ray_session: None, pg_dsn: str) -> Iterator[Any]:
     runtime = start_test_runtime(pg_dsn, redis_url=REDIS_URL, shard_hosting=hosting)
     yield runtime
     kill_namespace(runtime.namespace)
-
-
-def _stream(handle: Any, cmds: list[Any], acked: dict[str, dict[str, Any]], errors: list[str]) -> None:
-    """Submit ``cmds`` in batches; a failed batch is sent again (same client order ids) until acked."""
-    deadline = time.monotonic() + 120
-    for j in range(0, len(cmds), BATCH):
-        batch = cmds[j : j + BATCH]
-        while True:
-            try:
-                for r in ray.get(handle.submit.remote(batch), timeout=60):
-                    acked.setdefault(r["client_order_id"], r)
-                break
-            except Exception as exc:  # host died / restarting / shard not yet open again
-                errors.append(type(exc).__name__)
-                assert time.monotonic() < deadline, errors[-3:]
-                time.sleep(0.05)
 
 
 def _assert_log_matches(dsn: str, region: str, h: Any, acked: dict[str, dict[str, Any]]) -> None:
@@ -93,7 +77,7 @@ def test_group_shares_one_process_and_keeps_logs_apart(rt: Any, pg_dsn: str) -> 
     errors: list[str] = []
     cmds = {r: make_orders(r, "cotton", 200, seed=i, prefix=f"g{i}-") for i, r in enumerate(REGIONS)}
     threads = [
-        threading.Thread(target=_stream, args=(handles[r], cmds[r], acked[r], errors)) for r in REGIONS
+        threading.Thread(target=stream_orders, args=(handles[r], cmds[r], acked[r], errors)) for r in REGIONS
     ]
     for t in threads:
         t.start()
@@ -116,7 +100,7 @@ def test_host_killed_mid_stream_reopens_its_shards(rt: Any, pg_dsn: str) -> None
     errors: list[str] = []
     cmds = {r: make_orders(r, "cotton", 300, seed=7 + i, prefix=f"k{i}-") for i, r in enumerate(regions)}
     threads = [
-        threading.Thread(target=_stream, args=(handles[r], cmds[r], acked[r], errors)) for r in regions
+        threading.Thread(target=stream_orders, args=(handles[r], cmds[r], acked[r], errors)) for r in regions
     ]
     for t in threads:
         t.start()
