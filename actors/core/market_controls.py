@@ -96,17 +96,22 @@ class MarketControls(ShardState):
         end = f" until {until} (epoch ms)" if until is not None else " until an operator resumes it"
         return f"shard {self.shard_id} is halted ({h.get('kind')}: {h.get('reason')}){end}"
 
+    _band_text: tuple[Any, str] = (None, "")  # (band state, its text): rebuilt when the band changes
+
     def _band_detail(self, price: int) -> str:
-        lo, hi = self.band or (0, 0)
-        mode, bp, _, _ = self.band_rule
         ref = self.reference
-        if mode == "range":
-            how = "set by an operator"
-        else:
-            pct = (self.spec.market_band_bp if mode == "default" or bp is None else bp) / 100
-            src = f" ({ref['source']}, {ref['as_of']})" if ref and ref["as_of"] else ""
-            how = f"+/-{pct:g}% around the reference {_rs(ref['price']) if ref else '-'}{src}"
-        return f"price {_rs(price)} is outside the price band {lo:,}..{hi:,} paise/kg (Rs/quintal): {how}"
+        key = (self.band, self.band_rule, ref and (ref["price"], ref["source"], ref["as_of"]))
+        if self._band_text[0] != key:
+            lo, hi = self.band or (0, 0)
+            mode, bp, _, _ = self.band_rule
+            if mode == "range":
+                how = "set by an operator"
+            else:
+                pct = (self.spec.market_band_bp if mode == "default" or bp is None else bp) / 100
+                src = f" ({ref['source']}, {ref['as_of']})" if ref and ref["as_of"] else ""
+                how = f"+/-{pct:g}% around the reference {_rs(ref['price']) if ref else '-'}{src}"
+            self._band_text = (key, f"the price band {lo:,}..{hi:,} paise/kg (Rs/quintal): {how}")
+        return f"price {_rs(price)} is outside {self._band_text[1]}"
 
     def _out_of_band(self, price: int) -> bool:
         band = self.band
