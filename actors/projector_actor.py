@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import os
 import threading
 from typing import Any
 
@@ -26,12 +28,14 @@ log = logging.getLogger(__name__)
 
 class ProjectorHost:
     """The Ray actor class. ``dsn``: PostgreSQL; ``page``: events per transaction; ``idle_s``: poll
-    period when caught up (s)."""
+    period when caught up (s); ``nice``: added to the projection thread's nice value (Linux: per
+    thread; 0 = none). Projections follow the log and may lag under load; matching may not, so by
+    default the thread runs at the lowest CPU priority, as the snapshot builder does."""
 
-    def __init__(self, dsn: str, page: int = 5_000, idle_s: float = 0.02) -> None:
+    def __init__(self, dsn: str, page: int = 5_000, idle_s: float = 0.02, nice: int = 19) -> None:
         from persistence.projector import Projector
 
-        self.dsn, self.page, self.idle_s = dsn, page, idle_s
+        self.dsn, self.page, self.idle_s, self.nice = dsn, page, idle_s, nice
         self.projector: Projector | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -41,6 +45,9 @@ class ProjectorHost:
         self._ready.wait(60)
 
     def _main(self) -> None:
+        if self.nice:
+            with contextlib.suppress(OSError):  # raising one's own nice value needs no privilege
+                os.nice(self.nice)
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._serve())
 

@@ -81,7 +81,12 @@ def start_runtime(
     ns = settings.ray_namespace
     on_head = head_placement()  # the head node of a cluster (cluster.yaml), else anywhere
     persistence = get_or_create_persistence(
-        dsn, redis_url, namespace=ns, detached=detached, placement=on_head
+        dsn,
+        redis_url,
+        namespace=ns,
+        detached=detached,
+        placement=on_head,
+        commit_thread=settings.commit_thread,
     )
     directory = get_or_create_directory(
         persistence,

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     port: int = 8000
 
     durability: Literal["sync", "async"] = "sync"
+    # Shard writers append in a thread of their own (persistence/shard_writer.py, CommitThread) so a
+    # commit goes on while the shard matches the next batch; false = on the shard's loop (baseline).
+    commit_thread: bool = True
     shard_batch_max: int = 512
     gateway_batch_window_ms: float = 1.5
     gateway_batch_max: int = 256

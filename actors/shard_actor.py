@@ -67,8 +67,8 @@ class ShardHost:
         ref = agmarknet_reference(region, commodity) if market_reference == "agmarknet" else None
         ctx = ray.get_runtime_context()
         self.start_kind = "restart" if ctx.was_current_actor_reconstructed else "cold"
-        dsn, redis_url = ray.get(persistence.writer_config.remote())
-        self.writer = ShardWriter(dsn, redis_url, name=WRITER_APP_PREFIX + shard_id_for(region, commodity))
+        config = ray.get(persistence.writer_config.remote())
+        self.writer = ShardWriter(**config, name=WRITER_APP_PREFIX + shard_id_for(region, commodity))
         self.service = ShardService(
             region,
             commodity,

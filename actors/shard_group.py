@@ -76,9 +76,9 @@ class ShardGroupHost:
         }
         self.decider = decider
         self.market_reference = market_reference
-        dsn, redis_url = ray.get(persistence.writer_config.remote())
+        config = ray.get(persistence.writer_config.remote())
         name = f"{WRITER_APP_PREFIX}host:{group}"
-        self.writer = ShardWriter(dsn, redis_url, pool_size=HOST_WRITER_POOL, name=name)
+        self.writer = ShardWriter(**config, pool_size=HOST_WRITER_POOL, name=name)
         self.services: dict[str, ShardService] = {}
         self.opening: dict[str, asyncio.Task[None]] = {}
         self.recovery_s: dict[str, float] = {}

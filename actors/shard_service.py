@@ -31,7 +31,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from actors.core.commands import SetMarketReference
@@ -47,17 +46,17 @@ from actors.risk_link import (
     released_credit,
     settle,
 )
+from actors.shard_commits import Batch, CommitMixin
 from actors.shard_outcomes import (
-    CommitUnknown,
     ShardDraining,
     ShardUnavailable,
     merge_refused,
 )
-from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, batch_in_store, engine_from_state
+from actors.shard_recovery import Checkpoint, CommittedShadow, apply_rows, engine_from_state
 from actors.shard_snapshots import SnapshotMixin
-from persistence.event_store import BatchRows, batch_rows, event_row
-from persistence.storable import command_problem, rows_problem
-from persistence.store import CommitFailed, EventStore
+from persistence.event_store import batch_rows
+from persistence.storable import command_problem
+from persistence.store import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +65,7 @@ QUERY_METHODS = frozenset(
 )
 
 
-@dataclass(slots=True)
-class _Batch:
-    rows: BatchRows
-    used: dict[str, int]  # credit used, paise per buyer
-    freed: dict[str, int]  # reservations released, paise per buyer
-    snap: tuple[int, dict[str, Any]] | None = None
-
-
-class ShardService(SnapshotMixin):
+class ShardService(SnapshotMixin, CommitMixin):
     """One shard. ``store``: an :class:`~persistence.store.EventStore`; ``decider``: a risk decider or
     factory (None = pass-all); ``durability``: ``sync`` | ``async``; ``snapshot_every``: events
     between snapshots (0 = never); ``memory_tail``: most committed events kept in memory for rollback
@@ -130,14 +121,27 @@ class ShardService(SnapshotMixin):
         self.draining = False
         self.in_flight = 0
         self.counters = dict.fromkeys(
-            ("batches", "commands", "failures", "unknown", "unstorable", "recoveries", "recovered_events"), 0
+            (
+                "batches",
+                "commands",
+                "commits",
+                "failures",
+                "unknown",
+                "unstorable",
+                "recoveries",
+                "recovered_events",
+            ),
+            0,
         )
         self.secs = dict.fromkeys(("match_s", "rows_s", "commit_s", "recovery_s"), 0.0)
         self.recovery_source = ""
         self._lock: asyncio.Lock | None = None
         self._last: asyncio.Future[bool] | None = None  # commit outcome of the last matched batch
         self._checkpoint: Checkpoint | None = None
-        self._unknown: list[_Batch] = []
+        self._unknown: list[Batch] = []
+        self._queue: list[Batch] = []  # matched batches waiting for the committer (shard_commits.py)
+        self._committer: asyncio.Task[None] | None = None
+        self._broken_epoch: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._dirty = True
         self.shadow = CommittedShadow(self._engine_from, self.shard_id) if shadow else None
@@ -278,17 +282,20 @@ class ShardService(SnapshotMixin):
             self.secs["match_s"] += t1 - t0
             if not result.events:
                 return results
-            batch = _Batch(batch_rows(self.shard_id, result.events), dict(result.credit_used), {})
-            batch.freed = released_credit(result.events)
-            batch.snap = self._snapshot_if_due(engine)
+            done = loop.create_future()
+            batch = Batch(
+                batch_rows(self.shard_id, result.events),
+                dict(result.credit_used),
+                released_credit(result.events),
+                done,
+                self.counters["recoveries"],
+                self._snapshot_if_due(engine),
+            )
             self.secs["rows_s"] += time.perf_counter() - t1
-            prev, done = self._last, loop.create_future()
             self._last = done
-        commit = self._commit(batch, prev, done)
+            self._enqueue(batch)
         if self.durability == "sync":
-            await commit
-        else:
-            self._spawn(commit)
+            await self._outcome(batch)
         return results
 
     async def _recall_results(self, engine: ShardEngine, commands: Sequence[object]) -> None:
@@ -308,60 +315,9 @@ class ShardService(SnapshotMixin):
         for (party, coid), res in found.items():
             engine.remember_result(party, coid, res)
 
-    async def _commit(
-        self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]
-    ) -> None:
-        try:
-            await self._send(batch, prev, done)
-        finally:
-            if not done.done():  # cancelled mid-way: the outcome is unknown, never leave waiters hanging
-                self._unclear(batch, done)
-
-    def _unclear(self, batch: _Batch, done: asyncio.Future[bool]) -> None:
-        self.counters["unknown"] += 1
-        self._unknown.append(batch)
-        self._dirty = True
-        done.set_result(False)
-
-    async def _send(
-        self, batch: _Batch, prev: asyncio.Future[bool] | None, done: asyncio.Future[bool]
-    ) -> None:
-        t = time.perf_counter()
-        rows = batch.rows
-        try:
-            if prev is not None and not await asyncio.shield(prev):
-                raise CommitFailed(f"shard {self.shard_id}: an earlier batch failed to commit")
-            problem = rows_problem(rows)
-            if problem is not None:
-                raise CommitFailed(f"shard {self.shard_id}: batch not storable: {problem}")
-            await self.store.append(rows)
-        except CommitFailed as exc:
-            self._failed(batch, done)
-            raise ShardUnavailable(
-                f"shard {self.shard_id}: commit failed, nothing acknowledged: {exc}"
-            ) from exc
-        except Exception as exc:
-            committed = await batch_in_store(self.store, rows)
-            if committed is None:
-                self._unclear(batch, done)
-                raise CommitUnknown(f"shard {self.shard_id}: {type(exc).__name__}") from exc
-            if not committed:
-                self._failed(batch, done)
-                raise ShardUnavailable(
-                    f"shard {self.shard_id}: commit failed, nothing acknowledged: {exc}"
-                ) from exc
-        self.secs["commit_s"] += time.perf_counter() - t
-        self.committed_seq = max(self.committed_seq, rows.last_seq)
-        new_rows = [event_row(e) for e in rows.events]
-        cp = self._checkpoint
-        if cp is not None:
-            cp.rows.extend(new_rows)
-            if len(cp.rows) > self.memory_tail:
-                self._checkpoint = None
-        if self.shadow is not None:
-            self.shadow.advance(new_rows)
-        release(self.decider, batch.freed)
-        done.set_result(True)
+    def _after_commit(self, batch: Batch) -> None:
+        """After a batch's commit: store its inline snapshot, or in background mode now and then
+        read the builder's latest snapshot back (off the matching path)."""
         if batch.snap is not None:
             self._spawn(self._write_snapshot(*batch.snap))
         elif (
@@ -370,13 +326,6 @@ class ShardService(SnapshotMixin):
             self._learning = True
             self._learn_at = self.committed_seq + self._learn_step
             self._spawn(self._learn_snapshot())
-
-    def _failed(self, batch: _Batch, done: asyncio.Future[bool]) -> None:
-        """A batch definitely not written: give its credit back, roll back before the next batch."""
-        self.counters["failures"] += 1
-        give_back(self.decider, batch.used)
-        self._dirty = True
-        done.set_result(False)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -367,10 +367,16 @@ def main(args: SimpleNamespace) -> int:
 
     ns = f"td-bench-{uuid.uuid4().hex[:8]}"
     out: dict[str, Any] = {"bench": "shard", "durability": args.durability}
+    out["commit_thread"] = args.commit_thread
     with Started() as started:
         dsn = _dsn(args, started)
         started.ray(ns)
-        settings = Settings(ray_namespace=ns, durability=args.durability, snapshot_every=args.snapshot_every)
+        settings = Settings(
+            ray_namespace=ns,
+            durability=args.durability,
+            snapshot_every=args.snapshot_every,
+            commit_thread=args.commit_thread,
+        )
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
         run = {"dsn": dsn, "profile": args.profile}
@@ -449,6 +455,9 @@ def command(
         Literal["live", "after"],
         typer.Option(help="live: projections built during the run; after: paused, then timed alone"),
     ] = "live",
+    commit_thread: Annotated[
+        bool, typer.Option(help="writers append in their own thread (off: on the shard's loop, the baseline)")
+    ] = True,
     json_out: JsonOut = False,
 ) -> None:
     """Shard actors with their PostgreSQL commit vs the in-memory core and a one-order-per-transaction
@@ -458,7 +467,8 @@ def command(
                              durability=durability, half_load=half_load,
                              baseline_orders=baseline_orders, method_orders=method_orders,
                              recovery_events=recovery_events, snapshot_every=snapshot_every,
-                             profile=profile, dsn=dsn, projector=projector, json=json_out))
+                             profile=profile, dsn=dsn, projector=projector,
+                             commit_thread=commit_thread, json=json_out))
     )  # fmt: skip
 
 

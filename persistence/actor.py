@@ -36,10 +36,16 @@ class PersistenceService:
     """
 
     def __init__(
-        self, dsn: str, redis_url: str | None = None, method: str = "copy", pool_size: int = 4
+        self,
+        dsn: str,
+        redis_url: str | None = None,
+        method: str = "copy",
+        pool_size: int = 4,
+        commit_thread: bool = True,
     ) -> None:
         self.dsn = dsn
         self.redis_url = redis_url
+        self.commit_thread = commit_thread
         self.method = method
         self.pool_size = pool_size
         self._pool: Any = None
@@ -116,9 +122,10 @@ class PersistenceService:
         async with self._pool.acquire() as conn:
             return [dict(r) for r in await conn.fetch(sql, *args)]
 
-    async def writer_config(self) -> tuple[str, str | None]:
-        """``(dsn, redis_url)`` for a shard's own :class:`persistence.shard_writer.ShardWriter`."""
-        return self.dsn, self.redis_url
+    async def writer_config(self) -> dict[str, Any]:
+        """Keyword arguments ``dsn``, ``redis_url``, ``commit_thread`` for a shard's own
+        :class:`persistence.shard_writer.ShardWriter`."""
+        return {"dsn": self.dsn, "redis_url": self.redis_url, "commit_thread": self.commit_thread}
 
     async def stats(self) -> dict[str, Any]:
         """Counters: committed batches and events, failed appends, append method."""
@@ -146,12 +153,14 @@ def get_or_create_persistence(
     method: str = "copy",
     detached: bool = False,
     placement: dict[str, Any] | None = None,
+    commit_thread: bool = True,
 ) -> Any:
     """Handle of the named ``persistence`` actor in ``namespace``, created if missing; ``placement``:
-    more actor options (the runtime pins it to the head node of a cluster)."""
+    more actor options (the runtime pins it to the head node of a cluster); ``commit_thread``: what
+    it tells the shards' writers (:class:`persistence.shard_writer.ShardWriter`)."""
     opts: dict[str, Any] = {"name": ACTOR_NAME, "get_if_exists": True, "num_cpus": 0, **(placement or {})}
     if namespace:
         opts["namespace"] = namespace
     if detached:
         opts["lifetime"] = "detached"
-    return PersistenceActor.options(**opts).remote(dsn, redis_url, method)
+    return PersistenceActor.options(**opts).remote(dsn, redis_url, method, commit_thread=commit_thread)

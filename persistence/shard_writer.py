@@ -3,11 +3,13 @@ directly, on its own small asyncpg pool (no shared persistence actor, no Ray hop
 Redis fan-out of what it committed.
 
 - :class:`ShardWriter`: a :class:`~persistence.pg_store.PostgresEventStore` over a pool of
-  ``pool_size`` (default 2) connections created in the running event loop (asyncpg pools belong to
-  one loop: a call from another loop gets a pool of its own; :meth:`ShardWriter.aclose` closes the
-  current one). Batches are appended by binary ``COPY`` in one transaction each, fenced by the
-  ``(shard_id, seq)`` primary key (:func:`persistence.pg_store.fenced_commit`). The pool is reopened
-  after a PostgreSQL restart (asyncpg replaces broken connections on acquire).
+  ``pool_size`` (default 2) connections per event loop (asyncpg pools belong to one loop: each loop
+  that calls gets a pool of its own; :meth:`ShardWriter.aclose` closes the caller's and the commit
+  thread's). Appends run in a :class:`CommitThread`, a loop of their own, so a commit's round trips
+  go on while the shard's loop matches the next batch (``bench shard`` measures both ways). Batches
+  are appended by binary ``COPY`` in one transaction each, fenced by the ``(shard_id, seq)`` primary
+  key (:func:`persistence.pg_store.fenced_commit`). Pools survive a PostgreSQL restart (asyncpg
+  replaces broken connections on acquire).
 - :class:`EventFanout`: after a commit, the batch's events are published in seq order to the Redis
   channel ``td:events:<shard_id>`` as JSON ``{"shard_id", "seq", "type", "ts", "payload"}``. The JSON
   is made from the stored MessagePack (:func:`actors.core.events.msgpack_to_json`) by a background
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -30,6 +34,7 @@ from persistence.pg_store import PostgresEventStore
 from persistence.store import EventRow, Snapshot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WRITER_APP_PREFIX = "td-writer:"
 """``application_name`` prefix of the shard writers' connections (``td-writer:<shard id>``)."""
@@ -104,12 +109,34 @@ class EventFanout:
             self._redis = None
 
 
+class CommitThread:
+    """An asyncio loop in a daemon thread where a writer runs its appends: the COPY's steps (and the
+    fan-out's JSON) then go on while the shard's own loop is busy matching, instead of waiting for
+    it between steps. ``run(coro)`` schedules ``coro`` there and returns an awaitable of its result
+    for the caller's loop."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name[:60], daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """``coro`` on the thread's loop, as a future of the calling loop."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def stop(self) -> None:
+        """Stop the loop (the daemon thread then ends)."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
 class ShardWriter:
     """One shard's event store on its own pool. ``dsn``: PostgreSQL URL; ``redis_url``: where to
-    publish committed events (None = nowhere); ``pool_size``: connections (one append at a time,
-    the other for reads and snapshots); ``method``: ``copy`` | ``executemany``; ``name``: the
+    publish committed events (None = nowhere); ``pool_size``: connections per loop (one append at a
+    time, the other for reads and snapshots); ``method``: ``copy`` | ``executemany``; ``name``: the
     connections' ``application_name`` (``td-writer:<shard id>``: operators and ``bench shard`` find
-    the writer's PostgreSQL backends in ``pg_stat_activity`` by it)."""
+    the writer's PostgreSQL backends in ``pg_stat_activity`` by it); ``commit_thread``: run appends
+    and the fan-out in a :class:`CommitThread` (the default; False keeps them on the caller's loop,
+    the measured baseline of ``bench shard --no-commit-thread``)."""
 
     def __init__(
         self,
@@ -118,47 +145,65 @@ class ShardWriter:
         pool_size: int = 2,
         method: str = "copy",
         name: str = "td-writer",
+        commit_thread: bool = True,
     ) -> None:
         self.dsn = dsn
         self.name = name
         self.pool_size = pool_size
         self.method = method
         self.fanout = EventFanout(redis_url)
-        self._pool: Any = None
-        self._store: PostgresEventStore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
+        self._stores: dict[asyncio.AbstractEventLoop, tuple[Any, PostgresEventStore]] = {}
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._thread = CommitThread(f"commit:{name}") if commit_thread else None
 
     async def store(self) -> PostgresEventStore:
         """The store over this loop's pool (created on first use in each loop)."""
         loop = asyncio.get_running_loop()
-        if self._store is not None and self._loop is loop:
-            return self._store
-        if self._lock is None or self._loop is not loop:
-            self._lock, self._loop, self._store = asyncio.Lock(), loop, None
-        async with self._lock:
-            if self._store is None:
+        found = self._stores.get(loop)
+        if found is not None:
+            return found[1]
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            if loop not in self._stores:
                 import asyncpg
 
-                self._pool = await asyncpg.create_pool(
+                pool = await asyncpg.create_pool(
                     self.dsn,
                     min_size=1,
                     max_size=self.pool_size,
                     command_timeout=60,
                     server_settings={"application_name": self.name[:63]},
                 )
-                self._store = PostgresEventStore(self._pool, self.method)
-        return self._store
+                self._stores[loop] = (pool, PostgresEventStore(pool, self.method))
+        return self._stores[loop][1]
 
     async def aclose(self) -> None:
-        """Close this loop's pool and the fan-out (the next call opens a new pool)."""
-        pool, self._pool, self._store = self._pool, None, None
+        """Close this loop's pool, and the commit thread's pool and fan-out (the next call opens
+        new ones)."""
+        loop = asyncio.get_running_loop()
+        if self._thread is not None:
+            await self._thread.run(self._close_here())
+        else:
+            await self.fanout.aclose()
+        entry = self._stores.pop(loop, None)
+        self._locks.pop(loop, None)
+        if entry is not None:
+            await entry[0].close()
+
+    async def _close_here(self) -> None:
         await self.fanout.aclose()
-        if pool is not None:
-            await pool.close()
+        entry = self._stores.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[0].close()
 
     async def append(self, rows: BatchRows) -> int:
-        """See :meth:`persistence.store.EventStore.append`; committed events are then published."""
+        """See :meth:`persistence.store.EventStore.append`; committed events are then published.
+        Runs in the commit thread when there is one."""
+        if self._thread is not None:
+            return await self._thread.run(self._append(rows))
+        return await self._append(rows)
+
+    async def _append(self, rows: BatchRows) -> int:
         last = await (await self.store()).append(rows)
         self.fanout.publish(rows)
         return last

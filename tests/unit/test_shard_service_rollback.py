@@ -142,15 +142,32 @@ async def test_unknown_outcome_committed_then_retry_answers_original() -> None:
     assert await svc.engine_snapshot() == await control.engine_snapshot()
 
 
-async def test_commit_cancelled_midway_never_hangs_the_shard() -> None:
+async def _commit_in_flight() -> tuple[FlakyStore, ShardService, asyncio.Task[Any]]:
+    """A shard after one batch, and a second batch matched whose (slow) commit is in flight."""
     store = FlakyStore()
     svc = await _service(store)
     await svc.submit(orders(10, "h"))
     store.delay_s = 0.05
     task = asyncio.create_task(svc.submit(orders(10, "i", seed=2)))
-    await asyncio.sleep(0.01)  # matched, the commit is in flight
+    await asyncio.sleep(0.01)
+    return store, svc, task
+
+
+async def test_a_cancelled_caller_leaves_its_commit_running() -> None:
+    store, svc, task = await _commit_in_flight()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(svc.flush(), 2.0)
+    assert svc.info()["unknown"] == 0 and svc.info()["failures"] == 0
+    assert svc.committed_seq == await store.max_seq(svc.shard_id) == svc.engine.seq  # type: ignore[union-attr]
+
+
+async def test_commit_cancelled_midway_never_hangs_the_shard() -> None:
+    store, svc, task = await _commit_in_flight()
+    assert svc._committer is not None
+    svc._committer.cancel()  # as at shutdown
+    with pytest.raises(CommitUnknown):
         await task
     assert svc.info()["unknown"] == 1
     store.delay_s = 0.0
