@@ -43,8 +43,11 @@ def kg_per_unit(unit: str) -> Decimal:
     return Decimal(str(factor)).normalize()
 
 
+@lru_cache(maxsize=4096, typed=True)
 def to_kg(value: float | int | str, unit: str = "kg") -> int:
     """Convert ``value`` ``unit`` to integer kilograms, rounding half up to the nearest kg.
+    Memoised (``typed``: 1, 1.0 and True are different keys): orders repeat the same few amounts,
+    and the exact Decimal conversion was 4 % of the gateway's CPU per single order.
 
     Raises:
         ValueError: unknown unit, a value that is not a finite number, or one too large to convert.
