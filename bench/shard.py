@@ -379,7 +379,7 @@ def main(args: SimpleNamespace) -> int:
         )
         rt = start_runtime(settings, dsn, profile=args.profile)
         out["profile"] = args.profile
-        run = {"dsn": dsn, "profile": args.profile}
+        run = {"dsn": dsn, "profile": args.profile, "projector": args.projector}
         if args.shards > 1:  # one shard in the same run, on a region the K-shard pass does not use
             one = _throughput(
                 rt,
@@ -393,15 +393,16 @@ def main(args: SimpleNamespace) -> int:
             )
             out["one_shard"] = one
         out.update(
-            _throughput(
-                rt, args.shards, args.orders, args.batch, args.inflight, projector=args.projector, **run
-            )
+            _throughput(rt, args.shards, args.orders, args.batch, args.inflight, **run)
         )
         if args.shards > 1:
             base = out["one_shard"]
             out["scaling_orders_per_s"] = round(out["orders_per_s"] / base["orders_per_s"], 2)
             out["scaling_acked_orders_per_s"] = round(
                 out["acked_orders_per_s"] / base["acked_orders_per_s"], 2
+            )
+            out["scaling_matching_orders_per_s"] = round(
+                out["matching_orders_per_s"] / base["matching_orders_per_s"], 2
             )
         if args.half_load:  # latency at half the rate just measured, open loop
             half = _throughput(
