@@ -5,263 +5,69 @@ timestamp ``ts`` (epoch ms), a ``schema_version`` and a typed ``payload``: one
 :class:`msgspec.Struct` per event type (:data:`PAYLOAD_TYPES`). Readers use attributes
 (``ev.payload.quantity_kg``), never string keys. Ids are strings; kg and paise/kg are ints.
 
-Encodings (:mod:`msgspec`):
-
-- MessagePack (:func:`payload_to_msgpack`, :func:`payload_from_msgpack`): the stored form, the
-  ``events.body`` ``bytea`` column of PostgreSQL (payload fields as a map keyed by field name, so a
-  field added with a default decodes old rows as is). :func:`encode_events` / :func:`decode_events`
-  wrap a whole log (``[seq, type, ts, schema_version, payload]`` arrays).
-- JSON (:func:`payload_to_json`, :func:`payload_from_json`): the API and the Redis stream, and the
-  ``events.payload`` JSONB column of rows written before migration 0010. The JSON object of a
-  payload has exactly the Struct's fields, so both codecs carry the same data.
-
-Each payload class carries its ``SCHEMA`` version; an event stored under an older version is
-upgraded by :data:`UPGRADES` before it is decoded, a newer one is refused (ValueError).
-The payload table in docs/contracts.md is generated from these Structs (:func:`payload_table`).
+This module holds :class:`Event` and the codecs of whole events: a stored row
+(:func:`event_from_row`) and a whole log as MessagePack (:func:`encode_events` /
+:func:`decode_events`: ``[seq, type, ts, schema_version, payload]`` arrays). It is also the one
+import path of the event types and payload Structs (:mod:`actors.core.event_payloads`) and of the
+payload codecs and schema upgrades (:mod:`actors.core.event_codecs`), re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-from actors.core.orders import Order
-from actors.core.payload import SCHEMA_VERSION, Payload
-from actors.core.posttrade.events import SETTLEMENT_PAYLOAD_TYPES
-
-ORDER_ACCEPTED = "ORDER_ACCEPTED"
-ORDER_REJECTED = "ORDER_REJECTED"
-COMMAND_REJECTED = "COMMAND_REJECTED"
-ALLOCATED = "ALLOCATED"
-PROPOSED = "PROPOSED"
-PROPOSAL_REJECTED = "PROPOSAL_REJECTED"
-RESERVED = "RESERVED"
-RELEASED = "RELEASED"
-CANCELLED = "CANCELLED"
-AMENDED = "AMENDED"
-EXPIRED = "EXPIRED"
-CONFIRMED = "CONFIRMED"
-SHARD_HALTED = "SHARD_HALTED"
-SHARD_RESUMED = "SHARD_RESUMED"
-PRICE_BAND_SET = "PRICE_BAND_SET"
-MARKET_REFERENCE = "MARKET_REFERENCE"
-KILL_SWITCH = "KILL_SWITCH"
-
-
-class OrderAccepted(Payload, frozen=True, gc=False):
-    """An order entered the book: the order as accepted (a copy; later changes are other events)."""
-
-    order: Order
-
-
-class OrderRejected(Payload, frozen=True, gc=False):
-    """A place command was refused. Ids are None when they were not valid ids."""
-
-    party_id: str | None
-    client_order_id: str | None
-    reason: str
-    detail: str
-
-
-class CommandRejected(Payload, frozen=True, gc=False):
-    """Any other command was refused. ``command``: place/cancel/amend/accept/...; ``target``: the
-    order, proposal or reservation id it named (None when not a valid id)."""
-
-    command: str
-    party_id: str | None
-    target: str | None
-    reason: str
-    detail: str
-
-
-class _Match(Payload, frozen=True, gc=False):
-    """Fields shared by proposals and allocations. ``taker_command``: place, amend or confirm;
-    ``price`` paise/kg (the resting order's); ``score`` in [0, 1] with its ``breakdown``; ``risk`` the
-    risk decision (outcome, reasons, penalty, trust, score, tiers, model_versions)."""
-
-    buy_order_id: str
-    sell_order_id: str
-    buyer_id: str
-    seller_id: str
-    taker_order_id: str
-    taker_side: str
-    taker_command: str
-    quantity_kg: int
-    price: int
-    score: float
-    breakdown: dict[str, Any]
-    risk: dict[str, Any]
-
-
-class Proposed(_Match, frozen=True, gc=False):
-    """A match proposal for a NEGOTIATE requirement: nothing is reserved yet."""
-
-    proposal_id: str
-
-
-class Allocated(_Match, frozen=True, gc=False):
-    """Quantity allocated between two orders (open -> allocated on both)."""
-
-    allocation_id: str
-    reservation_id: str | None = None
-
-
-class Confirmed(Allocated, frozen=True, gc=False):
-    """A confirmed reservation became an allocation: ``reservation_id`` is set and the quantity moves
-    from reserved to allocated on both orders; ``taker_command`` is ``confirm``."""
-
-
-class ProposalRejected(Payload, frozen=True, gc=False):
-    """The buyer turned a proposal down."""
-
-    proposal_id: str
-    party_id: str
-
-
-class _Reservation(Payload, frozen=True, gc=False):
-    """Fields shared by reservation events: the two orders and parties, kg and price (paise/kg)."""
-
-    reservation_id: str
-    buy_order_id: str
-    sell_order_id: str
-    buyer_id: str
-    seller_id: str
-    quantity_kg: int
-    price: int
-
-
-class Reserved(_Reservation, frozen=True, gc=False):
-    """The buyer accepted a proposal: ``quantity_kg`` moves from open to reserved on both orders until
-    ``hold_until`` (epoch ms)."""
-
-    proposal_id: str
-    hold_until: int
-
-
-class Released(_Reservation, frozen=True, gc=False):
-    """A reservation ended without allocation; ``reason``: SELLER_RELEASED, BUYER_RELEASED or
-    HOLD_EXPIRED. Its quantity returns to open (or to cancelled/expired on a closed order)."""
-
-    reason: str
-
-
-class Cancelled(Payload, frozen=True, gc=False):
-    """The owner cancelled the order's open quantity (kg)."""
-
-    order_id: str
-    cancelled_kg: int
-
-
-class Expired(Payload, frozen=True, gc=False):
-    """The order reached ``valid_until``: its open quantity (kg, may be 0 when all of it is
-    reserved) expires and the order closes."""
-
-    order_id: str
-    expired_kg: int
-
-
-class Amended(Payload, frozen=True, gc=False):
-    """New total ``quantity_kg`` and ``open_kg``, new ``price`` (paise/kg); ``priority`` is the seq that
-    sets time priority (this event's seq when ``priority_lost``)."""
-
-    order_id: str
-    quantity_kg: int
-    open_kg: int
-    price: int
-    priority_lost: bool
-    priority: int
-
-
-class BreakerTrigger(msgspec.Struct, frozen=True, gc=False):
-    """What tripped the circuit breaker: the trade (``allocation_id``, ``trade_price`` paise/kg),
-    the price it moved from (``reference_price`` paise/kg; ``reference_kind`` ``trade`` = the trade
-    price one window earlier, ``market`` = the shard's market reference), the move and the threshold in
-    basis points, and the window (ms)."""
-
-    allocation_id: str
-    trade_price: int
-    reference_price: int
-    reference_kind: str
-    move_bp: int
-    threshold_bp: int
-    window_ms: int
-
-
-class ShardHalted(Payload, frozen=True, gc=False):
-    """The shard stopped taking new orders. ``kind``: ``OPERATOR`` (until resumed; ``halted_until``
-    None) or ``CIRCUIT_BREAKER`` (until ``halted_until`` epoch ms, with its ``trigger``)."""
-
-    kind: str
-    reason: str
-    operator_id: str | None
-    halted_until: int | None
-    trigger: BreakerTrigger | None
-
-
-class ShardResumed(Payload, frozen=True, gc=False):
-    """The halt ended. ``kind``: ``OPERATOR`` (a resume command) or ``AUTO`` (the first command
-    with ``ts >= halted_until`` of a circuit-breaker halt; the event's ts is ``halted_until``)."""
-
-    kind: str
-    operator_id: str | None
-
-
-class PriceBandSet(Payload, frozen=True, gc=False):
-    """An operator set the shard's band rule: ``mode`` default/percent/range/off, ``band_bp`` basis
-    points around the reference (percent), ``min_price``/``max_price`` paise/kg (range)."""
-
-    operator_id: str
-    mode: str
-    band_bp: int | None
-    min_price: int | None
-    max_price: int | None
-
-
-class MarketReference(Payload, frozen=True, gc=False):
-    """The shard's market reference price (paise/kg = Rs/quintal) from ``source`` as of ``as_of``."""
-
-    price: int
-    source: str
-    as_of: str
-
-
-class KillSwitchPulled(Payload, frozen=True, gc=False):
-    """An operator cancelled every open order of ``party_id`` in this shard: ``orders`` orders,
-    ``cancelled_kg`` kg in all; one CANCELLED event per order follows."""
-
-    party_id: str
-    operator_id: str
-    orders: int
-    cancelled_kg: int
-
-
-PAYLOAD_TYPES: dict[str, type[Payload]] = {
-    ORDER_ACCEPTED: OrderAccepted,
-    ORDER_REJECTED: OrderRejected,
-    COMMAND_REJECTED: CommandRejected,
-    ALLOCATED: Allocated,
-    PROPOSED: Proposed,
-    PROPOSAL_REJECTED: ProposalRejected,
-    RESERVED: Reserved,
-    RELEASED: Released,
-    CANCELLED: Cancelled,
-    AMENDED: Amended,
-    EXPIRED: Expired,
-    CONFIRMED: Confirmed,
-    SHARD_HALTED: ShardHalted,
-    SHARD_RESUMED: ShardResumed,
-    PRICE_BAND_SET: PriceBandSet,
-    MARKET_REFERENCE: MarketReference,
-    KILL_SWITCH: KillSwitchPulled,
-}
-EVENT_TYPES = frozenset(PAYLOAD_TYPES)  # the shards' event types
-# The settlement stream's payloads (actors/core/posttrade/events.py) share the codec.
-PAYLOAD_TYPES.update(SETTLEMENT_PAYLOAD_TYPES)
-
-# (type, stored schema version) -> function turning that version's builtins into the next version's.
-UPGRADES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+from actors.core.event_codecs import UPGRADES as UPGRADES
+from actors.core.event_codecs import msgpack_to_json as msgpack_to_json
+from actors.core.event_codecs import payload_from_builtins as payload_from_builtins
+from actors.core.event_codecs import payload_from_json as payload_from_json
+from actors.core.event_codecs import payload_from_msgpack as payload_from_msgpack
+from actors.core.event_codecs import payload_to_json as payload_to_json
+from actors.core.event_codecs import payload_to_msgpack as payload_to_msgpack
+from actors.core.event_payloads import ALLOCATED as ALLOCATED
+from actors.core.event_payloads import AMENDED as AMENDED
+from actors.core.event_payloads import CANCELLED as CANCELLED
+from actors.core.event_payloads import COMMAND_REJECTED as COMMAND_REJECTED
+from actors.core.event_payloads import CONFIRMED as CONFIRMED
+from actors.core.event_payloads import EVENT_TYPES as EVENT_TYPES
+from actors.core.event_payloads import EXPIRED as EXPIRED
+from actors.core.event_payloads import KILL_SWITCH as KILL_SWITCH
+from actors.core.event_payloads import MARKET_REFERENCE as MARKET_REFERENCE
+from actors.core.event_payloads import ORDER_ACCEPTED as ORDER_ACCEPTED
+from actors.core.event_payloads import ORDER_REJECTED as ORDER_REJECTED
+from actors.core.event_payloads import PAYLOAD_TYPES as PAYLOAD_TYPES
+from actors.core.event_payloads import PRICE_BAND_SET as PRICE_BAND_SET
+from actors.core.event_payloads import PROPOSAL_REJECTED as PROPOSAL_REJECTED
+from actors.core.event_payloads import PROPOSED as PROPOSED
+from actors.core.event_payloads import RELEASED as RELEASED
+from actors.core.event_payloads import RESERVED as RESERVED
+from actors.core.event_payloads import SHARD_HALTED as SHARD_HALTED
+from actors.core.event_payloads import SHARD_RESUMED as SHARD_RESUMED
+from actors.core.event_payloads import Allocated as Allocated
+from actors.core.event_payloads import Amended as Amended
+from actors.core.event_payloads import BreakerTrigger as BreakerTrigger
+from actors.core.event_payloads import Cancelled as Cancelled
+from actors.core.event_payloads import CommandRejected as CommandRejected
+from actors.core.event_payloads import Confirmed as Confirmed
+from actors.core.event_payloads import Expired as Expired
+from actors.core.event_payloads import KillSwitchPulled as KillSwitchPulled
+from actors.core.event_payloads import MarketReference as MarketReference
+from actors.core.event_payloads import OrderAccepted as OrderAccepted
+from actors.core.event_payloads import OrderRejected as OrderRejected
+from actors.core.event_payloads import PriceBandSet as PriceBandSet
+from actors.core.event_payloads import ProposalRejected as ProposalRejected
+from actors.core.event_payloads import Proposed as Proposed
+from actors.core.event_payloads import Released as Released
+from actors.core.event_payloads import Reserved as Reserved
+from actors.core.event_payloads import ShardHalted as ShardHalted
+from actors.core.event_payloads import ShardResumed as ShardResumed
+from actors.core.event_payloads import payload_table as payload_table
+from actors.core.orders import Order as Order
+from actors.core.payload import SCHEMA_VERSION as SCHEMA_VERSION
+from actors.core.payload import Payload as Payload
+from actors.core.posttrade.events import SETTLEMENT_PAYLOAD_TYPES as SETTLEMENT_PAYLOAD_TYPES
 
 
 class Event:
@@ -315,39 +121,6 @@ class Event:
         return (Event, (self.seq, self.type, self.ts, self.payload, self.schema_version))
 
 
-def _upgrade(etype: str, data: dict[str, Any], version: int) -> dict[str, Any]:
-    current = PAYLOAD_TYPES[etype].SCHEMA
-    if version > current:
-        raise ValueError(f"{etype} schema version {version} is newer than this code's {current}")
-    while version < current:
-        data = UPGRADES[(etype, version)](data)
-        version += 1
-    return data
-
-
-def payload_from_builtins(etype: str, data: dict[str, Any], schema_version: int = SCHEMA_VERSION) -> Payload:
-    """A payload dict (as in JSON) of event type ``etype`` stored under ``schema_version`` -> Struct."""
-    if schema_version != PAYLOAD_TYPES[etype].SCHEMA:
-        data = _upgrade(etype, data, schema_version)
-    return msgspec.convert(data, PAYLOAD_TYPES[etype])
-
-
-_json_encoder = msgspec.json.Encoder()
-_json_decoders = {t: msgspec.json.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
-
-
-def payload_to_json(payload: Payload) -> str:
-    """Payload -> compact JSON text (the API/stream form and the events table's JSONB column)."""
-    return _json_encoder.encode(payload).decode("utf-8")
-
-
-def payload_from_json(etype: str, data: str | bytes, schema_version: int = SCHEMA_VERSION) -> Payload:
-    """JSON text of a payload of type ``etype`` -> Struct (older schema versions are upgraded)."""
-    if schema_version == PAYLOAD_TYPES[etype].SCHEMA:
-        return _json_decoders[etype].decode(data)
-    return payload_from_builtins(etype, msgspec.json.decode(data), schema_version)
-
-
 def event_from_row(seq: int, etype: str, ts: int, schema_version: int, payload: str | bytes) -> Event:
     """An :class:`Event` from a stored row ``(seq, type, ts, schema_version, payload)``: ``payload``
     as MessagePack ``bytes`` (:func:`payload_to_msgpack`) or as JSON ``str`` (rows stored as JSON).
@@ -369,25 +142,6 @@ class _Envelope(msgspec.Struct, array_like=True, gc=False):
 
 _mp_encoder = msgspec.msgpack.Encoder()
 _mp_envelopes = msgspec.msgpack.Decoder(list[_Envelope])
-_mp_decoders = {t: msgspec.msgpack.Decoder(cls) for t, cls in PAYLOAD_TYPES.items()}
-
-
-def payload_to_msgpack(payload: Payload) -> bytes:
-    """Payload -> MessagePack bytes (fields as a map): the stored form (``events.body``)."""
-    return _mp_encoder.encode(payload)
-
-
-def payload_from_msgpack(etype: str, data: bytes, schema_version: int = SCHEMA_VERSION) -> Payload:
-    """MessagePack bytes of a payload of type ``etype`` -> Struct (older schema versions upgraded)."""
-    if schema_version == PAYLOAD_TYPES[etype].SCHEMA:
-        return _mp_decoders[etype].decode(data)
-    return payload_from_builtins(etype, msgspec.msgpack.decode(data), schema_version)
-
-
-def msgpack_to_json(data: bytes) -> bytes:
-    """MessagePack bytes of a payload -> the same payload as compact JSON bytes, without its type
-    (the JSON equals :func:`payload_to_json` of the decoded payload: field order and values kept)."""
-    return _json_encoder.encode(msgspec.msgpack.decode(data))
 
 
 def encode_events(events: Iterable[Event]) -> bytes:
@@ -403,33 +157,3 @@ def decode_events(data: bytes) -> list[Event]:
         payload = payload_from_msgpack(env.type, env.payload, env.schema_version)
         out.append(Event(env.seq, env.type, env.ts, payload, PAYLOAD_TYPES[env.type].SCHEMA))
     return out
-
-
-_SCALAR_NAMES: dict[type, str] = {
-    msgspec.inspect.StrType: "str",
-    msgspec.inspect.IntType: "int",
-    msgspec.inspect.FloatType: "float",
-    msgspec.inspect.BoolType: "bool",
-    msgspec.inspect.NoneType: "null",
-    msgspec.inspect.DictType: "object",
-}
-
-
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, msgspec.inspect.StructType):
-        return tp.cls.__name__
-    if isinstance(tp, msgspec.inspect.UnionType):
-        return " or ".join(_type_name(t) for t in tp.types)
-    return _SCALAR_NAMES.get(type(tp), "any")
-
-
-def payload_table() -> str:
-    """The Markdown table of every event type's payload fields, generated from the Structs (the
-    table in docs/contracts.md must equal this; a unit test checks it)."""
-    lines = ["| event type | payload class | schema | fields |", "|---|---|---|---|"]
-    for etype, cls in PAYLOAD_TYPES.items():
-        info = msgspec.inspect.type_info(cls)
-        assert isinstance(info, msgspec.inspect.StructType)
-        fields = ", ".join(f"`{f.name}`: {_type_name(f.type)}" for f in info.fields)
-        lines.append(f"| `{etype}` | `{cls.__name__}` | {cls.SCHEMA} | {fields} |")
-    return "\n".join(lines)
