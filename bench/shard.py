@@ -392,9 +392,7 @@ def main(args: SimpleNamespace) -> int:
                 **run,
             )
             out["one_shard"] = one
-        out.update(
-            _throughput(rt, args.shards, args.orders, args.batch, args.inflight, **run)
-        )
+        out.update(_throughput(rt, args.shards, args.orders, args.batch, args.inflight, **run))
         if args.shards > 1:
             base = out["one_shard"]
             out["scaling_orders_per_s"] = round(out["orders_per_s"] / base["orders_per_s"], 2)
