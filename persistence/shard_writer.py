@@ -117,15 +117,21 @@ class CommitThread:
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name[:60], daemon=True)
+        self.thread = threading.Thread(target=self._main, name=name[:60], daemon=True)
         self.thread.start()
+
+    def _main(self) -> None:
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """``coro`` on the thread's loop, as a future of the calling loop."""
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def stop(self) -> None:
-        """Stop the loop (the daemon thread then ends)."""
+        """Stop the loop; the thread then closes it and ends."""
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
@@ -154,7 +160,8 @@ class ShardWriter:
         self.fanout = EventFanout(redis_url)
         self._stores: dict[asyncio.AbstractEventLoop, tuple[Any, PostgresEventStore]] = {}
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        self._thread = CommitThread(f"commit:{name}") if commit_thread else None
+        self.commit_thread = commit_thread
+        self._thread: CommitThread | None = None  # started by the first append, ended by aclose
 
     async def store(self) -> PostgresEventStore:
         """The store over this loop's pool (created on first use in each loop)."""
@@ -181,8 +188,10 @@ class ShardWriter:
         """Close this loop's pool, and the commit thread's pool and fan-out (the next call opens
         new ones)."""
         loop = asyncio.get_running_loop()
-        if self._thread is not None:
-            await self._thread.run(self._close_here())
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await thread.run(self._close_here())
+            thread.stop()
         else:
             await self.fanout.aclose()
         entry = self._stores.pop(loop, None)
@@ -199,7 +208,9 @@ class ShardWriter:
     async def append(self, rows: BatchRows) -> int:
         """See :meth:`persistence.store.EventStore.append`; committed events are then published.
         Runs in the commit thread when there is one."""
-        if self._thread is not None:
+        if self.commit_thread:
+            if self._thread is None:
+                self._thread = CommitThread(f"commit:{self.name}")
             return await self._thread.run(self._append(rows))
         return await self._append(rows)
 

@@ -23,19 +23,20 @@ def contract_dsn() -> Iterator[str]:
     drop_database(name)
 
 
-@pytest.fixture(params=["memory", "postgres", "writer"])
+@pytest.fixture(params=["memory", "postgres", "writer", "writer-inline"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """An :class:`persistence.store.EventStore` of each implementation (``writer``: a shard actor's
-    own :class:`persistence.shard_writer.ShardWriter`)."""
+    own :class:`persistence.shard_writer.ShardWriter`, appending in its commit thread;
+    ``writer-inline``: the same on the caller's loop)."""
     if request.param == "memory":
         from persistence.memory_store import MemoryEventStore
 
         yield MemoryEventStore()
         return
-    if request.param == "writer":
+    if request.param.startswith("writer"):
         from persistence.shard_writer import ShardWriter
 
-        writer = ShardWriter(request.getfixturevalue("contract_dsn"))
+        writer = ShardWriter(request.getfixturevalue("contract_dsn"), commit_thread=request.param == "writer")
         try:
             yield writer
         finally:
