@@ -43,7 +43,6 @@ def kg_per_unit(unit: str) -> Decimal:
     return Decimal(str(factor)).normalize()
 
 
-@lru_cache(maxsize=4096, typed=True)
 def to_kg(value: float | int | str, unit: str = "kg") -> int:
     """Convert ``value`` ``unit`` to integer kilograms, rounding half up to the nearest kg.
     Memoised (``typed``: 1, 1.0 and True are different keys): orders repeat the same few amounts,
@@ -52,6 +51,14 @@ def to_kg(value: float | int | str, unit: str = "kg") -> int:
     Raises:
         ValueError: unknown unit, a value that is not a finite number, or one too large to convert.
     """
+    try:
+        return _to_kg(value, unit)
+    except TypeError:  # unhashable, so not a number (the memo needs hashable arguments)
+        raise ValueError(f"quantity {value!r} is not a number") from None
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _to_kg(value: float | int | str, unit: str) -> int:
     if isinstance(value, bool):
         raise ValueError("quantity must be a number")
     if isinstance(value, float) and not math.isfinite(value):
