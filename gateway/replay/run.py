@@ -129,7 +129,7 @@ async def run_replay(
     stats = Stats()
     played: SeasonStats | None = None
     try:
-        r = await client.http.get("/openapi.json")
+        r = await client.call("GET", "/openapi.json", None)
         ep = Endpoints.discover(r.json()) if r.status_code == 200 else Endpoints()
         stats.pool_before = await pool_snapshot(client, admin_token)
         keys = await _create_parties(client, ep, admin_token, plan)
