@@ -19,7 +19,7 @@ def fill_log(dsn: str, region: str, n_events: int, snapshot_every: int, batch: i
     import asyncpg
 
     from actors.core.engine import ShardEngine
-    from bench.shard import T0, make_orders
+    from bench.shard_orders import T0, make_orders
     from persistence.event_store import batch_rows, encode_snapshot
     from persistence.pg_store import PostgresEventStore
 

@@ -26,7 +26,9 @@ batches outstanding (the shard matches batch N+1 while batch N commits), and rep
   batch's scheduled send time); ``one_shard`` and ``scaling_*``: with ``--shards K > 1``, one shard
   on its own first, in the same run;
 - ``event_payload_bytes`` / ``events_table_bytes_per_event``: stored size of the run's events (costs
-  and recovery parts: ``bench/costs.py``, ``bench/recovery.py``).
+  and recovery parts: ``bench/costs.py``, ``bench/recovery.py``; the order stream, the baselines and
+  the projector's lag: ``bench/shard_orders.py``, ``bench/shard_baselines.py``,
+  ``bench/shard_projector_lag.py``).
 
 Uses ``TRADEDESK_DATABASE_URL`` (or ``--dsn``), else an embedded PostgreSQL in a temporary directory;
 each run creates and drops its own database, and stops and deletes the embedded server
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import statistics
 import threading
 import time
@@ -49,58 +50,16 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from actors.core.commands import PlaceOrder
 from actors.core.ids import shard_id_for
 from bench import BENCH_REGIONS, JsonOut
 from bench.cleanup import Started
 from bench.costs import core_rate, cpu_s, event_bytes, writer_backends
 from bench.recovery import recovery
-
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, epoch ms
-
-
-def make_orders(
-    region: str,
-    commodity: str,
-    n: int,
-    seed: int = 0,
-    prefix: str = "c",
-    parties: int = 200,
-    ts0: int = T0,
-    mid_price: int = 15_000,
-) -> list[PlaceOrder]:
-    """``n`` synthetic place commands for one shard: half availabilities, half requirements, prices
-    around ``mid_price`` paise/kg (+-2 %), quantities 1-40 bales (170 kg each), ``client_order_id``
-    ``<prefix><i>``, timestamps 1 ms apart from ``ts0``. Deterministic for a seed."""
-    rnd = random.Random(seed)
-    band = mid_price // 50
-    out = []
-    for i in range(n):
-        side = "BUY" if rnd.random() < 0.5 else "SELL"
-        out.append(
-            PlaceOrder(
-                ts=ts0 + i,
-                party_id=f"P{rnd.randrange(parties)}",
-                client_order_id=f"{prefix}{i}",
-                side=side,
-                commodity=commodity,
-                region=region,
-                quantity_kg=rnd.randrange(1, 41) * 170,
-                price=mid_price + rnd.randrange(-band, band + 1),
-                lat=22.3 + rnd.random(),
-                lon=70.8 + rnd.random(),
-            )
-        )
-    return out
-
-
-def percentile(xs: list[float], q: float) -> float:
-    """``q``-th percentile (0-100) of ``xs`` by nearest rank; 0.0 when empty."""
-    if not xs:
-        return 0.0
-    s = sorted(xs)
-    k = max(0, min(len(s) - 1, round(q / 100 * (len(s) - 1))))
-    return s[k]
+from bench.shard_baselines import append_methods, baseline
+from bench.shard_orders import T0 as T0
+from bench.shard_orders import make_orders as make_orders
+from bench.shard_orders import percentile as percentile
+from bench.shard_projector_lag import LagSampler
 
 
 def _dsn(args: SimpleNamespace, started: Started) -> str:
@@ -166,7 +125,7 @@ def _throughput(
             lat[i].append((time.perf_counter() - t) * 1000)
             events[i] += sum(len(r["seqs"]) for r in res)
 
-    lag = _LagSampler(rt.dsn, [shard_id_for(r, "cotton") for r in regions])
+    lag = LagSampler(rt.dsn, [shard_id_for(r, "cotton") for r in regions])
     proj0 = ray.get(rt.projector.ping.remote())
     if projector == "after":
         ray.get(rt.projector.pause.remote())
@@ -239,126 +198,6 @@ def _throughput(
     }
 
 
-class _LagSampler(threading.Thread):
-    """Samples the projector's lag of ``shard_ids`` every 50 ms (own asyncpg connection) until
-    :meth:`stop_when_caught_up`: ``max_events``, ``max_s``, ``samples`` (lag s), ``caught_up_s``
-    (seconds from start until every shard's projection reached its head after the load ended)."""
-
-    def __init__(self, dsn: str, shard_ids: list[str]) -> None:
-        super().__init__(daemon=True)
-        self.dsn, self.shard_ids = dsn, shard_ids
-        self.max_events, self.max_s = 0, 0.0
-        self.samples: list[float] = []
-        self.caught_up_s = 0.0
-        self._stop_at_catch_up = threading.Event()
-
-    def run(self) -> None:
-        import asyncio
-
-        asyncio.run(self._poll())
-
-    async def _poll(self) -> None:
-        import asyncio
-
-        import asyncpg
-
-        from persistence.projection_store import positions
-
-        conn = await asyncpg.connect(self.dsn)
-        t0 = time.perf_counter()
-        try:
-            while True:
-                pos = {s: p for s, p in (await positions(conn)).items() if s in self.shard_ids}
-                behind = sum(p["projector_lag_events"] for p in pos.values())
-                lag_s = max((p["projector_lag_s"] for p in pos.values()), default=0.0)
-                self.max_events, self.max_s = max(self.max_events, behind), max(self.max_s, lag_s)
-                self.samples.append(lag_s)
-                if self._stop_at_catch_up.is_set() and behind == 0:
-                    self.caught_up_s = time.perf_counter() - t0
-                    return
-                await asyncio.sleep(0.05)
-        finally:
-            await conn.close()
-
-    def stop_when_caught_up(self, timeout: float = 600) -> None:
-        self._stop_at_catch_up.set()
-        self.join(timeout)
-
-
-def _baseline(dsn: str, n: int) -> dict[str, Any]:
-    """The old design: one call per order, one transaction per order (single-row inserts of its
-    events), through one connection."""
-    import asyncio
-
-    import asyncpg
-
-    from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows
-
-    async def run() -> float:
-        conn = await asyncpg.connect(dsn)
-        eng = ShardEngine("IN-KA", "cotton")
-        cmds = make_orders("IN-KA", "cotton", n, seed=99, prefix="x")
-        from persistence.pg_store import PostgresEventStore
-
-        class _One:
-            def acquire(self) -> Any:
-                class _Ctx:
-                    async def __aenter__(self_inner) -> Any:
-                        return conn
-
-                    async def __aexit__(self_inner, *a: Any) -> None:
-                        return None
-
-                return _Ctx()
-
-        store = PostgresEventStore(_One(), method="executemany")
-        t0 = time.perf_counter()
-        for c in cmds:
-            res = eng.process([c])
-            await store.append(batch_rows(eng.shard_id, res.events))
-        dt = time.perf_counter() - t0
-        await conn.close()
-        return dt
-
-    dt = asyncio.run(run())
-    return {"baseline_orders": n, "baseline_orders_per_s": round(n / dt, 1)}
-
-
-def _append_methods(dsn: str, n_orders: int, batch: int) -> dict[str, Any]:
-    """Append path alone (no Ray): COPY vs executemany, same batches, events/s."""
-    import asyncio
-
-    import asyncpg
-
-    from actors.core.engine import ShardEngine
-    from persistence.event_store import batch_rows
-    from persistence.pg_store import PostgresEventStore
-
-    out: dict[str, Any] = {}
-    for k, method in enumerate(("executemany", "copy")):
-        eng = ShardEngine(BENCH_REGIONS[-1 - k], "cotton")  # real regions no throughput shard uses
-        cmds = make_orders(eng.region, "cotton", n_orders, seed=7, prefix="m")
-        prepared = []
-        for j in range(0, len(cmds), batch):
-            res = eng.process(cmds[j : j + batch])
-            prepared.append(batch_rows(eng.shard_id, res.events))
-
-        async def run(method: str = method, prepared: list[Any] = prepared) -> tuple[float, int]:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
-            store = PostgresEventStore(pool, method=method)
-            t0 = time.perf_counter()
-            for rows in prepared:
-                await store.append(rows)
-            dt = time.perf_counter() - t0
-            await pool.close()
-            return dt, sum(len(r.events) for r in prepared)
-
-        dt, ne = asyncio.run(run())
-        out[f"{method}_events_per_s"] = round(ne / dt, 1)
-    return out
-
-
 def main(args: SimpleNamespace) -> int:
     """Run the benchmark with the options of :func:`command`; print a JSON object or a table. Returns 0."""
 
@@ -418,10 +257,10 @@ def main(args: SimpleNamespace) -> int:
                 for k in ("offered_orders_per_s", "orders_per_s", "p50_ms", "p99_ms", "cpu_us_per_order")
             }
         if args.baseline_orders:
-            out.update(_baseline(dsn, args.baseline_orders))
+            out.update(baseline(dsn, args.baseline_orders))
             out["speedup_vs_baseline"] = round(out["orders_per_s"] / out["baseline_orders_per_s"], 1)
         if args.method_orders:
-            out.update(_append_methods(dsn, args.method_orders, args.batch))
+            out.update(append_methods(dsn, args.method_orders, args.batch))
         if args.recovery_events:
             out.update(recovery(rt, dsn, args.recovery_events, args.snapshot_every, args.batch))
         out.update(event_bytes(dsn))
