@@ -103,7 +103,15 @@ def _throughput(
     cpu0 = cpu_s(shard_pids + pg_pids)
     per_shard_rate = rate / k if rate else 0.0
 
+    failures: list[BaseException] = []
+
     def drive(i: int, t_start: float) -> None:
+        try:
+            drive_shard(i, t_start)
+        except Exception as exc:  # raised in the main thread after join (an interrupted run ends quietly)
+            failures.append(exc)
+
+    def drive_shard(i: int, t_start: float) -> None:
         # up to ``inflight`` batches outstanding per shard; answers come back in submission order
         h, cmds = handles[i], streams[i]
         window: list[tuple[Any, float]] = []
@@ -132,11 +140,13 @@ def _throughput(
     else:
         lag.start()
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=drive, args=(i, t0)) for i in range(k)]
+    threads = [threading.Thread(target=drive, args=(i, t0), daemon=True) for i in range(k)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise failures[0]
     acked = time.perf_counter() - t0
     ray.get([h.flush.remote() for h in handles])  # async durability: the commits count too
     wall = time.perf_counter() - t0

@@ -22,12 +22,16 @@ class LagSampler(threading.Thread):
         self.max_events, self.max_s = 0, 0.0
         self.samples: list[float] = []
         self.caught_up_s = 0.0
+        self.error: str | None = None
         self._stop_at_catch_up = threading.Event()
 
     def run(self) -> None:
         import asyncio
 
-        asyncio.run(self._poll())
+        try:
+            asyncio.run(self._poll())
+        except Exception as exc:  # the run was interrupted and its database dropped: no report, no trace
+            self.error = f"{type(exc).__name__}: {exc}"
 
     async def _poll(self) -> None:
         import asyncio
