@@ -100,8 +100,10 @@ def _alive(seen: dict[int, str]) -> list[str]:
 def _run(
     name: str, extra: list[str], interrupt_when: str | None = None, timeout_s: float = 420
 ) -> tuple[int, str, str, dict[int, str]]:
-    """Run ``tradedesk bench NAME --json``; with ``interrupt_when``, SIGINT it once a started process's
-    command line contains that text. Returns (exit code, stdout, stderr, started pid -> cmd)."""
+    """Run ``tradedesk bench NAME --json``; with ``interrupt_when``, SIGINT it 2 s after a running
+    descendant's command line contains that text (or 30 s after its raylet started, whichever comes
+    first), and again every 10 s while it runs on (a SIGINT that lands while Ray is still starting
+    can be lost, as Ctrl-C pressed twice). Returns (exit code, stdout, stderr, started pid -> cmd)."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("TRADEDESK_DATABASE_URL", "TRADEDESK_RAY_ADDRESS")
     }
@@ -109,18 +111,31 @@ def _run(
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "bench", name, "--json", *extra],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C's default action, also when this test itself runs as a background job of a shell
+        # without job control (which starts it with SIGINT ignored, and Python then keeps it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     seen: dict[int, str] = {}
     deadline = time.monotonic() + timeout_s
-    interrupted = False
+    interrupted_at: float | None = None
+    raylet_at: float | None = None
     while proc.poll() is None:
-        assert time.monotonic() < deadline, f"bench {name} did not finish"
+        now = time.monotonic()
+        assert now < deadline, f"bench {name} did not finish"
         _record(proc, seen)
-        if interrupt_when and not interrupted and any(interrupt_when in c for c in _running_now(proc)):
-            time.sleep(2.0)
-            _record(proc, seen)
-            proc.send_signal(signal.SIGINT)
-            interrupted = True
+        if interrupt_when:
+            if raylet_at is None and any("raylet" in c for c in seen.values()):
+                raylet_at = now
+            first = interrupted_at is None and (
+                any(interrupt_when in c for c in _running_now(proc))
+                or (raylet_at is not None and now - raylet_at > 30)
+            )
+            if first or (interrupted_at is not None and now - interrupted_at > 10):
+                if first:
+                    time.sleep(2.0)
+                    _record(proc, seen)
+                proc.send_signal(signal.SIGINT)
+                interrupted_at = time.monotonic()
         time.sleep(0.3)
     out, err = proc.communicate()
     time.sleep(1.0)
