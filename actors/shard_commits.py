@@ -72,11 +72,9 @@ class CommitMixin:
     committed_seq: int
     memory_tail: int
     shadow: CommittedShadow | None
-    snapshot_mode: str
     _checkpoint: Checkpoint | None
     _dirty: bool
     _unknown: list[Batch]
-    _tasks: set[asyncio.Task[None]]
     _queue: list[Batch]
     _committer: asyncio.Task[None] | None
     _broken_epoch: int | None

@@ -335,7 +335,7 @@ class ShardService(SnapshotMixin, CommitMixin):
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("shard %s: background commit failed: %s", self.shard_id, task.exception())
+            log.warning("shard %s: background snapshot task failed: %s", self.shard_id, task.exception())
 
     async def flush(self) -> int:
         """Wait for every in-flight commit and snapshot; return the committed seq."""
