@@ -51,25 +51,31 @@ def _bench_databases() -> set[str]:
         conn.close()
 
 
-def _record(proc: subprocess.Popen[str], seen: dict[int, str]) -> None:
+def _record(proc: subprocess.Popen[str], seen: dict[tuple[int, float], str]) -> None:
+    """Add ``proc``'s descendants and the ``td-bench-`` PostgreSQL processes to ``seen`` (keyed by
+    pid and start time, so a reused pid is another process), keeping each one's latest command line:
+    a process sampled between fork and exec still shows its parent's command line."""
     import psutil
 
     try:
         kids = psutil.Process(proc.pid).children(recursive=True)
     except psutil.Error:
         kids = []
-    for p in kids:
-        with contextlib.suppress(psutil.Error):
-            seen.setdefault(p.pid, " ".join(p.cmdline())[:200])
+    procs = list(kids)
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
         if "td-bench-" in cmd and "pgdata" in cmd:
-            seen.setdefault(p.pid, cmd[:200])
+            procs.append(p)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            cmd = " ".join(p.cmdline())[:200]
+            if cmd:
+                seen[(p.pid, p.create_time())] = cmd
 
 
 def _running_now(proc: subprocess.Popen[str]) -> list[str]:
     """Current command lines of ``proc``'s descendants (a Ray worker retitles itself
-    ``ray::<actor class>`` once it hosts an actor; ``seen`` keeps first command lines)."""
+    ``ray::<actor class>`` once it hosts an actor)."""
     import psutil
 
     out: list[str] = []
@@ -83,14 +89,14 @@ def _running_now(proc: subprocess.Popen[str]) -> list[str]:
     return out
 
 
-def _alive(seen: dict[int, str]) -> list[str]:
+def _alive(seen: dict[tuple[int, float], str]) -> list[str]:
     import psutil
 
     out = []
-    for pid, cmd in seen.items():
+    for (pid, started), cmd in seen.items():
         try:
             p = psutil.Process(pid)
-            if p.status() != psutil.STATUS_ZOMBIE and " ".join(p.cmdline())[:200] == cmd:
+            if p.create_time() == started and p.status() != psutil.STATUS_ZOMBIE:
                 out.append(f"{pid} {cmd}")
         except psutil.Error:
             pass
@@ -99,11 +105,12 @@ def _alive(seen: dict[int, str]) -> list[str]:
 
 def _run(
     name: str, extra: list[str], interrupt_when: str | None = None, timeout_s: float = 420
-) -> tuple[int, str, str, dict[int, str]]:
+) -> tuple[int, str, str, dict[tuple[int, float], str]]:
     """Run ``tradedesk bench NAME --json``; with ``interrupt_when``, SIGINT it 2 s after a running
     descendant's command line contains that text (or 30 s after its raylet started, whichever comes
     first), and again every 10 s while it runs on (a SIGINT that lands while Ray is still starting
-    can be lost, as Ctrl-C pressed twice). Returns (exit code, stdout, stderr, started pid -> cmd)."""
+    can be lost, as Ctrl-C pressed twice).
+    Returns (exit code, stdout, stderr, (pid, start time) -> latest command line)."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("TRADEDESK_DATABASE_URL", "TRADEDESK_RAY_ADDRESS")
     }
@@ -115,7 +122,7 @@ def _run(
         # without job control (which starts it with SIGINT ignored, and Python then keeps it ignored)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    seen: dict[int, str] = {}
+    seen: dict[tuple[int, float], str] = {}
     deadline = time.monotonic() + timeout_s
     interrupted_at: float | None = None
     raylet_at: float | None = None
@@ -168,7 +175,7 @@ def test_bench_stops_and_removes_what_it_started(services: None, name: str) -> N
     if name == "shard":  # no database URL in the environment: a throw-away embedded PostgreSQL
         pgdata = [c for c in seen.values() if "td-bench-" in c and "pgdata" in c]
         assert pgdata, "the shard benchmark should have started an embedded PostgreSQL"
-        assert any("raylet" in c for c in seen.values())
+        assert any("raylet" in c for c in seen.values()), sorted(seen.values())
         for cmd in pgdata:
             d = cmd.split("-D ", 1)[1].split()[0]
             assert not Path(d).exists(), f"{d} not removed"
