@@ -1,8 +1,9 @@
 """Candidate ranking and fill planning of a shard (ARCHITECTURE.md, "Matching semantics").
 
-Hard filters (:func:`actors.core.scoring.hard_filters`) and risk decide who may trade; the profile
-ranks (``price_time``: best price then time; ``quality``: weighted score, ties to the earliest); the
-taker then takes candidates best-first at the **resting** order's price until it is covered.
+Hard filters (:func:`actors.core.scoring.hard_filters`; book scans use its per-taker form
+:func:`~actors.core.scoring.taker_filter`) and risk decide who may trade; the profile ranks
+(``price_time``: best price then time; ``quality``: weighted score, ties to the earliest); the taker then
+takes candidates best-first at the **resting** order's price until it is covered.
 
 Quantity rules of a fill of ``q`` kg, checked for both orders against their **real open quantity**
 at that moment: ``q`` equals the order's open kg, or ``q >= min_order_kg`` and (for a resting order)
@@ -24,9 +25,9 @@ from actors.core.scoring import (
     closeness,
     distance_component,
     distance_limit,
-    hard_filters,
     price_component,
     quality_terms,
+    taker_filter,
 )
 from actors.core.state import ShardState
 
@@ -127,10 +128,9 @@ class Matching(ShardState):
 
     def _price_time(self, taker: Order, opposite: BookSide, decide: bool) -> Iterator[Fill]:
         """Price-time candidates, lazily: best price, then time priority."""
-        taker_is_buy = taker.side == "BUY"
+        passes = taker_filter(taker)
         for resting in opposite.crossing(taker.price):
-            buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
-            if hard_filters(buy, sell) is None:
+            if passes(resting) is None:
                 continue
             decision = self._decision(taker, resting) if decide else PASS_DECISION
             if decision is None or decision.outcome == Outcome.BLOCK:
@@ -166,6 +166,7 @@ class Matching(ShardState):
         weights = (wp, wq, wd, wt)
         terms = quality_terms(taker, spec) if taker_is_buy else None
         pass_all = not decide or (self._verdicts.pass_all and not self._verdicts.decisions)
+        passes = taker_filter(taker)
         out: list[Fill] = []
         pruned: float | None = None
         for price, level in opposite.crossing_levels(limit):
@@ -179,10 +180,10 @@ class Matching(ShardState):
                     pruned = bound
                     break
             for resting in level.values():
-                buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
-                dist = hard_filters(buy, sell)
+                dist = passes(resting)
                 if dist is None:
                     continue
+                buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
                 decision = PASS_DECISION if pass_all else self._decision(taker, resting)
                 if decision is None or decision.outcome == Outcome.BLOCK:
                     continue
@@ -290,9 +291,9 @@ class Matching(ShardState):
         and the batch's own new orders that pass the hard filters (used by ``plan``)."""
         for fill in self._ranked(taker, decide=False):
             yield fill.resting.order_id, fill.resting
+        passes = taker_filter(taker)
         for ref, other in incoming:
             if ref == taker_ref or other.side == taker.side:
                 continue
-            buy, sell = (taker, other) if taker.side == "BUY" else (other, taker)
-            if hard_filters(buy, sell) is not None:
+            if passes(other) is not None:
                 yield ref, other
