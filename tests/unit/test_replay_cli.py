@@ -75,3 +75,22 @@ def test_serve_bad_setting_is_one_line_exit_2() -> None:
         "tradedesk: bad setting (TRADEDESK_* environment or flag): port: Input should be a valid integer, "
         "unable to parse string as an integer"
     )
+
+
+def test_quickstart_server_defaults_and_overrides() -> None:
+    from gateway.quickstart import QUICKSTART_SHARD_HOSTING, server_env
+
+    env, notes = server_env({"PATH": "/bin"})
+    assert env == {
+        "PATH": "/bin",
+        "TRADEDESK_CIRCUIT_BREAKER": "false",
+        "TRADEDESK_SHARD_HOSTING": '{"*": "commodity"}',
+    }
+    assert QUICKSTART_SHARD_HOSTING == '{"*": "commodity"}'
+    assert [n.split(" (")[0] for n in notes] == [
+        "circuit breaker off for this replay",
+        "shards of a commodity share one host process",
+    ]
+    mine = {"TRADEDESK_CIRCUIT_BREAKER": "true", "TRADEDESK_SHARD_HOSTING": '{"*": "process"}'}
+    env, notes = server_env(mine)
+    assert env == mine and notes == []  # the user's settings win and nothing is claimed
