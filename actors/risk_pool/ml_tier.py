@@ -75,6 +75,8 @@ class MlTier:
         self.cache_hits = 0
         self.cache_misses = 0
         self.prior_scored = 0  # buyers scored with the no-history prior
+        self.anomaly_rows = 0  # pairs scored by the compiled anomaly model
+        self.anomaly_distinct_rows = 0  # of which distinct feature rows (each scored once)
 
     @property
     def cached_parties(self) -> int:
@@ -100,6 +102,7 @@ class MlTier:
         self.score([pair], {}, payment_features)
         self._party_cache.clear()
         self.cache_hits = self.cache_misses = self.prior_scored = 0
+        self.anomaly_rows = self.anomaly_distinct_rows = 0
 
     def observe_quantity(self, buyer: str, quantity_kg: int) -> None:
         """Feed an allocated quantity (kg): the buyer's typical order size for the anomaly model."""
@@ -151,24 +154,33 @@ class MlTier:
                 )
                 self.cache_misses += 1
         n = len(queries)
-        prices = np.empty(n)
-        refs = np.full(n, np.nan)
-        qtys = np.empty(n)
-        typical = np.full(n, np.nan)
-        ts = np.empty(n)
-        for i, q in enumerate(queries):
-            prices[i] = q.price
-            qtys[i] = q.quantity_kg
-            ts[i] = q.ts
-            st = self.market.stats(q.commodity, q.region)
-            if st is not None:
-                refs[i] = st.median
-            dq = self.typical_qty.get(q.buyer_id)
-            if dq:
-                typical[i] = sorted(dq)[len(dq) // 2]
+        # the market reference and a buyer's typical size are read once per call, not once per pair
+        ref_of: dict[tuple[str, str], float] = {}
+        typical_of: dict[str, float] = {}
+        refs_l: list[float] = []
+        typical_l: list[float] = []
+        for q in queries:
+            market = (q.commodity, q.region)
+            ref = ref_of.get(market)
+            if ref is None:
+                st = self.market.stats(q.commodity, q.region)
+                ref = ref_of[market] = float(st.median) if st is not None else math.nan
+            refs_l.append(ref)
+            typ = typical_of.get(q.buyer_id)
+            if typ is None:
+                dq = self.typical_qty.get(q.buyer_id)
+                typ = typical_of[q.buyer_id] = float(sorted(dq)[len(dq) // 2]) if dq else math.nan
+            typical_l.append(typ)
+        prices = np.fromiter((q.price for q in queries), dtype="float64", count=n)
+        qtys = np.fromiter((q.quantity_kg for q in queries), dtype="float64", count=n)
+        ts = np.fromiter((q.ts for q in queries), dtype="float64", count=n)
+        refs = np.asarray(refs_l, dtype="float64")
+        typical = np.asarray(typical_l, dtype="float64")
         X = build_order_features(prices, refs, qtys, typical, None, ts)
         if self.fast_anomaly is not None and not np.isnan(X.to_numpy()).any():
-            anomaly = self.fast_anomaly.score(X.to_numpy(dtype="float64"))
+            anomaly, distinct = self.fast_anomaly.score_counted(X.to_numpy(dtype="float64"))
+            self.anomaly_rows += n
+            self.anomaly_distinct_rows += distinct
         else:
             anomaly = np.asarray(self.models.anomaly_score(X), dtype="float64").reshape(-1)
         # IsolationForest s(x) (Liu, Ting & Zhou 2008): ~0.5 or below = nothing distinctive, near 1 =
@@ -243,9 +255,23 @@ class CompiledIsolationForest:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """``s(x)`` in (0, 1] for an (n, d) matrix, higher = more anomalous."""
+        return self.score_counted(X)[0]
+
+    def score_counted(self, X: np.ndarray) -> tuple[np.ndarray, int]:
+        """:meth:`score` and the number of distinct rows it scored. Equal rows (after the float32
+        rounding) are scored once: a batch's pairs often repeat a row (one taker against resting
+        orders of one price and size)."""
         import numpy as np
 
-        x = np.asarray(X, dtype=np.float32).astype(np.float64)
+        x = np.asarray(X, dtype=np.float32)
+        if x.shape[0] < 2:
+            return self._score_rows(x.astype(np.float64)), x.shape[0]
+        rows, inverse = np.unique(x, axis=0, return_inverse=True)
+        return self._score_rows(rows.astype(np.float64))[inverse.reshape(-1)], rows.shape[0]
+
+    def _score_rows(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         n = x.shape[0]
         node = np.broadcast_to(self.roots, (n, self.roots.shape[0])).copy()
         rows = np.arange(n)[:, None]

@@ -443,6 +443,8 @@ class RiskPoolReplica:
             "history_pairs": len(self.rules.history),
             "config_version": self.config_version,
             "prior_scored": ml.prior_scored if ml else 0,
+            "anomaly_rows": ml.anomaly_rows if ml else 0,
+            "anomaly_distinct_rows": ml.anomaly_distinct_rows if ml else 0,
             "decided": self.tally.as_dict(),
         }
 

@@ -32,3 +32,16 @@ def test_compile_only_plain_iforest_without_challenger() -> None:
     assert isinstance(compile_anomaly_model(Models({})), CompiledIsolationForest)
     assert compile_anomaly_model(Models({"order_anomaly": ("2", iso)})) is None
     assert compile_anomaly_model(object()) is None
+
+
+def test_equal_rows_scored_once_with_the_same_scores() -> None:
+    rng = np.random.default_rng(5)
+    iso = IsolationForest(n_estimators=30, random_state=0).fit(rng.normal(size=(500, 5)))
+    distinct = rng.normal(size=(40, 5))
+    X = distinct[rng.integers(0, 40, size=300)]  # 300 pairs, at most 40 distinct feature rows
+    scores, n_distinct = CompiledIsolationForest(iso).score_counted(X)
+    assert n_distinct == len(np.unique(X.astype(np.float32), axis=0)) <= 40
+    np.testing.assert_allclose(scores, -iso.score_samples(X), rtol=0, atol=1e-12)
+    one, n_one = CompiledIsolationForest(iso).score_counted(X[:1])
+    assert n_one == 1 and one.shape == (1,)
+    np.testing.assert_allclose(one, -iso.score_samples(X[:1]), rtol=0, atol=1e-12)

@@ -158,3 +158,39 @@ def test_data_dir_users_prunes_dead_pids(tmp_path: Path) -> None:
     finally:
         if other.poll() is None:
             other.kill()
+
+
+def test_anomaly_features_per_pair_use_each_market_and_buyer() -> None:
+    """The anomaly model sees, per pair, its own market's median price and its buyer's median size
+    (read once per call for all pairs of a market or buyer)."""
+    seen: list[pd.DataFrame] = []
+
+    class Recording(FixedModels):
+        def anomaly_score(self, X: Any) -> np.ndarray:
+            seen.append(X.copy())
+            return np.full(len(X), 0.5)
+
+    market = MarketReference()
+    for price in (7000, 7100, 7200, 7300, 7400) * 4:
+        market.observe("cotton", "IN-TS", price)
+        market.observe("cotton", "IN-GJ", price - 1000)
+    tier = MlTier(Recording(), market)
+    for kg in (1000, 3000, 2000):
+        tier.observe_quantity("B1", kg)
+    tier.observe_quantity("B2", 500)
+    pairs = [
+        Pair("b1", "s1", "B1", "S", "cotton", "IN-TS", 4000, 7200, TS),
+        Pair("b2", "s2", "B2", "S", "cotton", "IN-GJ", 500, 6200, TS),
+        Pair("b3", "s3", "B1", "S", "cotton", "IN-GJ", 2000, 6300, TS),
+        Pair("b4", "s4", "B3", "S", "cotton", "IN-TS", 100, 7200, TS),  # B3: no size history
+    ]
+    tier.score(pairs, {}, None)
+    expected = F.build_order_features(
+        [7200, 6200, 6300, 7200],
+        [7200, 6200, 6200, 7200],  # the medians of IN-TS and IN-GJ
+        [4000, 500, 2000, 100],
+        [2000, 500, 2000, np.nan],  # B1's median size 2,000 kg, B2's 500 kg, none for B3
+        None,
+        [TS] * 4,
+    )
+    pd.testing.assert_frame_equal(seen[-1], expected)
