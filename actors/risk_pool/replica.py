@@ -252,8 +252,11 @@ class RiskPoolReplica:
             async for msg in pubsub.listen():
                 if msg.get("type") != "pmessage":
                     continue
+                raw = msg["data"]
+                if (b"ALLOCATED" if isinstance(raw, bytes) else "ALLOCATED") not in raw:
+                    continue  # no allocation in this message: not parsed (most events are not)
                 try:
-                    data = json.loads(msg["data"])
+                    data = json.loads(raw)
                     for ev in data if isinstance(data, list) else [data]:
                         if ev.get("type") == "ALLOCATED":
                             p = ev["payload"]
