@@ -25,6 +25,7 @@ from actors.core.scoring import (
     closeness,
     distance_component,
     distance_limit,
+    hard_filters,
     price_component,
     quality_terms,
     taker_filter,
@@ -127,10 +128,13 @@ class Matching(ShardState):
         return vd.get(r_ref, t_ref)
 
     def _price_time(self, taker: Order, opposite: BookSide, decide: bool) -> Iterator[Fill]:
-        """Price-time candidates, lazily: best price, then time priority."""
-        passes = taker_filter(taker)
+        """Price-time candidates, lazily: best price, then time priority. A price-time taker usually
+        meets few resting orders, so the pair test is :func:`hard_filters` itself (building a
+        :func:`taker_filter` would cost more than it saves)."""
+        taker_is_buy = taker.side == "BUY"
         for resting in opposite.crossing(taker.price):
-            if passes(resting) is None:
+            buy, sell = (taker, resting) if taker_is_buy else (resting, taker)
+            if hard_filters(buy, sell) is None:
                 continue
             decision = self._decision(taker, resting) if decide else PASS_DECISION
             if decision is None or decision.outcome == Outcome.BLOCK:
