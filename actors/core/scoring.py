@@ -78,65 +78,48 @@ def taker_filter(taker: Order) -> Callable[[Order], float | None]:
     """:func:`hard_filters` for one taker against resting orders of the other side:
     ``f(resting) == hard_filters(buy, sell)`` with ``(buy, sell)`` the pair in side order, and every
     test's taker half (party, visibility, ranges or values, location, distance limit) read once
-    instead of once per resting order. The book scans of matching call it for every candidate.
+    instead of once per resting order. The long book scans of matching call it for every candidate.
     """
+    is_buy = taker.side == "BUY"
     t_party = taker.party_id
     t_open = taker.visibility == PUBLIC and not taker.linked_parties
     t_price, t_lat, t_lon, t_limit = taker.price, taker.lat, taker.lon, taker.max_distance_km
-    if taker.side == "BUY":
-        ranges = tuple(taker.quality_ranges.items())
-
-        def against_sell(sell: Order) -> float | None:
-            if sell.price > t_price:
-                return None
-            if t_open and sell.visibility == PUBLIC and not sell.linked_parties:
-                if sell.party_id == t_party:
-                    return None
-            elif not parties_may_trade(taker, sell):
-                return None
-            if ranges:
-                sq = sell.quality
-                for name, (lo, hi) in ranges:
-                    v = sq.get(name)
-                    if v is None or v < lo or v > hi:
-                        return None
-            b = sell.max_distance_km
-            if t_limit is None:
-                if b is None:
-                    return -1.0
-                limit = b
-            else:
-                limit = t_limit if b is None or t_limit < b else b
-            d = haversine_km(t_lat, t_lon, sell.lat, sell.lon)
-            return d if d <= limit else None
-
-        return against_sell
+    t_ranges = tuple(taker.quality_ranges.items()) if is_buy else ()
     t_quality = taker.quality
 
-    def against_buy(buy: Order) -> float | None:
-        if t_price > buy.price:
+    def passes(other: Order) -> float | None:
+        if (other.price > t_price) if is_buy else (t_price > other.price):
             return None
-        if t_open and buy.visibility == PUBLIC and not buy.linked_parties:
-            if buy.party_id == t_party:
+        if t_open and other.visibility == PUBLIC and not other.linked_parties:
+            if other.party_id == t_party:
                 return None
-        elif not parties_may_trade(buy, taker):
+        elif not parties_may_trade(taker, other):  # symmetric in its two orders
             return None
-        if buy.quality_ranges:
-            for name, (lo, hi) in buy.quality_ranges.items():
+        if is_buy:  # the requirement's ranges against the availability's values
+            values = other.quality
+            for name, (lo, hi) in t_ranges:
+                v = values.get(name)
+                if v is None or v < lo or v > hi:
+                    return None
+        elif other.quality_ranges:
+            for name, (lo, hi) in other.quality_ranges.items():
                 v = t_quality.get(name)
                 if v is None or v < lo or v > hi:
                     return None
-        a = buy.max_distance_km
-        if a is None:
-            if t_limit is None:
+        o_limit = other.max_distance_km
+        if t_limit is None:
+            if o_limit is None:
                 return -1.0
-            limit = t_limit
+            limit = o_limit
         else:
-            limit = a if t_limit is None or a < t_limit else t_limit
-        d = haversine_km(buy.lat, buy.lon, t_lat, t_lon)
+            limit = t_limit if o_limit is None or t_limit < o_limit else o_limit
+        if is_buy:
+            d = haversine_km(t_lat, t_lon, other.lat, other.lon)
+        else:
+            d = haversine_km(other.lat, other.lon, t_lat, t_lon)
         return d if d <= limit else None
 
-    return against_buy
+    return passes
 
 
 QualityTerms = tuple[tuple[tuple[str, float, float, float, float], ...], float]
