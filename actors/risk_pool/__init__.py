@@ -1,7 +1,8 @@
 """The risk pool: rules + ML tiers served by a Ray Serve deployment, and the client shards call.
 
 Split by job: :mod:`~actors.risk_pool.wire` (compact wire format and shared names),
-:mod:`~actors.risk_pool.ml_tier` (ML scoring behind the circuit breaker with a timeout),
+:mod:`~actors.risk_pool.ml_tier` (ML scoring behind the circuit breaker with a timeout;
+:mod:`~actors.risk_pool.iforest` its compiled IsolationForest),
 :mod:`~actors.risk_pool.replica` (the Serve deployment class: batching, party cache, model hot reload
 from the Redis config), :mod:`~actors.risk_pool.client` (the picklable, fail-closed
 :class:`RiskPoolClient`) and :mod:`~actors.risk_pool.deploy` (:func:`deploy_risk_pool`,
@@ -13,7 +14,8 @@ batch; ``@serve.batch`` merges concurrent requests from several shards into one 
 
 from actors.risk_pool.client import PoolUnavailable, RiskPoolClient
 from actors.risk_pool.deploy import apply_model_config, build_risk_app, deploy_risk_pool, publish_model_config
-from actors.risk_pool.ml_tier import CompiledIsolationForest, MlTier, compile_anomaly_model
+from actors.risk_pool.iforest import CompiledIsolationForest, compile_anomaly_model
+from actors.risk_pool.ml_tier import MlTier
 from actors.risk_pool.wire import APP_NAME, DEPLOYMENT_NAME, from_wire, to_wire
 
 __all__ = [

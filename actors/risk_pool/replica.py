@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
+from actors.core.events import ALLOCATED
 from actors.core.ids import EVENTS_CHANNEL_PATTERN
 from actors.core.risk.breaker import CircuitBreaker
 from actors.core.risk.fusion import (
@@ -253,12 +254,12 @@ class RiskPoolReplica:
                 if msg.get("type") != "pmessage":
                     continue
                 raw = msg["data"]
-                if (b"ALLOCATED" if isinstance(raw, bytes) else "ALLOCATED") not in raw:
+                if (ALLOCATED.encode() if isinstance(raw, bytes) else ALLOCATED) not in raw:
                     continue  # no allocation in this message: not parsed (most events are not)
                 try:
                     data = json.loads(raw)
                     for ev in data if isinstance(data, list) else [data]:
-                        if ev.get("type") == "ALLOCATED":
+                        if ev.get("type") == ALLOCATED:
                             p = ev["payload"]
                             self._observe(
                                 p["seller_id"],
